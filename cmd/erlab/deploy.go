@@ -1,0 +1,97 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/erlab-dev/erlab/lab"
+)
+
+func newDeploy(g *globals) *cobra.Command {
+	var flags struct {
+		file   string
+		retain bool
+		format string
+	}
+	cmd := &cobra.Command{
+		Use:   "deploy -t FILE",
+		Short: "Deploy the lab a topology file describes",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			t, err := loadTopology(g, flags.file)
+			if err != nil {
+				return err
+			}
+			opts := g.options()
+			opts.Retain = flags.retain
+			start := time.Now()
+			if err := lab.Deploy(cmd.Context(), t, opts); err != nil {
+				return err
+			}
+			if !g.quiet {
+				fmt.Fprintf(g.stderr, "lab %s deployed: %d nodes, %d links in %s\n", t.Name, len(t.Nodes), len(t.Links), time.Since(start).Round(time.Millisecond))
+			}
+			info, err := lab.Inspect(cmd.Context(), t.Name, opts)
+			if err != nil {
+				return err
+			}
+			return printInspect(g.stdout, flags.format, []*lab.LabInfo{info})
+		},
+	}
+	topoFlag(cmd, &flags.file)
+	cmd.Flags().BoolVar(&flags.retain, "retain", false, "keep what a failed deploy made, for debugging")
+	cmd.Flags().StringVar(&flags.format, "format", "table", "summary format: table or json")
+	return cmd
+}
+
+func newDestroy(g *globals) *cobra.Command {
+	var flags struct {
+		file, name string
+		all        bool
+	}
+	cmd := &cobra.Command{
+		Use:   "destroy -t FILE | --name LAB | --all",
+		Short: "Remove every namespace, link, process and file of a lab",
+		Long:  "Remove every namespace, link, process and file of a lab. It finds them by the lab's name, so it also cleans up after a deploy that was killed half-way or whose state directory was deleted. Destroying a lab that is not there is not an error.",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts := g.options()
+			var reps []lab.DestroyReport
+			if flags.all {
+				if flags.file != "" || flags.name != "" {
+					return fmt.Errorf("--all takes no -t or --name")
+				}
+				var err error
+				if reps, err = lab.DestroyAll(cmd.Context(), opts); err != nil {
+					return err
+				}
+			} else {
+				name, err := labName(g, flags.file, flags.name)
+				if err != nil {
+					return err
+				}
+				start := time.Now()
+				opts.Status.Start("Destroying lab " + name)
+				rep, err := lab.DestroyWithReport(cmd.Context(), name, opts)
+				opts.Status.End(err == nil)
+				if err != nil {
+					return err
+				}
+				reps = append(reps, rep)
+				if !g.quiet {
+					fmt.Fprintf(g.stderr, "destroyed in %s\n", time.Since(start).Round(time.Millisecond))
+				}
+			}
+			for _, r := range reps {
+				fmt.Fprintf(g.stdout, "lab %s: removed %d namespaces, %d processes%s\n", r.Lab, r.Namespaces, r.Processes, map[bool]string{true: ", state directory", false: ""}[r.StateDir])
+			}
+			return nil
+		},
+	}
+	topoFlag(cmd, &flags.file)
+	cmd.Flags().StringVar(&flags.name, "name", "", "lab name")
+	cmd.Flags().BoolVar(&flags.all, "all", false, "destroy every lab on this host")
+	return cmd
+}

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/erlab-dev/erlab/lab"
+	"github.com/erlab-dev/erlab/lab/kernel"
+)
+
+func newGraph(g *globals) *cobra.Command {
+	var flags struct{ file, format string }
+	cmd := &cobra.Command{
+		Use:   "graph -t FILE [--format mermaid|dot]",
+		Short: "Print the topology as a Mermaid or Graphviz graph",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			t, err := loadTopology(g, flags.file)
+			if err != nil {
+				return err
+			}
+			return lab.Graph(g.stdout, t, flags.format)
+		},
+	}
+	topoFlag(cmd, &flags.file)
+	cmd.Flags().StringVar(&flags.format, "format", "mermaid", strings.Join(lab.GraphFormats, " or "))
+	return cmd
+}
+
+func newValidate(g *globals) *cobra.Command {
+	var flags struct {
+		file     string
+		noKernel bool
+	}
+	cmd := &cobra.Command{
+		Use:   "validate -t FILE",
+		Short: "Check a topology file, and that this kernel has what it needs, without deploying",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			t, err := loadTopology(g, flags.file)
+			if err != nil {
+				return err
+			}
+			if !flags.noKernel {
+				if err := lab.CheckKernel(t); err != nil {
+					return err
+				}
+			}
+			fmt.Fprintf(g.stdout, "%s: lab %s is valid: %d nodes, %d links\n", flags.file, t.Name, len(t.Nodes), len(t.Links))
+			return nil
+		},
+	}
+	topoFlag(cmd, &flags.file)
+	cmd.Flags().BoolVar(&flags.noKernel, "no-kernel", false, "check the file only, not this kernel's features")
+	return cmd
+}
+
+func newCapabilities(g *globals) *cobra.Command {
+	var flags struct{ file string }
+	cmd := &cobra.Command{
+		Use:   "capabilities [-t FILE]",
+		Short: "Probe this kernel for the features erlab uses (or a topology needs)",
+		Long:  "Probe this kernel, for real, in a throwaway namespace, for every feature erlab uses; with -t, for the features that topology needs. Exits 1 when any is missing.",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			features := kernel.AllFeatures
+			if flags.file != "" {
+				t, err := loadTopology(g, flags.file)
+				if err != nil {
+					return err
+				}
+				features = nil
+				for _, n := range lab.Needs(t) {
+					features = append(features, n.Feature)
+				}
+			}
+			missing, err := kernel.Probe(features)
+			if err != nil {
+				return err
+			}
+			for _, f := range features {
+				state := "yes"
+				if why, ok := missing[f]; ok {
+					state = fmt.Sprintf("MISSING (%v)", why)
+				}
+				fmt.Fprintf(g.stdout, "%-24s %-36s %s\n", f, kernel.FeatureOption(f), state)
+			}
+			if len(missing) > 0 {
+				return fmt.Errorf("%d of %d features missing; run in the microVM: scripts/vm-run -- erlab ...", len(missing), len(features))
+			}
+			return nil
+		},
+	}
+	topoFlag(cmd, &flags.file)
+	return cmd
+}

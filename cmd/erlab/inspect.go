@@ -1,0 +1,133 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/erlab-dev/erlab/lab"
+)
+
+func newInspect(g *globals) *cobra.Command {
+	var flags struct {
+		file, name, format string
+		all                bool
+	}
+	cmd := &cobra.Command{
+		Use:   "inspect -t FILE | --name LAB | --all",
+		Short: "Show a deployed lab's nodes, interfaces and links, as the kernel has them",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts := g.options()
+			if flags.all {
+				infos, err := lab.InspectAll(cmd.Context(), opts)
+				if err != nil {
+					return err
+				}
+				return printInspect(g.stdout, flags.format, infos)
+			}
+			name, err := labName(g, flags.file, flags.name)
+			if err != nil {
+				return err
+			}
+			info, err := lab.Inspect(cmd.Context(), name, opts)
+			if err != nil {
+				return err
+			}
+			return printInspect(g.stdout, flags.format, []*lab.LabInfo{info})
+		},
+	}
+	topoFlag(cmd, &flags.file)
+	cmd.Flags().StringVar(&flags.name, "name", "", "lab name")
+	cmd.Flags().BoolVar(&flags.all, "all", false, "every lab on this host")
+	cmd.Flags().StringVar(&flags.format, "format", "table", "table or json")
+	return cmd
+}
+
+func printInspect(w io.Writer, format string, infos []*lab.LabInfo) error {
+	switch format {
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		if len(infos) == 1 {
+			return enc.Encode(infos[0])
+		}
+		if infos == nil {
+			infos = []*lab.LabInfo{}
+		}
+		return enc.Encode(infos)
+	case "table":
+	default:
+		return fmt.Errorf("unknown format %q (table, json)", format)
+	}
+	if len(infos) == 0 {
+		fmt.Fprintln(w, "no labs deployed")
+		return nil
+	}
+	for i, info := range infos {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		printLabTable(w, info)
+	}
+	return nil
+}
+
+func printLabTable(w io.Writer, info *lab.LabInfo) {
+	file := ""
+	if info.File != "" {
+		file = "  " + info.File
+	}
+	fmt.Fprintf(w, "lab %s (%s)%s\n", info.Name, info.Status, file)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tKIND\tNAMESPACE\tINTERFACE\tSTATE\tMTU\tADDRESSES")
+	for _, n := range info.Nodes {
+		if !n.Present {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t-\tmissing\t-\t-\n", n.Name, n.Kind, n.NetNS)
+			continue
+		}
+		if len(n.Interfaces) == 0 {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\t-\n", n.Name, n.Kind, n.NetNS)
+		}
+		for j, i := range n.Interfaces {
+			name, kind, ns := n.Name, n.Kind, n.NetNS
+			if j > 0 {
+				name, kind, ns = "", "", ""
+			}
+			addrs := strings.Join(i.Addresses, ", ")
+			switch {
+			case i.Master != "":
+				addrs = "port of " + i.Master
+			case i.VLAN != 0 && addrs == "":
+				addrs = "-"
+			}
+			if addrs == "" {
+				addrs = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", name, kind, ns, ifaceName(i), i.State, i.MTU, addrs)
+		}
+	}
+	tw.Flush()
+	if len(info.Links) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "LINK\tA\tSTATE\tB\tSTATE")
+	for i, l := range info.Links {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", i+1, l.A, l.AState, l.B, l.BState)
+	}
+	tw.Flush()
+}
+
+// ifaceName adds what a subinterface is: eth1.100 (802.1Q 100).
+func ifaceName(i lab.IfaceInfo) string {
+	if i.VLAN != 0 {
+		return fmt.Sprintf("%s (%s %d on %s)", i.Name, i.VLANProto, i.VLAN, i.Parent)
+	}
+	return i.Name
+}

@@ -1,0 +1,227 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"sort"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/erlab-dev/erlab/lab/kernel"
+	"github.com/erlab-dev/erlab/lab/topo"
+)
+
+// LabInfo is a deployed lab as the kernel shows it now.
+type LabInfo struct {
+	Name   string     `json:"name"`
+	File   string     `json:"file,omitempty"`
+	Status string     `json:"status"` // deployed, deploying, incomplete (state lost)
+	Nodes  []NodeInfo `json:"nodes"`
+	Links  []LinkInfo `json:"links"`
+}
+
+// NodeInfo is one node of a deployed lab.
+type NodeInfo struct {
+	Name       string      `json:"name"`
+	Kind       string      `json:"kind"`
+	NetNS      string      `json:"netns"`
+	Present    bool        `json:"present"` // its namespace exists
+	Interfaces []IfaceInfo `json:"interfaces"`
+}
+
+// IfaceInfo is one interface of a node, read from the kernel.
+type IfaceInfo struct {
+	Name      string   `json:"name"`
+	Type      string   `json:"type"`
+	State     string   `json:"state"` // up, down, no-carrier
+	AdminUp   bool     `json:"admin_up"`
+	Carrier   bool     `json:"carrier"`
+	MTU       int      `json:"mtu"`
+	MAC       string   `json:"mac,omitempty"`
+	Addresses []string `json:"addresses,omitempty"`
+	Master    string   `json:"master,omitempty"`
+	Parent    string   `json:"parent,omitempty"`
+	VLAN      int      `json:"vlan,omitempty"`
+	VLANProto string   `json:"vlan_protocol,omitempty"`
+}
+
+// LinkInfo is one link with the state of both ends.
+type LinkInfo struct {
+	A      string `json:"a"`
+	B      string `json:"b"`
+	AState string `json:"a_state"`
+	BState string `json:"b_state"`
+}
+
+// NotDeployedError says that a lab has nothing on this host.
+type NotDeployedError struct{ Name string }
+
+func (e *NotDeployedError) Error() string {
+	return fmt.Sprintf("lab %q is not deployed", e.Name)
+}
+
+// Inspect reads a deployed lab's nodes, interfaces and links from the
+// kernel. A lab whose state file is gone is still shown, from its
+// namespaces, with status "incomplete".
+func Inspect(ctx context.Context, name string, opts Options) (*LabInfo, error) {
+	nss, err := kernel.NetNSList(labNetNSPrefix(name))
+	if err != nil {
+		return nil, err
+	}
+	st, err := opts.readState(name)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	if st == nil && len(nss) == 0 {
+		return nil, &NotDeployedError{Name: name}
+	}
+	info := &LabInfo{Name: name, Status: "incomplete"}
+	if st != nil {
+		info.File, info.Status = st.File, st.Status
+	} else {
+		st = &State{Name: name}
+		for _, ns := range nss {
+			_, node, _ := splitNetNSName(ns)
+			st.Nodes = append(st.Nodes, NodeState{Name: node, Kind: "?", NetNS: ns})
+		}
+	}
+	states := map[string]string{}
+	for _, ns := range st.Nodes {
+		ni := NodeInfo{Name: ns.Name, Kind: ns.Kind, NetNS: ns.NetNS}
+		if kernel.NetNSExists(ns.NetNS) {
+			ni.Present = true
+			ifaces, err := readInterfaces(ns.NetNS)
+			if err != nil {
+				return nil, fmt.Errorf("node %s: %w", ns.Name, err)
+			}
+			ni.Interfaces = ifaces
+			for _, i := range ifaces {
+				states[ns.Name+":"+i.Name] = i.State
+			}
+		}
+		info.Nodes = append(info.Nodes, ni)
+	}
+	for _, l := range st.Links {
+		info.Links = append(info.Links, LinkInfo{A: l.A, B: l.B, AState: orGone(states[l.A]), BState: orGone(states[l.B])})
+	}
+	return info, nil
+}
+
+func orGone(s string) string {
+	if s == "" {
+		return "absent"
+	}
+	return s
+}
+
+// InspectAll inspects every lab with anything on this host.
+func InspectAll(ctx context.Context, opts Options) ([]*LabInfo, error) {
+	names, err := Deployed(opts)
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(names)
+	var out []*LabInfo
+	for _, n := range names {
+		info, err := Inspect(ctx, n, opts)
+		var nd *NotDeployedError
+		if errors.As(err, &nd) {
+			continue // destroyed while we looked
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, info)
+	}
+	return out, nil
+}
+
+// readInterfaces lists a namespace's interfaces: ip -d addr show. The
+// loopback is listed only when it holds more than its usual addresses.
+func readInterfaces(ns string) ([]IfaceInfo, error) {
+	fd, err := kernel.Open(ns)
+	if err != nil {
+		return nil, err
+	}
+	defer fd.Close()
+	h, err := netlink.NewHandleAt(fd, unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	links, err := h.LinkList()
+	if err != nil {
+		return nil, err
+	}
+	byIndex := map[int]string{}
+	for _, l := range links {
+		byIndex[l.Attrs().Index] = l.Attrs().Name
+	}
+	var out []IfaceInfo
+	for _, l := range links {
+		a := l.Attrs()
+		addrs, err := h.AddrList(l, netlink.FAMILY_ALL)
+		if err != nil {
+			return nil, err
+		}
+		ii := IfaceInfo{
+			Name:    a.Name,
+			Type:    l.Type(),
+			State:   linkState(a),
+			AdminUp: a.Flags&net.FlagUp != 0,
+			Carrier: a.RawFlags&unix.IFF_LOWER_UP != 0,
+			MTU:     a.MTU,
+			Master:  byIndex[a.MasterIndex],
+		}
+		if len(a.HardwareAddr) == 6 {
+			ii.MAC = a.HardwareAddr.String()
+		}
+		if v, ok := l.(*netlink.Vlan); ok {
+			ii.Parent, ii.VLAN = byIndex[a.ParentIndex], v.VlanId
+			ii.VLANProto = "802.1Q"
+			if v.VlanProtocol == netlink.VLAN_PROTOCOL_8021AD {
+				ii.VLANProto = "802.1ad"
+			}
+		}
+		for _, ad := range addrs {
+			if ad.IP.IsLinkLocalUnicast() && ad.IP.To4() == nil {
+				continue // the kernel's own fe80:: per interface
+			}
+			if a.Name == "lo" && ad.IP.IsLoopback() {
+				continue
+			}
+			ii.Addresses = append(ii.Addresses, ad.IPNet.String())
+		}
+		if a.Name == "lo" && len(ii.Addresses) == 0 {
+			continue
+		}
+		out = append(out, ii)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return naturalLess(out[i].Name, out[j].Name) })
+	return out, nil
+}
+
+// linkState is the interface state from its flags, which the kernel
+// updates at once (the RFC 2863 operstate lags by up to a second): "down"
+// when set down, "no-carrier" when up but its peer (or parent) is down, as
+// ip link shows NO-CARRIER, and "up".
+func linkState(a *netlink.LinkAttrs) string {
+	switch {
+	case a.Flags&net.FlagUp == 0:
+		return "down"
+	case a.RawFlags&unix.IFF_LOWER_UP == 0:
+		return "no-carrier"
+	}
+	return "up"
+}
+
+func naturalLess(a, b string) bool {
+	if a == "lo" || b == "lo" {
+		return a == "lo" && b != "lo"
+	}
+	return topo.NaturalCompare(a, b) < 0
+}

@@ -1,0 +1,150 @@
+package lab
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/erlab-dev/erlab/lab/kernel"
+	"github.com/erlab-dev/erlab/lab/topo"
+)
+
+// DefaultStateRoot holds one directory per deployed lab: its state file,
+// logs and per-node files. It is on tmpfs, like the namespaces it describes,
+// so a reboot clears both together.
+const DefaultStateRoot = "/run/erlab"
+
+// NetNSPrefix starts the name of every namespace erlab makes. The full name
+// is erlab-<lab>.<node>: lab and node names hold no dot, so the name alone
+// says which lab owns a namespace, even when the lab's state is gone.
+const NetNSPrefix = "erlab-"
+
+// NetNSName is the namespace of a lab's node.
+func NetNSName(lab, node string) string { return NetNSPrefix + lab + "." + node }
+
+// labNetNSPrefix is the prefix shared by all namespaces of one lab.
+func labNetNSPrefix(lab string) string { return NetNSPrefix + lab + "." }
+
+// splitNetNSName returns the lab and node of an erlab namespace name.
+func splitNetNSName(ns string) (lab, node string, ok bool) {
+	rest, ok := strings.CutPrefix(ns, NetNSPrefix)
+	if !ok {
+		return "", "", false
+	}
+	return strings.Cut(rest, ".")
+}
+
+// State is what a lab's directory records about it (state.json). The kernel
+// is the truth for what exists; the state adds what the kernel cannot say:
+// kinds, links and where the topology came from.
+type State struct {
+	Name     string      `json:"name"`
+	File     string      `json:"file"`
+	Status   string      `json:"status"` // deploying, deployed
+	Deployed time.Time   `json:"deployed"`
+	Nodes    []NodeState `json:"nodes"`
+	Links    []LinkState `json:"links"`
+}
+
+// NodeState is a node as recorded in the state.
+type NodeState struct {
+	Name  string `json:"name"`
+	Kind  string `json:"kind"`
+	NetNS string `json:"netns"`
+	Group string `json:"group,omitempty"`
+}
+
+// LinkState is a link as recorded in the state.
+type LinkState struct {
+	A string `json:"a"` // node:iface
+	B string `json:"b"`
+}
+
+func stateFromTopology(t *topo.Topology, status string) *State {
+	s := &State{Name: t.Name, File: t.File, Status: status, Deployed: time.Now().UTC()}
+	for _, n := range t.Nodes {
+		s.Nodes = append(s.Nodes, NodeState{Name: n.Name, Kind: n.Kind, NetNS: NetNSName(t.Name, n.Name), Group: n.Group})
+	}
+	for _, l := range t.Links {
+		s.Links = append(s.Links, LinkState{A: l.A.String(), B: l.B.String()})
+	}
+	return s
+}
+
+// labDir returns the lab's state directory.
+func (o *Options) labDir(lab string) string { return filepath.Join(o.stateRoot(), lab) }
+
+func (o *Options) stateRoot() string {
+	if o.StateRoot != "" {
+		return o.StateRoot
+	}
+	return DefaultStateRoot
+}
+
+// writeState saves the state atomically, readable by root only: later
+// issues keep key material beside it.
+func (o *Options) writeState(s *State) error {
+	dir := o.labDir(s.Name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create lab directory: %w", err)
+	}
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, ".state.json.tmp")
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("write lab state: %w", err)
+	}
+	return os.Rename(tmp, filepath.Join(dir, "state.json"))
+}
+
+// readState loads a lab's state; fs.ErrNotExist when it has none.
+func (o *Options) readState(lab string) (*State, error) {
+	b, err := os.ReadFile(filepath.Join(o.labDir(lab), "state.json"))
+	if err != nil {
+		return nil, err
+	}
+	var s State
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("read state of lab %s: %w", lab, err)
+	}
+	return &s, nil
+}
+
+// Deployed lists the labs that have anything on this host — namespaces or a
+// state directory — whether or not their deploy finished.
+func Deployed(opts Options) ([]string, error) {
+	seen := map[string]bool{}
+	var names []string
+	add := func(n string) {
+		if !seen[n] {
+			seen[n] = true
+			names = append(names, n)
+		}
+	}
+	nss, err := kernel.NetNSList(NetNSPrefix)
+	if err != nil {
+		return nil, err
+	}
+	for _, ns := range nss {
+		if lab, _, ok := splitNetNSName(ns); ok {
+			add(lab)
+		}
+	}
+	entries, err := os.ReadDir(opts.stateRoot())
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			add(e.Name())
+		}
+	}
+	return names, nil
+}

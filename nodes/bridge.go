@@ -1,0 +1,75 @@
+package nodes
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/erlab-dev/erlab/lab/topo"
+)
+
+// BridgeDevice is the name of the bridge inside a bridge node's namespace.
+const BridgeDevice = "br0"
+
+// Bridge is a Linux bridge in a namespace of its own: a switch between the
+// nodes linked to it (in ExpressRoute labs, the provider's layer-2 hop).
+// Every link interface of the node is a port of the bridge.
+type Bridge struct{}
+
+// Name implements Kind.
+func (Bridge) Name() string { return "bridge" }
+
+// Check implements Kind. A port carries frames, not addresses; the bridge's
+// own device is not addressable either, so that the node stays a pure
+// layer-2 hop.
+func (Bridge) Check(n *topo.Node, r topo.Reporter) {
+	refuseContainerFields(n, r)
+	for _, i := range n.Interfaces {
+		if i.Name == BridgeDevice {
+			r.Errorf(i.Pos, "node %q: %s is the bridge itself and cannot be declared", n.Name, BridgeDevice)
+		}
+		if len(i.Addresses) > 0 {
+			r.Errorf(i.Pos, "node %q: interface %q: a bridge port has no addresses (a %s node is a layer-2 switch)", n.Name, i.Name, n.Kind)
+		}
+	}
+	if len(n.Routes) > 0 {
+		r.Errorf(n.Pos, "node %q: a bridge node has no routes (it switches, it does not route)", n.Name)
+	}
+}
+
+// Create makes the bridge: ip link add br0 type bridge; ip link set br0 up.
+func (Bridge) Create(_ context.Context, n *Node) error {
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: BridgeDevice}}
+	if err := n.NL.LinkAdd(br); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("create bridge %s in %s: %w", BridgeDevice, n.NetNS, err)
+	}
+	return nil
+}
+
+// Wire enslaves every link interface and brings the bridge up:
+// ip link set PORT master br0.
+func (Bridge) Wire(_ context.Context, n *Node) error {
+	br, err := n.NL.LinkByName(BridgeDevice)
+	if err != nil {
+		return fmt.Errorf("find bridge %s in %s: %w", BridgeDevice, n.NetNS, err)
+	}
+	for _, i := range n.Spec.Interfaces {
+		if i.Type != topo.TypeVeth {
+			continue
+		}
+		port, err := n.NL.LinkByName(i.Name)
+		if err != nil {
+			return fmt.Errorf("find port %s: %w", i.Name, err)
+		}
+		if err := n.NL.LinkSetMasterByIndex(port, br.Attrs().Index); err != nil {
+			return fmt.Errorf("add port %s to %s: %w", i.Name, BridgeDevice, err)
+		}
+	}
+	if err := n.NL.LinkSetUp(br); err != nil {
+		return fmt.Errorf("set %s up: %w", BridgeDevice, err)
+	}
+	return nil
+}

@@ -1,0 +1,25 @@
+package nodes
+
+import "github.com/erlab-dev/erlab/lab/topo"
+
+// Netns is the default kind: a bare network namespace, with no daemon and
+// no image. Everything it has comes from the topology: interfaces,
+// addresses, routes, sysctls and exec commands.
+type Netns struct{}
+
+// Name implements Kind.
+func (Netns) Name() string { return "netns" }
+
+// Check implements Kind: container-only fields make no sense on a namespace.
+func (Netns) Check(n *topo.Node, r topo.Reporter) { refuseContainerFields(n, r) }
+
+func refuseContainerFields(n *topo.Node, r topo.Reporter) {
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{{"image", n.Image != ""}, {"cmd", n.Cmd != ""}, {"binds", len(n.Binds) > 0}, {"env", len(n.Env) > 0}} {
+		if f.set {
+			r.Errorf(n.Pos, "node %q: %s is for container nodes; a %s node is a bare namespace", n.Name, f.name, n.Kind)
+		}
+	}
+}
