@@ -160,6 +160,18 @@ func (d *deployment) makeNamespace(n *topo.Node) error {
 	if err := kernel.NetNSAdd(name); err != nil {
 		return fmt.Errorf("node %s: %w", n.Name, err)
 	}
+	// No duplicate address detection on a lab's links: addresses are unique
+	// by validation, and DAD holds even the kernel's own link-local
+	// addresses tentative for a second or two, so IPv6 would not work yet
+	// when deploy returns. A node's sysctls may turn it back on.
+	// IPv6 addresses stay on an interface set down, as IPv4 ones do, so
+	// that a pulled link comes back with its addresses.
+	if err := kernel.SysctlSet(name, [][2]string{
+		{"net.ipv6.conf.all.accept_dad", "0"}, {"net.ipv6.conf.default.accept_dad", "0"},
+		{"net.ipv6.conf.all.keep_addr_on_down", "1"}, {"net.ipv6.conf.default.keep_addr_on_down", "1"},
+	}); err != nil {
+		return fmt.Errorf("node %s: %w", n.Name, err)
+	}
 	fd, err := kernel.Open(name)
 	if err != nil {
 		return fmt.Errorf("node %s: %w", n.Name, err)
@@ -302,10 +314,7 @@ func configureInterface(h *netlink.Handle, iface *topo.Interface) error {
 	for _, p := range iface.Addresses {
 		a := &netlink.Addr{IPNet: prefixToIPNet(p)}
 		if p.Addr().Is6() {
-			// Skip duplicate address detection: a lab's addresses are
-			// unique by validation, and DAD would hold them tentative
-			// (unusable) for a second or two after deploy.
-			a.Flags = unix.IFA_F_NODAD
+			a.Flags = unix.IFA_F_NODAD // see makeNamespace
 		}
 		if err := h.AddrReplace(link, a); err != nil {
 			return fmt.Errorf("add address %s: %w", p, err)

@@ -50,6 +50,9 @@ func (o *Options) kinds() *nodes.Registry {
 	return o.Kinds
 }
 
+// Registry returns the node kinds these options use.
+func (o Options) Registry() *nodes.Registry { return o.kinds() }
+
 func (o *Options) workers() int {
 	if o.Workers > 0 {
 		return o.Workers

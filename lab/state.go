@@ -57,6 +57,9 @@ type NodeState struct {
 	Kind  string `json:"kind"`
 	NetNS string `json:"netns"`
 	Group string `json:"group,omitempty"`
+	// Routes are the node's static routes, kept so that restoring a pulled
+	// link can put back the routes the kernel flushed when it went down.
+	Routes []topo.Route `json:"routes,omitempty"`
 }
 
 // LinkState is a link as recorded in the state.
@@ -68,7 +71,7 @@ type LinkState struct {
 func stateFromTopology(t *topo.Topology, status string) *State {
 	s := &State{Name: t.Name, File: t.File, Status: status, Deployed: time.Now().UTC()}
 	for _, n := range t.Nodes {
-		s.Nodes = append(s.Nodes, NodeState{Name: n.Name, Kind: n.Kind, NetNS: NetNSName(t.Name, n.Name), Group: n.Group})
+		s.Nodes = append(s.Nodes, NodeState{Name: n.Name, Kind: n.Kind, NetNS: NetNSName(t.Name, n.Name), Group: n.Group, Routes: n.Routes})
 	}
 	for _, l := range t.Links {
 		s.Links = append(s.Links, LinkState{A: l.A.String(), B: l.B.String()})

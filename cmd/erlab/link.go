@@ -33,7 +33,7 @@ func newLink(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := lab.LinkSet(name, node, iface, up); err != nil {
+			if err := lab.LinkSet(name, node, iface, up, g.options()); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.stdout, "%s:%s %s\n", node, iface, args[0])

@@ -79,9 +79,14 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, what string) {
 	}
 	switch v.Kind() {
 	case reflect.Pointer:
+		// Leave the field unset when its value is bad, so that one mistake
+		// is reported once and not again as a zero value.
+		before := len(d.ps.errs)
 		elem := reflect.New(v.Type().Elem())
 		d.decode(n, elem.Elem(), what)
-		v.Set(elem)
+		if len(d.ps.errs) == before {
+			v.Set(elem)
+		}
 	case reflect.Struct:
 		d.decodeStruct(n, v, what)
 	case reflect.Slice:
@@ -131,7 +136,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, what string) {
 		seen[key] = posOf(k)
 		idx, ok := fields[key]
 		if !ok {
-			msg := fmt.Sprintf("%s: unknown key %q", what, key)
+			msg := fmt.Sprintf("%sunknown key %q", prefix(what), key)
 			if c := closest(key, names); c != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", c)
 			} else {
@@ -161,13 +166,14 @@ func (d *decoder) decodeScalar(n *yaml.Node, v reflect.Value, what string) {
 		d.ps.errorf(posOf(n), "%s: expected %s, got %s", what, kindName(v.Kind()), describe(n))
 		return
 	}
-	if !d.expand(n, what) {
-		return
-	}
+	expanded := d.expand(n, what)
 	if v.Kind() == reflect.String {
 		// Any scalar is acceptable as a string (sysctl values, exec lines);
 		// yaml would otherwise refuse "1" typed as an integer for a string.
 		v.SetString(n.Value)
+		return
+	}
+	if !expanded {
 		return
 	}
 	tmp := reflect.New(v.Type())
@@ -200,11 +206,9 @@ func (d *decoder) expand(n *yaml.Node, what string) bool {
 		ok = false
 		return ref
 	})
-	// The expanded value is plain text, whatever yaml guessed for the
-	// original; a value like "${MTU}" must still decode as an integer.
-	if n.Tag == "!!str" && n.Style == 0 {
-		n.Tag = ""
-	}
+	// The expanded value is read afresh, whatever yaml made of the
+	// reference: "${MTU}" is quoted, yet must decode as an integer.
+	n.Tag, n.Style = "", 0
 	return ok
 }
 
@@ -295,6 +299,14 @@ func singular(field string) string {
 		return strings.TrimSuffix(field, "s") + " key"
 	}
 	return strings.TrimSuffix(field, "s")
+}
+
+// prefix is a message context followed by ": ", or nothing at the top.
+func prefix(what string) string {
+	if what == "" {
+		return ""
+	}
+	return what + ": "
 }
 
 // join extends a message context: `node "ce1"` + "mtu" → `node "ce1": mtu`.

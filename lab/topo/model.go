@@ -47,20 +47,20 @@ type NodeSpec struct {
 
 // InterfaceSpec is one entry of a node's interfaces map.
 type InterfaceSpec struct {
-	Pos          Pos
-	Addresses    []AddrSpec `yaml:"addresses"`
-	MTU          *int       `yaml:"mtu"`
-	MTUPos       Pos        `yaml:"-"`
-	MAC          *string    `yaml:"mac"`
-	MACPos       Pos        `yaml:"-"`
-	State        *string    `yaml:"state"`
-	StatePos     Pos        `yaml:"-"`
-	Parent       *string    `yaml:"parent"`
-	ParentPos    Pos        `yaml:"-"`
-	VLAN         *int       `yaml:"vlan"`
-	VLANPos      Pos        `yaml:"-"`
-	VLANProtocol *string    `yaml:"vlan-protocol"`
-	VLANProtoPos Pos        `yaml:"-"`
+	Pos             Pos
+	Addresses       []AddrSpec `yaml:"addresses"`
+	MTU             *int       `yaml:"mtu"`
+	MTUPos          Pos        `yaml:"-"`
+	MAC             *string    `yaml:"mac"`
+	MACPos          Pos        `yaml:"-"`
+	State           *string    `yaml:"state"`
+	StatePos        Pos        `yaml:"-"`
+	Parent          *string    `yaml:"parent"`
+	ParentPos       Pos        `yaml:"-"`
+	VLAN            *int       `yaml:"vlan"`
+	VLANPos         Pos        `yaml:"-"`
+	VLANProtocol    *string    `yaml:"vlan-protocol"`
+	VLANProtocolPos Pos        `yaml:"-"`
 }
 
 // AddrSpec is an interface address with prefix length, as written.
@@ -172,7 +172,7 @@ type Route struct {
 	Dev    string
 	Metric int
 	Onlink bool
-	Pos    Pos
+	Pos    Pos `json:"-"`
 }
 
 // Link is a veth pair between two node interfaces.

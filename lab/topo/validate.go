@@ -186,7 +186,6 @@ func resolveLinks(t *Topology, specs []linkSpec, ps *problems) []*Link {
 		if ls.MTU != nil {
 			if msg := checkMTU(*ls.MTU); msg != "" {
 				ps.errorf(ls.MTUPos, "links[%d]: %s", i, msg)
-				ok = false
 			}
 			l.MTU = *ls.MTU
 		}
@@ -351,7 +350,7 @@ func resolveVLAN(iface *Interface, is InterfaceSpec, where string, pos Pos, ps *
 		case "802.1ad", "0x88a8", "qinq":
 			iface.VLANProtocol = Dot1ad
 		default:
-			ps.errorf(is.VLANProtoPos, "%s: vlan-protocol %q: expected 802.1Q (0x8100) or 802.1ad (0x88A8)", where, *is.VLANProtocol)
+			ps.errorf(is.VLANProtocolPos, "%s: vlan-protocol %q: expected 802.1Q (0x8100) or 802.1ad (0x88A8)", where, *is.VLANProtocol)
 			return false
 		}
 	}

@@ -1,0 +1,452 @@
+package lab_test
+
+import (
+	"bufio"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/erlab-dev/erlab/lab"
+	"github.com/erlab-dev/erlab/lab/kernel"
+	"github.com/erlab-dev/erlab/lab/labtest"
+	"github.com/erlab-dev/erlab/lab/topo"
+)
+
+// TestMain doubles as a deploy process for TestIntegrationDestroyAfterKill,
+// which needs a deploy it can kill -9 half-way.
+func TestMain(m *testing.M) {
+	if file := os.Getenv("ERLAB_TEST_DEPLOY"); file != "" {
+		top, err := lab.Load(file, lab.Options{})
+		if err == nil {
+			top.Name = os.Getenv("ERLAB_TEST_LAB")
+			err = lab.Deploy(context.Background(), top, lab.Options{})
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func inspect(t *testing.T, name string) *lab.LabInfo {
+	t.Helper()
+	info, err := lab.Inspect(context.Background(), name, lab.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info
+}
+
+func iface(t *testing.T, info *lab.LabInfo, node, name string) lab.IfaceInfo {
+	t.Helper()
+	for _, n := range info.Nodes {
+		if n.Name != node {
+			continue
+		}
+		for _, i := range n.Interfaces {
+			if i.Name == name {
+				return i
+			}
+		}
+	}
+	t.Fatalf("inspect shows no %s:%s", node, name)
+	return lab.IfaceInfo{}
+}
+
+// routeVia returns the gateway `ip route get` picks for dst in a node.
+func routeVia(t *testing.T, labName, node, dst string) string {
+	t.Helper()
+	out := labtest.Exec(t, labName, node, "ip", "route", "get", dst)
+	f := strings.Fields(out)
+	if i := slices.Index(f, "via"); i >= 0 && i+1 < len(f) {
+		return f[i+1]
+	}
+	return ""
+}
+
+// TestIntegrationPrivatePeering deploys the shipped dual-link lab and checks
+// it end to end: addresses and routes as written, forwarding on where a node
+// routes, IPv4 and IPv6 across four hops, and the CE moving its routes to the
+// secondary link when the primary loses carrier.
+func TestIntegrationPrivatePeering(t *testing.T) {
+	labtest.Integration(t)
+	top := labtest.Load(t, "../topologies/er-private-peering.yml")
+	labtest.Deploy(t, top)
+	name := top.Name
+
+	info := inspect(t, name)
+	if info.Status != "deployed" || len(info.Nodes) != 8 || len(info.Links) != 8 {
+		t.Fatalf("inspect: status %s, %d nodes, %d links", info.Status, len(info.Nodes), len(info.Links))
+	}
+	eth1 := iface(t, info, "ce", "eth1")
+	if !slices.Equal(eth1.Addresses, []string{"192.168.100.129/30", "2001:db8:100::1/126"}) || eth1.State != "up" || eth1.MTU != 1500 {
+		t.Errorf("ce:eth1 = %+v", eth1)
+	}
+	if port := iface(t, info, "pe1", "eth1"); port.Master != "br0" {
+		t.Errorf("pe1:eth1 is not a bridge port: %+v", port)
+	}
+	for node, want := range map[string]string{"ce": "1", "msee1": "1", "onprem": "0"} {
+		got, err := kernel.SysctlGet(lab.NetNSName(name, node), "net.ipv4.ip_forward")
+		if err != nil || got != want {
+			t.Errorf("%s: ip_forward = %q (%v), want %s", node, got, err, want)
+		}
+	}
+	labtest.Exec(t, name, "onprem", "ping", "-c1", "-W2", "10.10.0.4")
+	labtest.Exec(t, name, "onprem", "ping", "-6", "-c1", "-W2", "2001:db8:10::4")
+	if via := routeVia(t, name, "ce", "10.10.0.4"); via != "192.168.100.130" {
+		t.Fatalf("primary path: ce routes via %q, want the primary MSEE 192.168.100.130", via)
+	}
+
+	// Pull the primary link at the CE: its routes over eth1 go dead
+	// (ignore_routes_with_linkdown), so traffic takes the secondary.
+	if err := lab.LinkSet(name, "ce", "eth1", false, lab.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	info = inspect(t, name)
+	if s := iface(t, info, "ce", "eth1").State; s != "down" {
+		t.Errorf("ce:eth1 after link down: %s", s)
+	}
+	if s := iface(t, info, "pe1", "eth1").State; s != "no-carrier" {
+		t.Errorf("pe1:eth1 (the peer) after link down: %s, want no-carrier", s)
+	}
+	if l := info.Links[1]; l.A != "ce:eth1" || l.AState != "down" || l.BState != "no-carrier" {
+		t.Errorf("link 2 after link down: %+v", l)
+	}
+	if via := routeVia(t, name, "ce", "10.10.0.4"); via != "192.168.100.134" {
+		t.Errorf("after pulling the primary: ce routes via %q, want the secondary 192.168.100.134", via)
+	}
+
+	if err := lab.LinkSet(name, "ce", "eth1", true, lab.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if s := iface(t, inspect(t, name), "pe1", "eth1").State; s != "up" {
+		t.Errorf("pe1:eth1 after link up: %s", s)
+	}
+	// The kernel revives routes on carrier events, which linkwatch delivers
+	// up to a second late.
+	deadline := time.Now().Add(3 * time.Second)
+	for routeVia(t, name, "ce", "10.10.0.4") != "192.168.100.130" {
+		if time.Now().After(deadline) {
+			t.Fatalf("after restoring the primary: ce still routes via %q", routeVia(t, name, "ce", "10.10.0.4"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := lab.LinkSet(name, "ce", "eth9", false, lab.Options{}); err == nil {
+		t.Error("link down of a missing interface succeeded")
+	}
+}
+
+const twoNodes = `name: x
+topology:
+  nodes:
+    a:
+      interfaces:
+        eth1: {addresses: [10.0.0.1/30]}
+      exec:
+        - echo deployed > /run/erlab-test-$ERLAB_NETNS
+        - setsid sleep 300 >/dev/null 2>&1 < /dev/null &
+    b:
+      interfaces:
+        eth1: {addresses: [10.0.0.2/30]}
+  links:
+    - endpoints: ["a:eth1", "b:eth1"]
+`
+
+// TestIntegrationExecAndProcesses checks the exec commands of a deploy, the
+// exit status erlab exec passes through, and that destroy stops a process a
+// node left running.
+func TestIntegrationExecAndProcesses(t *testing.T) {
+	labtest.Integration(t)
+	top := labtest.Parse(t, twoNodes)
+	labtest.Deploy(t, top)
+	ns := lab.NetNSName(top.Name, "a")
+	marker := "/run/erlab-test-" + ns
+	defer os.Remove(marker)
+	if b, err := os.ReadFile(marker); err != nil || string(b) != "deployed\n" {
+		t.Errorf("exec command did not run: %q, %v", b, err)
+	}
+	if _, code, err := labtest.TryExec(top.Name, "b", "sh", "-c", "exit 7"); err != nil || code != 7 {
+		t.Errorf("exit status: %d, %v; want 7", code, err)
+	}
+	if _, _, err := labtest.TryExec(top.Name, "nosuch", "true"); err == nil {
+		t.Error("exec in a missing node succeeded")
+	}
+	pids, err := kernel.PIDsIn([]string{ns})
+	if err != nil || len(pids[ns]) != 1 {
+		t.Fatalf("want the one sleep in %s, got %v (%v)", ns, pids, err)
+	}
+	sleeper := pids[ns][0]
+	labtest.Destroy(t, top.Name)
+	if err := syscall.Kill(sleeper, 0); err == nil {
+		if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", sleeper)); !strings.Contains(string(b), ") Z") {
+			t.Errorf("process %d in the lab survived destroy", sleeper)
+		}
+	}
+}
+
+// TestIntegrationFailedDeployRollsBack: a failing exec fails the deploy with
+// the command's output, and nothing of the lab is left.
+func TestIntegrationFailedDeployRollsBack(t *testing.T) {
+	labtest.Integration(t)
+	top := labtest.Parse(t, strings.Replace(twoNodes, "echo deployed > /run/erlab-test-$ERLAB_NETNS", "echo broken config >&2; exit 3", 1))
+	t.Cleanup(func() { labtest.Destroy(t, top.Name) })
+	err := lab.Deploy(context.Background(), top, lab.Options{})
+	if err == nil || !strings.Contains(err.Error(), "exit status 3") || !strings.Contains(err.Error(), "broken config") {
+		t.Fatalf("deploy error = %v; want the exec's status and output", err)
+	}
+	if left, _ := kernel.NetNSList(lab.NetNSName(top.Name, "")); len(left) > 0 {
+		t.Errorf("failed deploy left namespaces: %v", left)
+	}
+	if _, err := os.Stat(filepath.Join(lab.DefaultStateRoot, top.Name)); err == nil {
+		t.Error("failed deploy left its state directory")
+	}
+	if labs, _ := lab.Deployed(lab.Options{}); slices.Contains(labs, top.Name) {
+		t.Error("failed deploy still listed as deployed")
+	}
+}
+
+// TestIntegrationSideBySide deploys the same topology twice under two lab
+// names: same node and interface names, same addresses, no interference.
+func TestIntegrationSideBySide(t *testing.T) {
+	labtest.Integration(t)
+	one, two := labtest.Parse(t, twoNodes), labtest.Parse(t, twoNodes)
+	for _, top := range []*topo.Topology{one, two} {
+		top.Nodes[0].Exec = nil
+		labtest.Deploy(t, top)
+	}
+	top := *one
+	if err := lab.Deploy(context.Background(), &top, lab.Options{}); !errors.As(err, new(*lab.AlreadyDeployedError)) {
+		t.Errorf("second deploy of %s: %v, want AlreadyDeployedError", one.Name, err)
+	}
+	if err := lab.LinkSet(one.Name, "a", "eth1", false, lab.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, code, _ := labtest.TryExec(one.Name, "a", "ping", "-c1", "-W1", "10.0.0.2"); code == 0 {
+		t.Error("ping across a pulled link succeeded")
+	}
+	labtest.Exec(t, two.Name, "a", "ping", "-c1", "-W2", "10.0.0.2")
+	labtest.Destroy(t, one.Name)
+	labtest.Exec(t, two.Name, "a", "ping", "-c1", "-W2", "10.0.0.2")
+	if s := iface(t, inspect(t, two.Name), "a", "eth1").State; s != "up" {
+		t.Errorf("the other lab's interface: %s", s)
+	}
+}
+
+// TestIntegrationDestroyAfterKill kills a deploy with SIGKILL half-way (while
+// an exec command runs), deletes the lab's state directory, and checks that
+// destroy by name still removes every namespace and process.
+func TestIntegrationDestroyAfterKill(t *testing.T) {
+	labtest.Integration(t)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "slow.yml")
+	src := strings.Replace(twoNodes, "- echo deployed > /run/erlab-test-$ERLAB_NETNS", "- sleep 120", 1)
+	if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	name := labtest.Name("kill")
+	t.Cleanup(func() { labtest.Destroy(t, name) })
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "ERLAB_TEST_DEPLOY="+file, "ERLAB_TEST_LAB="+name)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ns := lab.NetNSName(name, "a")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if pids, _ := kernel.PIDsIn([]string{ns}); len(pids[ns]) > 0 {
+			break // the exec phase is running: namespaces and links exist
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatal("deploy never reached its exec phase")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	if err := os.RemoveAll(filepath.Join(lab.DefaultStateRoot, name)); err != nil {
+		t.Fatal(err)
+	}
+	labs, err := lab.Deployed(lab.Options{})
+	if err != nil || !slices.Contains(labs, name) {
+		t.Fatalf("the killed lab is not found from its namespaces: %v %v", labs, err)
+	}
+	info := inspect(t, name)
+	if info.Status != "incomplete" || len(info.Nodes) != 2 {
+		t.Errorf("inspect of the killed lab: %+v", info)
+	}
+	pids, _ := kernel.PIDsIn([]string{ns})
+	rep, err := lab.DestroyWithReport(context.Background(), name, lab.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Namespaces != 2 || rep.Processes != len(pids[ns]) || rep.Processes == 0 {
+		t.Errorf("destroy report %+v; want 2 namespaces and the %d orphaned processes", rep, len(pids[ns]))
+	}
+	for _, pid := range pids[ns] {
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && !strings.Contains(string(b), ") Z") {
+			t.Errorf("orphan %d survived destroy", pid)
+		}
+	}
+	if rep, err := lab.DestroyWithReport(context.Background(), name, lab.Options{}); err != nil || rep.Namespaces != 0 {
+		t.Errorf("second destroy: %+v, %v; want nothing to do", rep, err)
+	}
+}
+
+// TestIntegrationCapabilityGate deploys the VLAN starter lab. On a kernel
+// without 802.1Q the deploy must refuse before touching anything, naming the
+// feature, its kernel option, who needs it and the way out; on a kernel with
+// it (the kernel tier) it must deploy and carry both peerings.
+func TestIntegrationCapabilityGate(t *testing.T) {
+	labtest.Integration(t)
+	top := labtest.Load(t, "../topologies/er-peerings-vlan.yml")
+	missing, err := kernel.Probe([]kernel.Feature{kernel.FeatVLAN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, lacks := missing[kernel.FeatVLAN]; lacks {
+		if labtest.KernelTier() {
+			t.Fatal("the kernel tier's kernel lacks 802.1Q")
+		}
+		err := lab.Deploy(context.Background(), top, lab.Options{})
+		var mf *lab.MissingFeaturesError
+		if !errors.As(err, &mf) {
+			t.Fatalf("deploy on a kernel without 802.1Q: %v", err)
+		}
+		msg := err.Error()
+		for _, want := range []string{"802.1Q VLAN", "CONFIG_VLAN_8021Q", "ce:eth1.100", "msee:eth1.200", "scripts/vm-run"} {
+			if !strings.Contains(msg, want) {
+				t.Errorf("refusal does not name %q:\n%s", want, msg)
+			}
+		}
+		if labs, _ := lab.Deployed(lab.Options{}); slices.Contains(labs, top.Name) {
+			t.Error("a refused deploy left something behind")
+		}
+		return
+	}
+	labtest.Deploy(t, top)
+	info := inspect(t, top.Name)
+	if i := iface(t, info, "ce", "eth1.100"); i.VLAN != 100 || i.VLANProto != "802.1Q" || i.Parent != "eth1" || i.State != "up" {
+		t.Errorf("ce:eth1.100 = %+v", i)
+	}
+	labtest.Exec(t, top.Name, "onprem", "ping", "-c1", "-W2", "10.10.0.4")                             // private peering
+	labtest.Exec(t, top.Name, "onprem", "ping", "-c1", "-W2", "198.51.100.10")                         // Microsoft peering
+	labtest.Exec(t, top.Name, "ce", "ping", "-6", "-c1", "-W2", "2001:db8:10::4")                      // IPv6 private peering
+	labtest.Exec(t, top.Name, "ce", "ping", "-M", "do", "-s", "1472", "-c1", "-W2", "192.168.100.130") // full 1500-byte frame, DF
+}
+
+// TestIntegrationQinQ stacks a C-tag on an S-tag, with each outer EtherType:
+// 802.1ad as providers use, and 802.1Q as ExpressRoute Direct requires.
+func TestIntegrationQinQ(t *testing.T) {
+	labtest.Integration(t)
+	labtest.RequireFeatures(t, kernel.FeatVLAN, kernel.FeatQinQ)
+	for _, proto := range []string{"802.1ad", "802.1Q"} {
+		t.Run(proto, func(t *testing.T) {
+			top := labtest.Parse(t, `name: q
+topology:
+  nodes:
+    ce:
+      interfaces:
+        s10: {parent: eth1, vlan: 10, vlan-protocol: `+proto+`}
+        s10.100: {addresses: [192.168.100.129/30]}
+    msee:
+      interfaces:
+        s10: {parent: eth1, vlan: 10, vlan-protocol: `+proto+`}
+        s10.100: {addresses: [192.168.100.130/30]}
+  links:
+    - endpoints: ["ce:eth1", "msee:eth1"]
+`)
+			labtest.Deploy(t, top)
+			info := inspect(t, top.Name)
+			if i := iface(t, info, "ce", "s10"); i.VLAN != 10 || i.VLANProto != proto {
+				t.Errorf("outer tag: %+v", i)
+			}
+			if i := iface(t, info, "ce", "s10.100"); i.VLAN != 100 || i.VLANProto != "802.1Q" || i.Parent != "s10" {
+				t.Errorf("inner tag: %+v", i)
+			}
+			labtest.Exec(t, top.Name, "ce", "ping", "-c1", "-W2", "192.168.100.130")
+		})
+	}
+}
+
+// TestIntegrationProbeAgreesWithConfig checks the probe against an
+// independent reader: the kernel's own configuration (/proc/config.gz, or
+// /boot/config-RELEASE). In the kernel tier every feature must be there.
+func TestIntegrationProbeAgreesWithConfig(t *testing.T) {
+	labtest.Integration(t)
+	missing, err := kernel.Probe(kernel.AllFeatures)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if labtest.KernelTier() && len(missing) > 0 {
+		t.Errorf("the kernel tier's kernel is incomplete: %v", missing)
+	}
+	config := readKernelConfig(t)
+	if config == nil {
+		if labtest.KernelTier() {
+			return
+		}
+		t.Skip("no kernel configuration to compare with (/proc/config.gz, /boot/config-*)")
+	}
+	for _, f := range kernel.AllFeatures {
+		built := true
+		for _, opt := range strings.Split(kernel.FeatureOption(f), ", ") {
+			if v := config[opt]; v != "y" && v != "m" {
+				built = false
+			}
+		}
+		_, lacks := missing[f]
+		if built == lacks {
+			t.Errorf("%s: kernel config says built=%v, probe says missing=%v (%v)", f, built, lacks, missing[f])
+		}
+	}
+}
+
+func readKernelConfig(t *testing.T) map[string]string {
+	var r io.Reader
+	if f, err := os.Open("/proc/config.gz"); err == nil {
+		defer f.Close()
+		gz, err := gzip.NewReader(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = gz
+	} else {
+		var u syscall.Utsname
+		syscall.Uname(&u)
+		var rel []byte
+		for _, c := range u.Release {
+			if c == 0 {
+				break
+			}
+			rel = append(rel, byte(c))
+		}
+		f, err := os.Open("/boot/config-" + string(rel))
+		if err != nil {
+			return nil
+		}
+		defer f.Close()
+		r = f
+	}
+	config := map[string]string{}
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), "="); ok {
+			config[k] = v
+		}
+	}
+	return config
+}

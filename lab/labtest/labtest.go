@@ -1,0 +1,132 @@
+// Package labtest holds the helpers erlab's privileged tests share: the
+// tier rules (skip on the host, fail in the kernel tier), unique lab names,
+// and deploys that are destroyed however the test ends.
+package labtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/erlab-dev/erlab/lab"
+	"github.com/erlab-dev/erlab/lab/kernel"
+	"github.com/erlab-dev/erlab/lab/topo"
+)
+
+// KernelTierEnv set to 1 marks the kernel tier (inside scripts/vm-run): there
+// a missing kernel feature fails a test instead of skipping it.
+const KernelTierEnv = "ERLAB_KERNEL_TIER"
+
+// KernelTier reports whether the tests run in the kernel tier.
+func KernelTier() bool { return os.Getenv(KernelTierEnv) == "1" }
+
+// Integration marks a privileged integration test: skipped under -short and
+// when not root.
+func Integration(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test; skipped under -short")
+	}
+	if os.Geteuid() != 0 {
+		if KernelTier() {
+			t.Fatal("the kernel tier runs as root; this process is not")
+		}
+		t.Skip("needs root (namespaces, veth): run as root, or scripts/test")
+	}
+}
+
+// RequireFeatures skips the test when the kernel lacks a feature — or fails
+// it in the kernel tier, where every feature must be there.
+func RequireFeatures(t testing.TB, features ...kernel.Feature) {
+	t.Helper()
+	missing, err := kernel.Probe(features)
+	if err != nil {
+		t.Fatalf("probe kernel: %v", err)
+	}
+	if len(missing) == 0 {
+		return
+	}
+	var names []string
+	for _, f := range features {
+		if why, ok := missing[f]; ok {
+			names = append(names, string(f)+" ("+kernel.FeatureOption(f)+": "+why.Error()+")")
+		}
+	}
+	msg := "kernel lacks " + strings.Join(names, ", ") + "; this test runs in the kernel tier: scripts/vm-run -- ..."
+	if KernelTier() {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}
+
+// Name returns a lab name unique to this run, starting with prefix.
+func Name(prefix string) string {
+	b := make([]byte, 3)
+	rand.Read(b)
+	return prefix + "-" + hex.EncodeToString(b)
+}
+
+// Load loads a topology file and renames its lab to a unique name, so that
+// tests never collide with each other or with a user's lab.
+func Load(t testing.TB, path string) *topo.Topology {
+	t.Helper()
+	top, err := lab.Load(path, lab.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	top.Name = Name(strings.ReplaceAll(strings.TrimSuffix(top.Name, "-"), ".", "-"))
+	return top
+}
+
+// Parse loads a topology from text, under a unique lab name.
+func Parse(t testing.TB, src string) *topo.Topology {
+	t.Helper()
+	top, err := topo.Parse([]byte(src), t.Name()+".yml", topo.Options{Kinds: lab.Options{}.Registry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	top.Name = Name("t")
+	return top
+}
+
+// Deploy deploys a topology and destroys it when the test ends, passed or
+// failed, checking that nothing of it is left.
+func Deploy(t testing.TB, top *topo.Topology) {
+	t.Helper()
+	t.Cleanup(func() { Destroy(t, top.Name) })
+	if err := lab.Deploy(context.Background(), top, lab.Options{}); err != nil {
+		t.Fatalf("deploy %s: %v", top.Name, err)
+	}
+}
+
+// Destroy destroys a lab and fails the test if anything of it remains.
+func Destroy(t testing.TB, name string) {
+	t.Helper()
+	if err := lab.Destroy(context.Background(), name, lab.Options{}); err != nil {
+		t.Errorf("destroy %s: %v", name, err)
+	}
+	if left, _ := kernel.NetNSList(lab.NetNSName(name, "")); len(left) > 0 {
+		t.Errorf("destroy %s left namespaces: %v", name, left)
+	}
+}
+
+// Exec runs a command in a node and returns its combined output; it fails
+// the test when the command fails.
+func Exec(t testing.TB, labName, node string, argv ...string) string {
+	t.Helper()
+	out, code, err := TryExec(labName, node, argv...)
+	if err != nil || code != 0 {
+		t.Fatalf("%s: %s: exit %d, %v\n%s", node, strings.Join(argv, " "), code, err, out)
+	}
+	return out
+}
+
+// TryExec runs a command in a node and returns its output and status.
+func TryExec(labName, node string, argv ...string) (string, int, error) {
+	var out strings.Builder
+	code, err := lab.Exec(context.Background(), labName, node, argv, nil, &out, &out)
+	return out.String(), code, err
+}

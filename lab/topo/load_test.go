@@ -1,0 +1,440 @@
+package topo_test
+
+import (
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/erlab-dev/erlab/lab/topo"
+	"github.com/erlab-dev/erlab/nodes"
+)
+
+func parse(t *testing.T, src string, env map[string]string) (*topo.Topology, error) {
+	t.Helper()
+	return topo.Parse([]byte(src), "lab.yml", topo.Options{
+		Kinds:     nodes.Builtin(),
+		LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok },
+	})
+}
+
+func problems(err error) []string {
+	var el topo.ErrorList
+	if !errors.As(err, &el) {
+		if err == nil {
+			return nil
+		}
+		return []string{"not an ErrorList: " + err.Error()}
+	}
+	var out []string
+	for _, p := range el {
+		out = append(out, p.String())
+	}
+	return out
+}
+
+// TestLoadErrors covers each kind of bad input the loader must refuse, with
+// the exact message and position a user sees.
+func TestLoadErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		src  string
+		want []string
+	}{{
+		name: "unknown keys at every level",
+		src: `name: x
+topology:
+  nodez: {}
+  nodes:
+    a:
+      knd: netns
+      interfaces:
+        eth1: {adresses: [10.0.0.1/24]}
+  links:
+    - endpoints: ["a:eth1", "a:eth2"]
+      mtu2: 1
+`,
+		want: []string{
+			`lab.yml:3:3: unknown key "nodez" (did you mean "nodes"?)`,
+			`lab.yml:6:7: node "a": unknown key "knd" (did you mean "kind"?)`,
+			`lab.yml:8:16: node "a": interface "eth1": unknown key "adresses" (did you mean "addresses"?)`,
+			`lab.yml:11:7: links[0]: unknown key "mtu2" (did you mean "mtu"?)`,
+		},
+	}, {
+		name: "unknown kind, with a suggestion",
+		src: `name: x
+topology:
+  nodes:
+    a: {kind: bridg}
+    b: {kind: vm}
+`,
+		want: []string{
+			`lab.yml:4:15: node "a": unknown kind "bridg" (did you mean "bridge"? supported: bridge, netns)`,
+			`lab.yml:5:15: node "b": unknown kind "vm" (supported: bridge, netns)`,
+		},
+	}, {
+		name: "duplicate node",
+		src: `name: x
+topology:
+  nodes:
+    a: {}
+    a: {}
+`,
+		want: []string{`lab.yml:5:5: nodes: duplicate node "a" (first defined at line 4)`},
+	}, {
+		name: "link to unknown node and bad endpoints",
+		src: `name: x
+topology:
+  nodes:
+    ce1: {}
+  links:
+    - endpoints: ["ce1:eth1", "ce2:eth1"]
+    - endpoints: ["ce1:eth2"]
+    - endpoints: ["ce1", "ce1:eth3"]
+`,
+		want: []string{
+			`lab.yml:6:31: links[0]: endpoint "ce2:eth1": no node named "ce2" (did you mean "ce1"?)`,
+			`lab.yml:7:18: links[1]: needs exactly two endpoints, such as endpoints: ["ce1:eth1", "pe1:eth1"]; got 1`,
+			`lab.yml:8:19: links[2]: endpoint "ce1": expected "node:interface"`,
+		},
+	}, {
+		name: "interface used by two links",
+		src: `name: x
+topology:
+  nodes: {a: {}, b: {}, c: {}}
+  links:
+    - endpoints: ["a:eth1", "b:eth1"]
+    - endpoints: ["a:eth1", "c:eth1"]
+`,
+		want: []string{`lab.yml:6:19: links[1]: interface a:eth1 is already used by the link at line 5`},
+	}, {
+		name: "invalid and overlapping addresses",
+		src: `name: x
+topology:
+  nodes:
+    a:
+      interfaces:
+        eth1: {addresses: [10.0.0.1/24, 10.0.0.300/24, 10.0.0.2, 10.0.0.0/24]}
+        eth2: {addresses: [10.0.0.9/25, "2001:db8::1/64"]}
+        eth3: {addresses: ["2001:db8::1/64"]}
+    b: {}
+  links:
+    - endpoints: ["a:eth1", "b:eth1"]
+    - endpoints: ["a:eth2", "b:eth2"]
+    - endpoints: ["a:eth3", "b:eth3"]
+`,
+		want: []string{
+			`lab.yml:6:41: node "a": interface "eth1": addresses[1]: "10.0.0.300/24" is not an address with prefix length such as 192.0.2.1/30`,
+			`lab.yml:6:56: node "a": interface "eth1": addresses[2]: address "10.0.0.2" has no prefix length (write it as 10.0.0.2/24, 10.0.0.2/64, ...)`,
+			`lab.yml:6:66: node "a": interface "eth1": 10.0.0.0/24 is the network address of its subnet, not a host address`,
+			`lab.yml:7:9: node "a": address 10.0.0.9/25 on eth2 overlaps 10.0.0.1/24 on eth1`,
+			`lab.yml:8:9: node "a": address 2001:db8::1 is given twice (on eth2 and eth3)`,
+		},
+	}, {
+		name: "bad MTU",
+		src: `name: x
+topology:
+  nodes:
+    a:
+      interfaces:
+        eth1: {mtu: 70000}
+        eth2: {mtu: 1000, addresses: ["2001:db8::1/64"]}
+        eth3: {mtu: big}
+    b: {}
+  links:
+    - endpoints: ["a:eth1", "b:eth1"]
+    - endpoints: ["a:eth2", "b:eth2"]
+    - endpoints: ["a:eth3", "b:eth3"]
+      mtu: 20
+`,
+		want: []string{
+			`lab.yml:6:21: node "a": interface "eth1": mtu 70000 is out of range (68 to 65535)`,
+			`lab.yml:7:39: node "a": interface "eth2": IPv6 needs an mtu of at least 1280, the interface has 1000`,
+			`lab.yml:8:21: node "a": interface "eth3": mtu: expected an integer, got "big"`,
+			`lab.yml:14:12: links[2]: mtu 20 is out of range (68 to 65535)`,
+		},
+	}, {
+		name: "interface names over 15 bytes",
+		src: `name: x
+topology:
+  nodes:
+    a:
+      interfaces:
+        averyveryverylongname.100: {}
+    b: {}
+  links:
+    - endpoints: ["a:averyveryverylongname", "b:eth1"]
+`,
+		want: []string{
+			`lab.yml:6:9: node "a": interface name "averyveryverylongname.100" is 25 bytes; Linux allows at most 15`,
+			`lab.yml:9:19: links[0]: endpoint "a:averyveryverylongname": interface name "averyveryverylongname" is 21 bytes; Linux allows at most 15`,
+		},
+	}, {
+		name: "VLAN rules",
+		src: `name: x
+topology:
+  nodes:
+    a:
+      interfaces:
+        eth1.0: {}
+        eth1.5000: {}
+        eth9.10: {}
+        q1: {parent: eth1, vlan: 10, vlan-protocol: 802.1x}
+        eth3: {addresses: [10.0.0.1/24]}
+    b: {}
+  links:
+    - endpoints: ["a:eth1", "b:eth1"]
+`,
+		want: []string{
+			`lab.yml:6:9: node "a": interface "eth1.0": VLAN ID 0 is out of range (1 to 4094; 0 and 4095 are reserved by 802.1Q)`,
+			`lab.yml:7:9: node "a": interface "eth1.5000": VLAN ID 5000 is out of range (1 to 4094; 0 and 4095 are reserved by 802.1Q)`,
+			`lab.yml:8:9: node "a": interface "eth9.10": parent "eth9" is not an interface of this node`,
+			`lab.yml:9:53: node "a": interface "q1": vlan-protocol "802.1x": expected 802.1Q (0x8100) or 802.1ad (0x88A8)`,
+			`lab.yml:10:9: node "a": interface "eth3": is on no link; add a link with endpoint "a:eth3", or make it a VLAN subinterface (parent:, vlan:)`,
+		},
+	}, {
+		name: "routes",
+		src: `name: x
+topology:
+  nodes:
+    a:
+      interfaces:
+        eth1: {addresses: [10.0.0.1/24]}
+      routes:
+        - {dst: 10.1.0.0/16, via: 10.9.0.1}
+        - {dst: 10.2.0.1/16, via: 10.0.0.2}
+        - {dst: 10.3.0.0/16}
+        - {dst: 10.4.0.0/16, via: "2001:db8::1"}
+        - {dst: 10.5.0.0/16, dev: eth7}
+    b: {}
+  links:
+    - endpoints: ["a:eth1", "b:eth1"]
+`,
+		want: []string{
+			`lab.yml:8:35: node "a": routes[0]: gateway 10.9.0.1 is on no subnet of node "a" (add an address in its subnet, or set onlink: true)`,
+			`lab.yml:9:17: node "a": routes[1]: dst 10.2.0.1/16 has host bits set; did you mean 10.2.0.0/16?`,
+			`lab.yml:10:11: node "a": routes[2]: needs via: (a gateway) or dev: (an interface)`,
+			`lab.yml:11:35: node "a": routes[3]: via 2001:db8::1 and dst 10.4.0.0/16 are of different address families`,
+			`lab.yml:12:35: node "a": routes[4]: dev "eth7" is not an interface of node "a"`,
+		},
+	}, {
+		name: "names, sysctls, kinds and bridges",
+		src: `name: "my lab"
+topology:
+  kinds:
+    router: {}
+    bridge: {kind: netns}
+  nodes:
+    a.b: {}
+    br:
+      kind: bridge
+      interfaces:
+        eth1: {addresses: [10.0.0.1/24]}
+    c:
+      image: alpine
+      sysctls: {kernel.pid_max: 1}
+  links:
+    - endpoints: ["br:eth1", "c:eth1"]
+`,
+		want: []string{
+			`lab.yml:1:7: name: "my lab" is not a valid lab name (letters, digits, '-' and '_', at most 40, starting with a letter or digit)`,
+			`lab.yml:4:5: kinds: unknown kind "router" (supported: bridge, netns)`,
+			`lab.yml:5:20: kind "bridge": "kind" cannot be set inside kinds.bridge`,
+			`lab.yml:7:5: node "a.b": not a valid node name (letters, digits, '-' and '_', at most 63, starting with a letter or digit)`,
+			`lab.yml:11:9: node "br": interface "eth1": a bridge port has no addresses (a bridge node is a layer-2 switch)`,
+			`lab.yml:12:5: node "c": image is for container nodes; a netns node is a bare namespace`,
+			`lab.yml:14:17: node "c": sysctl "kernel.pid_max": only net.* settings belong to a network namespace`,
+		},
+	}, {
+		name: "environment variables",
+		src: `name: ${LAB}
+topology:
+  nodes:
+    a:
+      interfaces:
+        eth1: {mtu: "${MTU}"}
+    b:
+      exec: ["echo ${UNSET}"]
+  links:
+    - endpoints: ["a:eth1", "b:eth1"]
+`,
+		want: []string{
+			`lab.yml:8:14: node "b": exec[0]: environment variable UNSET is not set (give a default with ${UNSET:=value})`,
+		},
+	}, {
+		name: "not YAML",
+		src:  "name: x\ntopology: [\n",
+		want: []string{`lab.yml:2:1: not valid YAML: did not find expected node content`},
+	}, {
+		name: "empty",
+		src:  "",
+		want: []string{`lab.yml: topology file is empty`},
+	}, {
+		name: "no name, no nodes",
+		src:  "topology: {}\n",
+		want: []string{
+			`lab.yml: name: required: the lab's name, such as "name: er-lab"`,
+			`lab.yml: topology.nodes: a lab needs at least one node`,
+		},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			top, err := parse(t, tt.src, map[string]string{"LAB": "envlab", "MTU": "9000"})
+			if err == nil {
+				t.Fatalf("loaded a bad topology: %+v", top)
+			}
+			if diff := cmp.Diff(tt.want, problems(err)); diff != "" {
+				t.Errorf("problems (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := topo.Load(filepath.Join(t.TempDir(), "nope.yml"), topo.Options{Kinds: nodes.Builtin()})
+	got := problems(err)
+	if len(got) != 1 || !strings.HasSuffix(got[0], "nope.yml: topology file not found (give its path with -t FILE)") {
+		t.Fatalf("got %q", got)
+	}
+}
+
+// TestInheritance checks defaults → kinds → node, as containerlab does:
+// scalars and lists are taken whole from the nearest level that sets them,
+// maps merge key by key.
+func TestInheritance(t *testing.T) {
+	top, err := parse(t, `name: inh
+topology:
+  defaults:
+    kind: netns
+    forward: false
+    sysctls: {net.ipv4.conf.all.rp_filter: "2", net.core.somaxconn: "100"}
+    exec: ["echo default"]
+  kinds:
+    netns:
+      forward: true
+      sysctls: {net.core.somaxconn: "200"}
+  nodes:
+    a:
+      sysctls: {net.ipv4.tcp_syncookies: 0}
+    b:
+      forward: false
+      exec: ["echo b"]
+    c: {kind: bridge}
+`, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type view struct {
+		Kind    string
+		Forward bool
+		Sysctls []topo.Sysctl
+		Exec    []string
+	}
+	got := map[string]view{}
+	for _, n := range top.Nodes {
+		got[n.Name] = view{n.Kind, n.Forward, n.Sysctls, n.Exec}
+	}
+	want := map[string]view{
+		"a": {"netns", true, []topo.Sysctl{{"net.ipv4.tcp_syncookies", "0"}, {"net.core.somaxconn", "200"}, {"net.ipv4.conf.all.rp_filter", "2"}}, []string{"echo default"}},
+		"b": {"netns", false, []topo.Sysctl{{"net.core.somaxconn", "200"}, {"net.ipv4.conf.all.rp_filter", "2"}}, []string{"echo b"}},
+		"c": {"bridge", false, []topo.Sysctl{{"net.ipv4.conf.all.rp_filter", "2"}, {"net.core.somaxconn", "100"}}, []string{"echo default"}},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("inherited (-want +got):\n%s", diff)
+	}
+}
+
+func TestResolvedModel(t *testing.T) {
+	top, err := parse(t, `name: m
+topology:
+  nodes:
+    ce:
+      interfaces:
+        lo: {addresses: [10.255.0.1/32]}
+        eth1: {mtu: 9000, mac: "02:00:00:00:00:01"}
+        eth1.100: {addresses: [192.168.100.129/30]}
+        s10: {parent: eth1, vlan: 10, vlan-protocol: 802.1ad}
+        s10.20: {addresses: ["2001:db8::1/64"]}
+      routes:
+        - {dst: default, via: 192.168.100.130}
+        - {dst: default, via: "fe80::1", dev: eth1.100}
+    msee: {}
+  links:
+    - endpoints: ["ce:eth1", "msee:eth10"]
+      mtu: 1500
+    - endpoints: ["ce:eth2", "msee:eth2"]
+`, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ce := top.Node("ce")
+	var names []string
+	for _, i := range ce.Interfaces {
+		names = append(names, i.Name)
+	}
+	if diff := cmp.Diff([]string{"eth1", "eth1.100", "eth2", "lo", "s10", "s10.20"}, names); diff != "" {
+		t.Errorf("interface order (-want +got):\n%s", diff)
+	}
+	eth1 := ce.Interface("eth1")
+	if eth1.Type != topo.TypeVeth || eth1.MTU != 9000 || eth1.MAC.String() != "02:00:00:00:00:01" {
+		t.Errorf("eth1 = %+v", eth1)
+	}
+	if i := ce.Interface("eth1.100"); i.Type != topo.TypeVLAN || i.Parent != "eth1" || i.VLAN != 100 || i.VLANProtocol != topo.Dot1Q {
+		t.Errorf("eth1.100 = %+v", i)
+	}
+	if i := ce.Interface("s10"); i.VLANProtocol != topo.Dot1ad || i.VLAN != 10 {
+		t.Errorf("s10 = %+v", i)
+	}
+	if i := ce.Interface("s10.20"); i.Parent != "s10" || i.VLAN != 20 || i.VLANProtocol != topo.Dot1Q {
+		t.Errorf("s10.20 = %+v", i)
+	}
+	if msee := top.Node("msee"); msee.Interface("eth10").MTU != 1500 {
+		t.Errorf("link mtu not applied: %+v", msee.Interface("eth10"))
+	}
+	wantRoutes := []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}
+	for i, r := range ce.Routes {
+		if r.Dst != wantRoutes[i] {
+			t.Errorf("route %d dst %s, want %s", i, r.Dst, wantRoutes[i])
+		}
+	}
+}
+
+// TestShippedTopologies loads every lab in topologies/: each must be valid.
+func TestShippedTopologies(t *testing.T) {
+	files, _ := filepath.Glob("../../topologies/*.yml")
+	if len(files) < 2 {
+		t.Fatalf("found %d topologies, want at least 2", len(files))
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			top, err := topo.Load(f, topo.Options{Kinds: nodes.Builtin()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(top.Warnings) > 0 {
+				t.Errorf("warnings: %v", top.Warnings)
+			}
+		})
+	}
+}
+
+func TestContainerlabKeysAccepted(t *testing.T) {
+	src, err := os.ReadFile("testdata/containerlab.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	top, err := parse(t, string(src), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(top.Warnings) != 2 {
+		t.Errorf("want warnings for prefix and mgmt, got %v", top.Warnings)
+	}
+	if len(top.Links) != 1 || top.Links[0].A.String() != "srl1:e1-1" {
+		t.Errorf("links = %+v", top.Links)
+	}
+}
