@@ -33,13 +33,14 @@ var (
 
 func posOf(n *yaml.Node) Pos { return Pos{Line: n.Line, Col: n.Column} }
 
-// maxDepth bounds recursion through aliases, so that a crafted file cannot
-// make the loader loop or exhaust the stack.
+// maxDepth bounds recursion. (Aliases cannot blow the work up
+// exponentially: every level of the schema has a fixed shape, and a value of
+// the wrong shape is not descended into.)
 const maxDepth = 64
 
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, what string) {
 	if d.depth > maxDepth {
-		d.ps.errorf(posOf(n), "%s: nesting too deep", what)
+		d.ps.errorf(posOf(n), "%snesting too deep", prefix(what))
 		return
 	}
 	d.depth++
@@ -47,7 +48,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, what string) {
 
 	for n.Kind == yaml.AliasNode {
 		if n.Alias == nil {
-			d.ps.errorf(posOf(n), "%s: unresolved alias", what)
+			d.ps.errorf(posOf(n), "%sunresolved alias", prefix(what))
 			return
 		}
 		n = n.Alias
@@ -72,7 +73,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, what string) {
 				return
 			}
 			if err := v.Addr().Interface().(yaml.Unmarshaler).UnmarshalYAML(n); err != nil {
-				d.ps.errorf(posOf(n), "%s: %v", what, err)
+				d.ps.errorf(posOf(n), "%s%v", prefix(what), err)
 			}
 			return
 		}
@@ -91,7 +92,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, what string) {
 		d.decodeStruct(n, v, what)
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
-			d.ps.errorf(posOf(n), "%s: expected a list, got %s", what, describe(n))
+			d.ps.errorf(posOf(n), "%sexpected a list, got %s", prefix(what), describe(n))
 			return
 		}
 		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
@@ -106,7 +107,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, what string) {
 
 func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, what string) {
 	if n.Kind != yaml.MappingNode {
-		d.ps.errorf(posOf(n), "%s: expected a mapping, got %s", what, describe(n))
+		d.ps.errorf(posOf(n), "%sexpected a mapping, got %s", prefix(what), describe(n))
 		return
 	}
 	t := v.Type()
@@ -130,7 +131,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, what string) {
 		k, val := n.Content[i], n.Content[i+1]
 		key := k.Value
 		if first, dup := seen[key]; dup {
-			d.ps.errorf(posOf(k), "%s: key %q given twice (first at line %d)", what, key, first.Line)
+			d.ps.errorf(posOf(k), "%skey %q given twice (first at line %d)", prefix(what), key, first.Line)
 			continue
 		}
 		seen[key] = posOf(k)
@@ -163,7 +164,7 @@ func fieldPosName(field string) string { return field + "Pos" }
 
 func (d *decoder) decodeScalar(n *yaml.Node, v reflect.Value, what string) {
 	if n.Kind != yaml.ScalarNode {
-		d.ps.errorf(posOf(n), "%s: expected %s, got %s", what, kindName(v.Kind()), describe(n))
+		d.ps.errorf(posOf(n), "%sexpected %s, got %s", prefix(what), kindName(v.Kind()), describe(n))
 		return
 	}
 	expanded := d.expand(n, what)
@@ -178,7 +179,7 @@ func (d *decoder) decodeScalar(n *yaml.Node, v reflect.Value, what string) {
 	}
 	tmp := reflect.New(v.Type())
 	if err := n.Decode(tmp.Interface()); err != nil {
-		d.ps.errorf(posOf(n), "%s: expected %s, got %q", what, kindName(v.Kind()), n.Value)
+		d.ps.errorf(posOf(n), "%sexpected %s, got %q", prefix(what), kindName(v.Kind()), n.Value)
 		return
 	}
 	v.Set(tmp.Elem())
@@ -202,7 +203,7 @@ func (d *decoder) expand(n *yaml.Node, what string) bool {
 		if m[2] != "" {
 			return m[3]
 		}
-		d.ps.errorf(posOf(n), "%s: environment variable %s is not set (give a default with ${%s:=value})", what, m[1], m[1])
+		d.ps.errorf(posOf(n), "%senvironment variable %s is not set (give a default with ${%s:=value})", prefix(what), m[1], m[1])
 		ok = false
 		return ref
 	})
@@ -270,7 +271,7 @@ func (m Map[T]) Keys() []string {
 
 func (m *Map[T]) decodeYAML(d *decoder, n *yaml.Node, what string) {
 	if n.Kind != yaml.MappingNode {
-		d.ps.errorf(posOf(n), "%s: expected a mapping, got %s", what, describe(n))
+		d.ps.errorf(posOf(n), "%sexpected a mapping, got %s", prefix(what), describe(n))
 		return
 	}
 	parent, field := splitWhat(what)
@@ -278,11 +279,11 @@ func (m *Map[T]) decodeYAML(d *decoder, n *yaml.Node, what string) {
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
 		if k.Kind != yaml.ScalarNode {
-			d.ps.errorf(posOf(k), "%s: a key must be a plain name, got %s", what, describe(k))
+			d.ps.errorf(posOf(k), "%sa key must be a plain name, got %s", prefix(what), describe(k))
 			continue
 		}
 		if first, dup := seen[k.Value]; dup {
-			d.ps.errorf(posOf(k), "%s: duplicate %s %q (first defined at line %d)", what, singular(field), k.Value, first.Line)
+			d.ps.errorf(posOf(k), "%sduplicate %s %q (first defined at line %d)", prefix(what), singular(field), k.Value, first.Line)
 			continue
 		}
 		seen[k.Value] = posOf(k)

@@ -99,6 +99,10 @@ func Parse(data []byte, file string, opts Options) (*Topology, error) {
 		ps.errorf(Pos{}, "topology file is empty")
 		return nil, ps.errs
 	}
+	if top := root.Content[0]; top.Kind != yaml.MappingNode {
+		ps.errorf(posOf(top), "expected a mapping with name: and topology:, got %s", describe(top))
+		return nil, ps.errs
+	}
 	lookup := opts.LookupEnv
 	if lookup == nil {
 		lookup = defaultLookup

@@ -1,0 +1,68 @@
+package topo_test
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/erlab-dev/erlab/lab/topo"
+	"github.com/erlab-dev/erlab/nodes"
+)
+
+// FuzzParse feeds the loader arbitrary files. It must never panic or hang;
+// a file it accepts must hold together (every link end is an interface of an
+// existing node, every VLAN has its parent), and every problem it reports
+// must point inside the file.
+//
+//	go test ./lab/topo -run '^$' -fuzz FuzzParse -fuzztime 3m
+func FuzzParse(f *testing.F) {
+	seeds, _ := filepath.Glob("../../topologies/*.yml")
+	more, _ := filepath.Glob("testdata/*.yml")
+	for _, p := range append(seeds, more...) {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte("name: a\ntopology: {nodes: {x: {interfaces: {eth1.5: {}}}}, links: [{endpoints: [x:eth1, x:eth2]}]}"))
+	f.Add([]byte("name: &a a\ntopology: {nodes: {n: *a}}"))
+	kinds := nodes.Builtin()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		top, err := topo.Parse(data, "f.yml", topo.Options{Kinds: kinds, LookupEnv: func(string) (string, bool) { return "", false }})
+		// YAML breaks lines at \n, \r\n and a lone \r.
+		lines := bytes.Count(bytes.ReplaceAll(data, []byte("\r\n"), []byte("\n")), []byte("\n")) + bytes.Count(data, []byte("\r")) - bytes.Count(data, []byte("\r\n")) + 1
+		if err != nil {
+			var el topo.ErrorList
+			if !errors.As(err, &el) || len(el) == 0 {
+				t.Fatalf("error is not a non-empty ErrorList: %v", err)
+			}
+			for _, p := range el {
+				if p.Pos.Line < 0 || p.Pos.Line > lines+1 || p.Msg == "" {
+					t.Fatalf("problem outside the file (%d lines): %v", lines, p)
+				}
+			}
+			return
+		}
+		for _, l := range top.Links {
+			for _, ep := range []topo.Endpoint{l.A, l.B} {
+				n := top.Node(ep.Node)
+				if n == nil || n.Interface(ep.Iface) == nil {
+					t.Fatalf("accepted a link to %s, which does not resolve", ep)
+				}
+			}
+		}
+		for _, n := range top.Nodes {
+			for _, i := range n.Interfaces {
+				if msg := topo.ValidIfName(i.Name); msg != "" {
+					t.Fatalf("accepted %s", msg)
+				}
+				if i.Type == topo.TypeVLAN && (n.Interface(i.Parent) == nil || i.VLAN < 1 || i.VLAN > 4094) {
+					t.Fatalf("accepted VLAN %s:%s with parent %q id %d", n.Name, i.Name, i.Parent, i.VLAN)
+				}
+			}
+		}
+	})
+}
