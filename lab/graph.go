@@ -43,9 +43,19 @@ func nodeLabel(n *topo.Node) string {
 // linkLabel names both ends and, where they have them, their addresses.
 func linkLabel(t *topo.Topology, l *topo.Link) (string, string) {
 	end := func(ep topo.Endpoint) string {
+		n := t.Node(ep.Node)
 		s := ep.Iface
-		if i := t.Node(ep.Node).Interface(ep.Iface); i != nil && len(i.Addresses) > 0 {
+		if i := n.Interface(ep.Iface); i != nil && len(i.Addresses) > 0 {
 			s += " " + i.Addresses[0].String()
+		}
+		var tags []string
+		for _, i := range n.Interfaces {
+			if i.Type == topo.TypeVLAN && i.Parent == ep.Iface {
+				tags = append(tags, strconv.Itoa(i.VLAN))
+			}
+		}
+		if len(tags) > 0 {
+			s += " vlan " + strings.Join(tags, ",")
 		}
 		return s
 	}

@@ -1,0 +1,89 @@
+package lab_test
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/erlab-dev/erlab/lab"
+	"github.com/erlab-dev/erlab/lab/kernel"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if diff := cmp.Diff(string(want), string(got)); diff != "" {
+		t.Errorf("%s (-want +got):\n%s", name, diff)
+	}
+}
+
+func TestGraph(t *testing.T) {
+	top, err := lab.Load("../topologies/er-peerings-vlan.yml", lab.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, format := range lab.GraphFormats {
+		var b bytes.Buffer
+		if err := lab.Graph(&b, top, format); err != nil {
+			t.Fatal(err)
+		}
+		golden(t, "er-peerings-vlan."+format, b.Bytes())
+	}
+	if err := lab.Graph(&bytes.Buffer{}, top, "svg"); err == nil || !strings.Contains(err.Error(), "mermaid, dot") {
+		t.Errorf("unknown format: %v", err)
+	}
+}
+
+func TestNeeds(t *testing.T) {
+	top, err := lab.Load("../topologies/er-peerings-vlan.yml", lab.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []lab.Need{
+		{Feature: kernel.FeatVeth, Where: []string{"onprem:eth1", "ce:eth1", "pe:eth2", "msee:eth2"}},
+		{Feature: kernel.FeatBridge, Where: []string{"pe"}},
+		{Feature: kernel.FeatVLAN, Where: []string{"ce:eth1.100", "ce:eth1.200", "msee:eth1.100", "msee:eth1.200"}},
+	}
+	if diff := cmp.Diff(want, lab.Needs(top)); diff != "" {
+		t.Errorf("needs (-want +got):\n%s", diff)
+	}
+}
+
+func TestMissingFeaturesMessage(t *testing.T) {
+	e := &lab.MissingFeaturesError{
+		Kernel: "6.18.44", File: "topologies/x.yml",
+		Missing: []lab.Need{{Feature: kernel.FeatMACsec, Where: []string{"a:m0", "b:m0", "c:m0", "d:m0", "e:m0", "f:m0"}}},
+		Reasons: map[kernel.Feature]error{kernel.FeatMACsec: errors.New("operation not supported")},
+	}
+	want := `this kernel (6.18.44) lacks what the lab needs:
+  MACsec (CONFIG_MACSEC, operation not supported), needed by a:m0, b:m0, c:m0, d:m0 and 2 more
+run the lab in erlab's microVM, which boots Debian's kernel with these as modules:
+  scripts/vm-run -- scripts/demo topologies/x.yml
+or on a host (or the Vagrant box) whose kernel has them`
+	if diff := cmp.Diff(want, e.Error()); diff != "" {
+		t.Errorf("message (-want +got):\n%s", diff)
+	}
+}
+
+func TestNetNSName(t *testing.T) {
+	if got := lab.NetNSName("er-lab", "ce1"); got != "erlab-er-lab.ce1" {
+		t.Errorf("NetNSName = %q", got)
+	}
+}
