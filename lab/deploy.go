@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -126,12 +127,13 @@ func (d *deployment) node(name string) *nodes.Node {
 // phases lists the deploy, in order. Each phase's steps are independent.
 func (d *deployment) phases() []phase {
 	var (
-		ns, create, links, wire, config, execs, start phase
+		ns, create, links, wire, config, settle, execs, start phase
 	)
 	ns.title = fmt.Sprintf("Creating namespaces (%d)", len(d.t.Nodes))
 	links.title = fmt.Sprintf("Creating links (%d)", len(d.t.Links))
 	config.title = "Configuring interfaces, addresses and routes"
 	create.title, wire.title, execs.title, start.title = "Creating node devices", "Wiring bridges", "Running exec commands", "Starting node processes"
+	settle.title = "Waiting for links to come up"
 	for _, n := range d.t.Nodes {
 		kind, _ := d.opts.kinds().Get(n.Kind)
 		ns.steps = append(ns.steps, step{"namespace " + n.Name, func(context.Context) error { return d.makeNamespace(n) }})
@@ -142,6 +144,7 @@ func (d *deployment) phases() []phase {
 			wire.steps = append(wire.steps, step{"wire " + n.Name, func(ctx context.Context) error { return w.Wire(ctx, d.node(n.Name)) }})
 		}
 		config.steps = append(config.steps, step{"configure " + n.Name, func(context.Context) error { return d.configure(n) }})
+		settle.steps = append(settle.steps, step{"settle " + n.Name, func(ctx context.Context) error { return d.waitUp(ctx, n) }})
 		if len(n.Exec) > 0 {
 			execs.steps = append(execs.steps, step{"exec " + n.Name, func(ctx context.Context) error { return d.runExec(ctx, n) }})
 		}
@@ -149,10 +152,10 @@ func (d *deployment) phases() []phase {
 			start.steps = append(start.steps, step{"start " + n.Name, func(ctx context.Context) error { return s.Start(ctx, d.node(n.Name)) }})
 		}
 	}
-	for _, l := range d.t.Links {
-		links.steps = append(links.steps, step{"link " + l.A.String(), func(context.Context) error { return d.makeLink(l) }})
+	for i, l := range d.t.Links {
+		links.steps = append(links.steps, step{"link " + l.A.String(), func(context.Context) error { return d.makeLink(l, i) }})
 	}
-	return []phase{ns, create, links, wire, config, execs, start}
+	return []phase{ns, create, links, wire, config, settle, execs, start}
 }
 
 func (d *deployment) makeNamespace(n *topo.Node) error {
@@ -197,13 +200,20 @@ func (d *deployment) makeNamespace(n *topo.Node) error {
 // makeLink creates the veth pair straight into both namespaces, so no
 // temporary name ever exists in the host's namespace (two labs, or two links
 // at once, cannot collide there): ip link add A netns NS_A type veth peer B netns NS_B.
-func (d *deployment) makeLink(l *topo.Link) error {
+//
+// The A end gets an interface index of its own (firstLinkIndex + i), far
+// from the small ones the kernel hands out, so that it never equals its
+// peer's index in the other namespace. The kernel treats a carrier change on
+// a device whose index differs from its peer link's as urgent; with equal
+// indexes it batches the event for up to a second, and until it is handled
+// bridge ports do not forward and IPv6 does not use the link.
+func (d *deployment) makeLink(l *topo.Link, i int) error {
 	a := d.node(l.A.Node)
 	d.mu.Lock()
 	peerFD := d.fds[l.B.Node]
 	d.mu.Unlock()
 	veth := &netlink.Veth{
-		LinkAttrs:     netlink.LinkAttrs{Name: l.A.Iface},
+		LinkAttrs:     netlink.LinkAttrs{Name: l.A.Iface, Index: firstLinkIndex + i},
 		PeerName:      l.B.Iface,
 		PeerNamespace: netlink.NsFd(peerFD),
 	}
@@ -212,6 +222,9 @@ func (d *deployment) makeLink(l *topo.Link) error {
 	}
 	return nil
 }
+
+// firstLinkIndex is the interface index of the first link's A end.
+const firstLinkIndex = 100000
 
 // retry repeats a netlink call that failed for a passing reason (a busy
 // kernel answers EBUSY or EAGAIN) a few times before giving up.
@@ -358,4 +371,68 @@ func prefixToIPNet(p netip.Prefix) *net.IPNet {
 		bits = 128
 	}
 	return &net.IPNet{IP: net.IP(p.Addr().AsSlice()), Mask: net.CIDRMask(p.Bits(), bits)}
+}
+
+// LinkUpTimeout bounds how long deploy waits for links to come up.
+const LinkUpTimeout = 10 * time.Second
+
+// waitUp waits until every interface of the node that should carry traffic
+// is operationally up. The kernel tells the bridge and IPv6 about carrier
+// through linkwatch, a little after the link is set up; until then a bridge
+// port does not forward and IPv6 does not use the link, so a lab is not
+// ready when its last netlink call returns.
+func (d *deployment) waitUp(ctx context.Context, n *topo.Node) error {
+	want := map[string]bool{}
+	for _, i := range n.Interfaces {
+		if d.shouldBeUp(n, i) {
+			want[i.Name] = true
+		}
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	h := d.node(n.Name).NL
+	deadline := time.Now().Add(LinkUpTimeout)
+	for {
+		links, err := h.LinkList()
+		if err != nil {
+			return fmt.Errorf("node %s: %w", n.Name, err)
+		}
+		var down []string
+		for _, l := range links {
+			if want[l.Attrs().Name] && l.Attrs().OperState != netlink.OperUp {
+				down = append(down, l.Attrs().Name)
+			}
+		}
+		if len(down) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("node %s: %s did not come up within %s", n.Name, strings.Join(down, ", "), LinkUpTimeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// shouldBeUp says whether an interface will carry traffic once deployed: it
+// is not set down, and neither is the far end of its link, nor its parent.
+func (d *deployment) shouldBeUp(n *topo.Node, i *topo.Interface) bool {
+	if i.Down {
+		return false
+	}
+	switch i.Type {
+	case topo.TypeVeth:
+		far := i.Link.B
+		if far.Node == n.Name && far.Iface == i.Name {
+			far = i.Link.A
+		}
+		return !d.t.Node(far.Node).Interface(far.Iface).Down
+	case topo.TypeVLAN:
+		return d.shouldBeUp(n, n.Interface(i.Parent))
+	}
+	return false
 }

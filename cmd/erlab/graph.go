@@ -1,8 +1,11 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
+	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -94,5 +97,50 @@ func newCapabilities(g *globals) *cobra.Command {
 		},
 	}
 	topoFlag(cmd, &flags.file)
+	return cmd
+}
+
+func newVerify(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "verify",
+		Short: "Check on the wire that a deployed lab does what its topology claims",
+	}
+	var flags struct{ file, format string }
+	conn := &cobra.Command{
+		Use:   "connectivity -t FILE",
+		Short: "Ping every neighbour in every subnet the topology declares; exit 1 if any is silent",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			t, err := loadTopology(g, flags.file)
+			if err != nil {
+				return err
+			}
+			res, err := lab.VerifyConnectivity(cmd.Context(), t, g.options())
+			if err != nil {
+				return err
+			}
+			if flags.format == "json" {
+				return json.NewEncoder(g.stdout).Encode(res)
+			}
+			tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "FROM\tTO\tADDRESS\tRESULT")
+			failed := 0
+			for _, r := range res {
+				result := fmt.Sprintf("ok %s", r.RTT.Round(time.Microsecond))
+				if !r.OK {
+					result, failed = "FAIL: "+r.Error, failed+1
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.From, r.To, r.Addr, result)
+			}
+			tw.Flush()
+			if failed > 0 {
+				return fmt.Errorf("%d of %d neighbours did not answer", failed, len(res))
+			}
+			return nil
+		},
+	}
+	topoFlag(conn, &flags.file)
+	conn.Flags().StringVar(&flags.format, "format", "table", "table or json")
+	cmd.AddCommand(conn)
 	return cmd
 }
