@@ -264,10 +264,19 @@ func TestIntegrationDestroyAfterKill(t *testing.T) {
 	}
 	ns := lab.NetNSName(name, "a")
 	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if pids, _ := kernel.PIDsIn([]string{ns}); len(pids[ns]) > 0 {
-			break // the exec phase is running: namespaces and links exist
+	// Wait for the exec phase: namespaces and links exist, and the sleep
+	// runs. (A thread of the deploy itself can be in the namespace for a
+	// moment too, while it configures it: that is not the sign.)
+	sleeping := func() bool {
+		pids, _ := kernel.PIDsIn([]string{ns})
+		for _, pid := range pids[ns] {
+			if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); strings.TrimSpace(string(comm)) == "sleep" {
+				return true
+			}
 		}
+		return false
+	}
+	for !sleeping() {
 		if time.Now().After(deadline) {
 			cmd.Process.Kill()
 			cmd.Wait()
