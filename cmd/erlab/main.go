@@ -61,7 +61,7 @@ func newRoot(g *globals) *cobra.Command {
 	root.SetErr(g.stderr)
 	root.AddCommand(
 		newDeploy(g), newDestroy(g), newInspect(g), newExec(g), newLink(g),
-		newGraph(g), newValidate(g), newCapabilities(g), newVerify(g),
+		newGraph(g), newValidate(g), newCapabilities(g), newVerify(g), newProbe(g),
 	)
 	return root
 }
