@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"path/filepath"
 	"sort"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/erlab-dev/erlab/lab/agent"
 	"github.com/erlab-dev/erlab/lab/kernel"
 	"github.com/erlab-dev/erlab/lab/topo"
 )
@@ -31,6 +33,17 @@ type NodeInfo struct {
 	NetNS      string      `json:"netns"`
 	Present    bool        `json:"present"` // its namespace exists
 	Interfaces []IfaceInfo `json:"interfaces"`
+	Agent      *AgentInfo  `json:"agent,omitempty"`
+}
+
+// AgentInfo is the state of a router's agent.
+type AgentInfo struct {
+	PID      int    `json:"pid"`
+	Alive    bool   `json:"alive"`    // the supervisor runs
+	Speaking bool   `json:"speaking"` // the BGP speaker runs
+	Restarts int    `json:"restarts"`
+	LastExit string `json:"last_exit,omitempty"`
+	Log      string `json:"log"`
 }
 
 // IfaceInfo is one interface of a node, read from the kernel.
@@ -103,12 +116,25 @@ func Inspect(ctx context.Context, name string, opts Options) (*LabInfo, error) {
 				states[ns.Name+":"+i.Name] = i.State
 			}
 		}
+		ni.Agent = agentInfo(filepath.Join(opts.labDir(name), "nodes", ns.Name))
 		info.Nodes = append(info.Nodes, ni)
 	}
 	for _, l := range st.Links {
 		info.Links = append(info.Links, LinkInfo{A: l.A, B: l.B, AState: orGone(states[l.A]), BState: orGone(states[l.B])})
 	}
 	return info, nil
+}
+
+// agentInfo reads a node's agent status, if the node has an agent.
+func agentInfo(dir string) *AgentInfo {
+	st, err := agent.ReadStatus(dir)
+	if err != nil {
+		return nil
+	}
+	return &AgentInfo{
+		PID: st.PID, Alive: processAlive(st.PID), Speaking: st.SpeakerPID != 0 && processAlive(st.SpeakerPID),
+		Restarts: st.Restarts, LastExit: st.LastExit, Log: filepath.Join(dir, "agent.log"),
+	}
 }
 
 func orGone(s string) string {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/erlab-dev/erlab/lab"
+	"github.com/erlab-dev/erlab/lab/agent"
 	"github.com/erlab-dev/erlab/lab/kernel"
 	"github.com/erlab-dev/erlab/lab/labtest"
 	"github.com/erlab-dev/erlab/lab/probe"
@@ -26,6 +27,7 @@ import (
 // TestMain doubles as a deploy process for TestIntegrationDestroyAfterKill,
 // which needs a deploy it can kill -9 half-way.
 func TestMain(m *testing.M) {
+	agent.MaybeRun() // router nodes re-execute this test binary as their agent
 	if file := os.Getenv("ERLAB_TEST_DEPLOY"); file != "" {
 		top, err := lab.Load(file, lab.Options{})
 		if err == nil {

@@ -14,6 +14,9 @@ func (Netns) Name() string { return "netns" }
 func (Netns) Check(n *topo.Node, r topo.Reporter) { refuseContainerFields(n, r) }
 
 func refuseContainerFields(n *topo.Node, r topo.Reporter) {
+	if n.BGP != nil && n.Kind != "router" {
+		r.Errorf(n.Pos, "node %q: %v (a %s node runs no BGP speaker)", n.Name, errNoBGP, n.Kind)
+	}
 	for _, f := range []struct {
 		name string
 		set  bool

@@ -20,7 +20,8 @@ import (
 type Kind interface {
 	// Name is the kind's name in topology files.
 	Name() string
-	// Check applies the kind's own rules to a node of this kind.
+	// Check applies the kind's own rules, and its defaults, to a node of
+	// this kind.
 	Check(n *topo.Node, r topo.Reporter)
 }
 
@@ -63,7 +64,7 @@ func NewRegistry() *Registry { return &Registry{kinds: map[string]Kind{}} }
 // Builtin returns a registry of erlab's own kinds.
 func Builtin() *Registry {
 	r := NewRegistry()
-	for _, k := range []Kind{Netns{}, Bridge{}} {
+	for _, k := range []Kind{Netns{}, Bridge{}, Router{}} {
 		if err := r.Register(k); err != nil {
 			panic(err) // a programming error: two built-in kinds share a name
 		}

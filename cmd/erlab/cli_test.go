@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/erlab-dev/erlab/lab"
+	"github.com/erlab-dev/erlab/lab/agent"
 	"github.com/erlab-dev/erlab/lab/labtest"
 )
 
@@ -137,4 +138,9 @@ func hasRow(table string, fields ...string) bool {
 		}
 	}
 	return false
+}
+
+func TestMain(m *testing.M) {
+	agent.MaybeRun() // router nodes re-execute this test binary as their agent
+	os.Exit(m.Run())
 }

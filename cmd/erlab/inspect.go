@@ -112,6 +112,7 @@ func printLabTable(w io.Writer, info *lab.LabInfo) {
 		}
 	}
 	tw.Flush()
+	printAgents(w, info)
 	if len(info.Links) == 0 {
 		return
 	}
@@ -130,4 +131,36 @@ func ifaceName(i lab.IfaceInfo) string {
 		return fmt.Sprintf("%s (%s %d on %s)", i.Name, i.VLANProto, i.VLAN, i.Parent)
 	}
 	return i.Name
+}
+
+func printAgents(w io.Writer, info *lab.LabInfo) {
+	var rows []string
+	for _, n := range info.Nodes {
+		a := n.Agent
+		if a == nil {
+			continue
+		}
+		state := "running"
+		switch {
+		case !a.Alive:
+			state = "DEAD"
+		case !a.Speaking:
+			state = "restarting"
+		}
+		last := "-"
+		if a.LastExit != "" {
+			last = a.LastExit
+		}
+		rows = append(rows, fmt.Sprintf("%s\t%d\t%s\t%d\t%s\t%s", n.Name, a.PID, state, a.Restarts, last, a.Log))
+	}
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "AGENT\tPID\tSTATE\tRESTARTS\tLAST EXIT\tLOG")
+	for _, r := range rows {
+		fmt.Fprintln(tw, r)
+	}
+	tw.Flush()
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/erlab-dev/erlab/lab"
+	"github.com/erlab-dev/erlab/lab/agent"
 	"github.com/erlab-dev/erlab/lab/topo"
 )
 
@@ -61,12 +62,13 @@ func newRoot(g *globals) *cobra.Command {
 	root.SetErr(g.stderr)
 	root.AddCommand(
 		newDeploy(g), newDestroy(g), newInspect(g), newExec(g), newLink(g),
-		newGraph(g), newValidate(g), newCapabilities(g), newVerify(g), newProbe(g),
+		newGraph(g), newValidate(g), newCapabilities(g), newVerify(g), newProbe(g), newBGP(g),
 	)
 	return root
 }
 
 func main() {
+	agent.MaybeRun() // deploy re-executes this binary as a router's agent
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	g := &globals{stdout: os.Stdout, stderr: os.Stderr}
 	err := newRoot(g).ExecuteContext(ctx)

@@ -43,6 +43,7 @@ type NodeSpec struct {
 	Sysctls    Map[string]        `yaml:"sysctls"`
 	Interfaces Map[InterfaceSpec] `yaml:"interfaces"`
 	Routes     []RouteSpec        `yaml:"routes"`
+	BGP        *BGPSpec           `yaml:"bgp"`
 }
 
 // InterfaceSpec is one entry of a node's interfaces map.
@@ -120,6 +121,7 @@ type Node struct {
 	Sysctls    []Sysctl
 	Interfaces []*Interface // in natural name order: lo, eth1, eth1.100, eth2, eth10
 	Routes     []Route
+	BGP        *BGP // nil: no BGP speaker
 }
 
 // Interface is a network interface of a node.

@@ -77,15 +77,16 @@ func resolve(spec *fileSpec, ps *problems, kinds KindSet) *Topology {
 	}
 	specs := map[string]NodeSpec{}
 	for _, e := range body.Nodes {
-		n := resolveNode(e, body, ps, kinds)
+		n, merged := resolveNode(e, body, ps, kinds)
 		t.Nodes = append(t.Nodes, n)
-		specs[n.Name] = e.Value
+		specs[n.Name] = merged
 	}
 	t.Links = resolveLinks(t, body.Links, ps)
 	for _, n := range t.Nodes {
 		resolveInterfaces(t, n, specs[n.Name], ps)
 		checkAddresses(n, ps)
 		resolveRoutes(n, specs[n.Name].Routes, ps)
+		resolveBGP(n, specs[n.Name].BGP, ps)
 		if kinds.Known(n.Kind) {
 			kinds.CheckNode(n, ps)
 		}
@@ -101,7 +102,9 @@ func supported(kind string, kinds KindSet) string {
 	return s
 }
 
-func resolveNode(e Entry[NodeSpec], body *bodySpec, ps *problems, kinds KindSet) *Node {
+// resolveNode applies inheritance to a node and resolves its scalar fields;
+// it returns the merged spec for the parts resolved later.
+func resolveNode(e Entry[NodeSpec], body *bodySpec, ps *problems, kinds KindSet) (*Node, NodeSpec) {
 	if !nodeNameRe.MatchString(e.Key) {
 		ps.errorf(e.KeyPos, "node %q: not a valid node name (letters, digits, '-' and '_', at most 63, starting with a letter or digit)", e.Key)
 	}
@@ -147,7 +150,7 @@ func resolveNode(e Entry[NodeSpec], body *bodySpec, ps *problems, kinds KindSet)
 			ps.errorf(spec.Pos, "node %q: exec[%d] is empty", n.Name, i)
 		}
 	}
-	return n
+	return n, spec
 }
 
 func resolveLinks(t *Topology, specs []linkSpec, ps *problems) []*Link {

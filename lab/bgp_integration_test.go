@@ -1,0 +1,165 @@
+package lab_test
+
+import (
+	"context"
+	"os/exec"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/erlab-dev/erlab/lab"
+	"github.com/erlab-dev/erlab/lab/agent"
+	"github.com/erlab-dev/erlab/lab/labtest"
+)
+
+// eventually polls cond every 50 ms until it holds or the time is up, and
+// returns how long it took.
+func eventually(t *testing.T, within time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > within {
+			t.Fatalf("%s: not within %s", what, within)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+func established(t *testing.T, labName, node string, addrs ...string) bool {
+	nbrs, err := lab.BGPNeighbors(context.Background(), labName, node)
+	if err != nil {
+		return false
+	}
+	up := map[string]bool{}
+	for _, n := range nbrs {
+		up[n.Address] = n.State == "established"
+	}
+	for _, a := range addrs {
+		if !up[a] {
+			return false
+		}
+	}
+	return true
+}
+
+// kernelNextHops reads a route from the node's kernel with iproute2, an
+// independent reader: the next hops of its proto bgp route to dst.
+func kernelNextHops(t *testing.T, labName, node, dst string) []string {
+	out, _, _ := labtest.TryExec(labName, node, "ip", "route", "show", dst, "proto", "bgp")
+	var nhs []string
+	f := strings.Fields(out)
+	for i, w := range f {
+		if w == "via" && i+1 < len(f) {
+			nhs = append(nhs, f[i+1])
+		}
+	}
+	slices.Sort(nhs)
+	return nhs
+}
+
+// TestIntegrationBGP deploys the shipped BGP lab and checks the routing
+// story end to end: sessions and BFD up, ECMP routes in the kernel, traffic
+// across, the gobgp CLI against the agent, a failure inside the provider's
+// switch (no carrier at the CE) caught by BFD and routed around, failback,
+// and a crashed speaker whose routes are flushed and come back.
+func TestIntegrationBGP(t *testing.T) {
+	labtest.Integration(t)
+	top := labtest.Load(t, "../topologies/er-bgp.yml")
+	labtest.Deploy(t, top)
+	name := top.Name
+	primary, secondary := "192.168.100.130", "192.168.100.134"
+
+	took := eventually(t, 60*time.Second, "all sessions established", func() bool {
+		return established(t, name, "ce", primary, secondary) && established(t, name, "ergw", "172.16.0.1", "172.16.0.5")
+	})
+	t.Logf("sessions established %s after deploy", took.Round(time.Millisecond))
+	eventually(t, 10*time.Second, "ECMP route to the VNet in ce's kernel", func() bool {
+		return slices.Equal(kernelNextHops(t, name, "ce", "10.10.0.0/16"), []string{primary, secondary})
+	})
+	nbrs, err := lab.BGPNeighbors(context.Background(), name, "ce")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nbrs {
+		if n.BFD != "up" || n.Accepted != 1 || n.RemoteAS != 12076 {
+			t.Errorf("ce neighbour %+v: want BFD up and the VNet prefix accepted", n)
+		}
+	}
+	routes, err := lab.BGPRoutes(context.Background(), name, "ce", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	installed := 0
+	for _, r := range routes {
+		if r.Prefix.String() == "10.10.0.0/16" && r.Multipath && r.Installed && slices.Equal(r.ASPath, []uint32{12076, 65515}) {
+			installed++
+		}
+	}
+	if installed != 2 {
+		t.Errorf("erlab bgp routes: want both paths to the VNet installed, got %+v", routes)
+	}
+	labtest.Exec(t, name, "onprem", "ping", "-c1", "-W2", "10.10.0.4")
+
+	if _, err := exec.LookPath("gobgp"); err == nil {
+		out := labtest.Exec(t, name, "ce", "gobgp", "neighbor")
+		if !strings.Contains(out, primary) || !strings.Contains(out, secondary) || strings.Count(out, "Establ") != 2 {
+			t.Errorf("gobgp neighbor in ce:\n%s", out)
+		}
+		if out := labtest.Exec(t, name, "ce", "gobgp", "global", "rib"); !strings.Contains(out, "10.10.0.0/16") {
+			t.Errorf("gobgp global rib in ce:\n%s", out)
+		}
+	} else if labtest.KernelTier() {
+		t.Error("the gobgp CLI is not installed (scripts/setup installs it)")
+	}
+
+	// Fail the primary inside the provider: ce keeps carrier, only BFD
+	// (300 ms x 3) can tell.
+	if err := lab.LinkSet(name, "pe1", "eth2", false, lab.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	took = eventually(t, 5*time.Second, "ce routes around the failed primary", func() bool {
+		return slices.Equal(kernelNextHops(t, name, "ce", "10.10.0.0/16"), []string{secondary})
+	})
+	t.Logf("BFD failover: ce's kernel route moved to the secondary %s after the failure", took.Round(time.Millisecond))
+	if established(t, name, "ce", primary) {
+		t.Error("the primary session is still established")
+	}
+	labtest.Exec(t, name, "onprem", "ping", "-c1", "-W2", "10.10.0.4")
+
+	if err := lab.LinkSet(name, "pe1", "eth2", true, lab.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	took = eventually(t, 30*time.Second, "failback to ECMP", func() bool {
+		return slices.Equal(kernelNextHops(t, name, "ce", "10.10.0.0/16"), []string{primary, secondary})
+	})
+	t.Logf("failback: both paths back %s after the restore", took.Round(time.Millisecond))
+
+	// A speaker that dies must not leave its routes behind; the
+	// supervisor flushes them and starts it again.
+	dir := lab.DefaultStateRoot + "/" + name + "/nodes/ce"
+	st, err := agent.ReadStatus(dir)
+	if err != nil || st.SpeakerPID == 0 {
+		t.Fatalf("agent status: %+v %v", st, err)
+	}
+	if err := syscall.Kill(st.SpeakerPID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 3*time.Second, "the dead speaker's routes flushed", func() bool {
+		return len(kernelNextHops(t, name, "ce", "10.10.0.0/16")) == 0
+	})
+	eventually(t, 30*time.Second, "the restarted speaker's routes back", func() bool {
+		return slices.Equal(kernelNextHops(t, name, "ce", "10.10.0.0/16"), []string{primary, secondary})
+	})
+	info := inspect(t, name)
+	for _, n := range info.Nodes {
+		if n.Name == "ce" && (n.Agent == nil || !n.Agent.Alive || !n.Agent.Speaking || n.Agent.Restarts != 1 || !strings.Contains(n.Agent.LastExit, "killed")) {
+			t.Errorf("inspect ce agent after the crash: %+v", n.Agent)
+		}
+		if n.Name == "onprem" && n.Agent != nil {
+			t.Errorf("a netns node shows an agent: %+v", n.Agent)
+		}
+	}
+}

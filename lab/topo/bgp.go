@@ -1,0 +1,358 @@
+package topo
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// ExpressRoute facts that become defaults (expressroute-model.md): the MSEE
+// uses BGP keepalive 60 s / hold 180 s, and runs BFD at 300 ms × 3 on
+// private and Microsoft peering.
+const (
+	DefaultKeepalive     = 60
+	DefaultHoldTime      = 180
+	DefaultBFDIntervalMs = 300
+	DefaultBFDMultiplier = 3
+	// MicrosoftASN is the ASN of the Microsoft edge on every peering.
+	MicrosoftASN = 12076
+)
+
+// BGPSpec is a node's bgp: block as written.
+type BGPSpec struct {
+	Pos       Pos
+	ASN       *uint32         `yaml:"asn"`
+	RouterID  *string         `yaml:"router-id"`
+	Multipath *bool           `yaml:"multipath"`
+	Networks  []AddrSpec      `yaml:"networks"`
+	Neighbors []NeighborSpec  `yaml:"neighbors"`
+}
+
+// NeighborSpec is one BGP neighbour as written.
+type NeighborSpec struct {
+	Pos          Pos
+	Address      string      `yaml:"address"`
+	RemoteAS     uint32      `yaml:"remote-as"`
+	Description  string      `yaml:"description"`
+	HoldTime     *int        `yaml:"hold-time"`
+	HoldTimePos  Pos         `yaml:"-"`
+	Keepalive    *int        `yaml:"keepalive"`
+	Passive      bool        `yaml:"passive"`
+	Password     string      `yaml:"password"`
+	Multihop     int         `yaml:"multihop"`
+	LocalAddress string      `yaml:"local-address"`
+	BFD          *BFDSpec    `yaml:"bfd"`
+	MaxPrefixes  int         `yaml:"max-prefixes"`
+	Import       *PolicySpec `yaml:"import"`
+	Export       *PolicySpec `yaml:"export"`
+}
+
+// BFDSpec turns BFD on for a neighbour; intervals in milliseconds.
+type BFDSpec struct {
+	Pos        Pos
+	Enabled    *bool `yaml:"enabled"`
+	MinTx      int   `yaml:"min-tx"`
+	MinRx      int   `yaml:"min-rx"`
+	Multiplier int   `yaml:"multiplier"`
+}
+
+// PolicySpec is an import or export policy: an optional prefix filter (what
+// it does not list is rejected) and what to set on what it accepts.
+type PolicySpec struct {
+	Pos         Pos
+	Prefixes    []PrefixMatchSpec `yaml:"prefixes"`
+	LocalPref   *uint32           `yaml:"local-pref"`
+	MED         *uint32           `yaml:"med"`
+	Prepend     int               `yaml:"prepend"`
+	Communities []string          `yaml:"communities"`
+}
+
+// PrefixMatchSpec matches a prefix, and optionally longer ones (ge/le).
+type PrefixMatchSpec struct {
+	Pos    Pos
+	Prefix string `yaml:"prefix"`
+	GE     int    `yaml:"ge"`
+	LE     int    `yaml:"le"`
+}
+
+// BGP is a node's validated BGP configuration.
+type BGP struct {
+	ASN       uint32         `json:"asn"`
+	RouterID  netip.Addr     `json:"router_id"`
+	Multipath bool           `json:"multipath"`
+	Networks  []netip.Prefix `json:"networks,omitempty"`
+	Neighbors []Neighbor     `json:"neighbors"`
+}
+
+// Neighbor is a validated BGP neighbour.
+type Neighbor struct {
+	Address      netip.Addr `json:"address"`
+	RemoteAS     uint32     `json:"remote_as"`
+	Description  string     `json:"description,omitempty"`
+	HoldTime     int        `json:"hold_time"`
+	Keepalive    int        `json:"keepalive"`
+	Passive      bool       `json:"passive,omitempty"`
+	Password     string     `json:"password,omitempty"`
+	Multihop     int        `json:"multihop,omitempty"`
+	LocalAddress netip.Addr `json:"local_address,omitzero"`
+	BFD          *BFD       `json:"bfd,omitempty"`
+	MaxPrefixes  int        `json:"max_prefixes,omitempty"`
+	Import       *Policy    `json:"import,omitempty"`
+	Export       *Policy    `json:"export,omitempty"`
+	// Interface is the node's interface whose subnet holds the neighbour,
+	// for a directly connected one ("" for multihop).
+	Interface string `json:"interface,omitempty"`
+}
+
+// BFD timers, in milliseconds.
+type BFD struct {
+	MinTx      int `json:"min_tx_ms"`
+	MinRx      int `json:"min_rx_ms"`
+	Multiplier int `json:"multiplier"`
+}
+
+// Policy is a validated import or export policy.
+type Policy struct {
+	Prefixes    []PrefixMatch `json:"prefixes,omitempty"`
+	LocalPref   *uint32       `json:"local_pref,omitempty"`
+	MED         *uint32       `json:"med,omitempty"`
+	Prepend     int           `json:"prepend,omitempty"`
+	Communities []string      `json:"communities,omitempty"`
+}
+
+// PrefixMatch matches Prefix and, with GE/LE, longer prefixes inside it.
+type PrefixMatch struct {
+	Prefix netip.Prefix `json:"prefix"`
+	GE     int          `json:"ge,omitempty"`
+	LE     int          `json:"le,omitempty"`
+}
+
+func resolveBGP(n *Node, spec *BGPSpec, ps *problems) {
+	if spec == nil {
+		return
+	}
+	where := fmt.Sprintf("node %q: bgp", n.Name)
+	b := &BGP{Multipath: spec.Multipath != nil && *spec.Multipath}
+	if spec.ASN == nil || *spec.ASN == 0 {
+		ps.errorf(spec.Pos, "%s: asn: required (the node's AS number)", where)
+	} else {
+		b.ASN = *spec.ASN
+	}
+	if spec.RouterID != nil {
+		id, err := netip.ParseAddr(*spec.RouterID)
+		if err != nil || !id.Is4() {
+			ps.errorf(spec.Pos, "%s: router-id %q is not an IPv4 address", where, *spec.RouterID)
+		}
+		b.RouterID = id
+	} else if id, ok := defaultRouterID(n); ok {
+		b.RouterID = id
+	} else {
+		ps.errorf(spec.Pos, "%s: router-id: required, as the node has no IPv4 address to take it from", where)
+	}
+	for _, a := range spec.Networks {
+		if a.Prefix.IsValid() {
+			if a.Prefix != a.Prefix.Masked() {
+				ps.errorf(a.Pos, "%s: network %s has host bits set; did you mean %s?", where, a.Prefix, a.Prefix.Masked())
+				continue
+			}
+			b.Networks = append(b.Networks, a.Prefix)
+		}
+	}
+	seen := map[netip.Addr]bool{}
+	for i, ns := range spec.Neighbors {
+		nw := fmt.Sprintf("%s: neighbors[%d]", where, i)
+		nb, ok := resolveNeighbor(n, ns, nw, ps)
+		if !ok {
+			continue
+		}
+		if seen[nb.Address] {
+			ps.errorf(ns.Pos, "%s: neighbour %s is given twice", nw, nb.Address)
+			continue
+		}
+		seen[nb.Address] = true
+		b.Neighbors = append(b.Neighbors, nb)
+	}
+	n.BGP = b
+}
+
+// defaultRouterID takes the node's highest loopback IPv4 address, else its
+// first IPv4 address, as routers conventionally do.
+func defaultRouterID(n *Node) (netip.Addr, bool) {
+	var best netip.Addr
+	for _, i := range n.Interfaces {
+		for _, p := range i.Addresses {
+			if !p.Addr().Is4() {
+				continue
+			}
+			if i.Type == TypeLoopback && (!best.IsValid() || best.Less(p.Addr())) {
+				best = p.Addr()
+			}
+		}
+	}
+	if best.IsValid() {
+		return best, true
+	}
+	for _, i := range n.Interfaces {
+		for _, p := range i.Addresses {
+			if p.Addr().Is4() {
+				return p.Addr(), true
+			}
+		}
+	}
+	return netip.Addr{}, false
+}
+
+func resolveNeighbor(n *Node, ns NeighborSpec, where string, ps *problems) (Neighbor, bool) {
+	nb := Neighbor{RemoteAS: ns.RemoteAS, Description: ns.Description, Passive: ns.Passive, Password: ns.Password,
+		Multihop: ns.Multihop, MaxPrefixes: ns.MaxPrefixes, HoldTime: DefaultHoldTime, Keepalive: DefaultKeepalive}
+	a, err := netip.ParseAddr(ns.Address)
+	if err != nil {
+		ps.errorf(ns.Pos, "%s: address %q is not an IP address", where, ns.Address)
+		return nb, false
+	}
+	nb.Address = a
+	ok := true
+	if ns.RemoteAS == 0 {
+		ps.errorf(ns.Pos, "%s: remote-as: required", where)
+		ok = false
+	}
+	if ns.HoldTime != nil {
+		nb.HoldTime = *ns.HoldTime
+		if ns.Keepalive == nil {
+			nb.Keepalive = nb.HoldTime / 3
+		}
+	}
+	if ns.Keepalive != nil {
+		nb.Keepalive = *ns.Keepalive
+	}
+	// RFC 4271: a hold time is 0 (no keepalives) or at least 3 seconds.
+	if nb.HoldTime != 0 && (nb.HoldTime < 3 || nb.HoldTime > 65535) {
+		ps.errorf(ns.HoldTimePos, "%s: hold-time %d: 0, or 3 to 65535 seconds", where, nb.HoldTime)
+		ok = false
+	}
+	if nb.Keepalive < 0 || (nb.HoldTime > 0 && nb.Keepalive >= nb.HoldTime) {
+		ps.errorf(ns.Pos, "%s: keepalive %d must be shorter than the hold time %d", where, nb.Keepalive, nb.HoldTime)
+		ok = false
+	}
+	if ns.LocalAddress != "" {
+		la, err := netip.ParseAddr(ns.LocalAddress)
+		if err != nil || !hasAddress(n, la) {
+			ps.errorf(ns.Pos, "%s: local-address %q is not an address of node %q", where, ns.LocalAddress, n.Name)
+			ok = false
+		}
+		nb.LocalAddress = la
+	}
+	if ns.Multihop < 0 || ns.Multihop > 255 {
+		ps.errorf(ns.Pos, "%s: multihop %d: a TTL from 1 to 255", where, ns.Multihop)
+		ok = false
+	}
+	if iface := connectedIface(n, a); iface != "" {
+		nb.Interface = iface
+	} else if ns.Multihop == 0 {
+		ps.errorf(ns.Pos, "%s: %s is on no subnet of node %q; a neighbour further away needs multihop: TTL", where, a, n.Name)
+		ok = false
+	}
+	if ns.MaxPrefixes < 0 {
+		ps.errorf(ns.Pos, "%s: max-prefixes %d is negative", where, ns.MaxPrefixes)
+		ok = false
+	}
+	if ns.BFD != nil && (ns.BFD.Enabled == nil || *ns.BFD.Enabled) {
+		b := &BFD{MinTx: ns.BFD.MinTx, MinRx: ns.BFD.MinRx, Multiplier: ns.BFD.Multiplier}
+		if b.MinTx == 0 {
+			b.MinTx = DefaultBFDIntervalMs
+		}
+		if b.MinRx == 0 {
+			b.MinRx = DefaultBFDIntervalMs
+		}
+		if b.Multiplier == 0 {
+			b.Multiplier = DefaultBFDMultiplier
+		}
+		if b.MinTx < 10 || b.MinRx < 10 || b.Multiplier < 1 || b.Multiplier > 255 {
+			ps.errorf(ns.BFD.Pos, "%s: bfd: intervals of at least 10 ms and a multiplier of 1 to 255", where)
+			ok = false
+		}
+		if ns.Multihop > 0 {
+			ps.errorf(ns.BFD.Pos, "%s: bfd: erlab's BFD is single-hop (RFC 5881); this neighbour is multihop", where)
+			ok = false
+		}
+		nb.BFD = b
+	}
+	var pok bool
+	if nb.Import, pok = resolvePolicy(ns.Import, where+": import", ps); !pok {
+		ok = false
+	}
+	if nb.Export, pok = resolvePolicy(ns.Export, where+": export", ps); !pok {
+		ok = false
+	}
+	return nb, ok
+}
+
+func resolvePolicy(spec *PolicySpec, where string, ps *problems) (*Policy, bool) {
+	if spec == nil {
+		return nil, true
+	}
+	p := &Policy{LocalPref: spec.LocalPref, MED: spec.MED, Prepend: spec.Prepend, Communities: spec.Communities}
+	ok := true
+	for i, m := range spec.Prefixes {
+		pre, err := netip.ParsePrefix(m.Prefix)
+		if err != nil || pre != pre.Masked() {
+			ps.errorf(m.Pos, "%s: prefixes[%d]: %q is not a prefix such as 10.0.0.0/8", where, i, m.Prefix)
+			ok = false
+			continue
+		}
+		maxLen := pre.Addr().BitLen()
+		if (m.GE != 0 && (m.GE < pre.Bits() || m.GE > maxLen)) || (m.LE != 0 && (m.LE < pre.Bits() || m.LE > maxLen)) || (m.GE != 0 && m.LE != 0 && m.GE > m.LE) {
+			ps.errorf(m.Pos, "%s: prefixes[%d]: ge/le must satisfy %d <= ge <= le <= %d", where, i, pre.Bits(), maxLen)
+			ok = false
+			continue
+		}
+		p.Prefixes = append(p.Prefixes, PrefixMatch{Prefix: pre, GE: m.GE, LE: m.LE})
+	}
+	if spec.Prepend < 0 || spec.Prepend > 16 {
+		ps.errorf(spec.Pos, "%s: prepend %d: 0 to 16 times", where, spec.Prepend)
+		ok = false
+	}
+	for _, c := range spec.Communities {
+		if !validCommunity(c) {
+			ps.errorf(spec.Pos, "%s: community %q is not ASN:VALUE (each 0-65535), such as 12076:50004", where, c)
+			ok = false
+		}
+	}
+	return p, ok
+}
+
+func validCommunity(c string) bool {
+	a, v, found := strings.Cut(c, ":")
+	if !found {
+		return false
+	}
+	_, err1 := strconv.ParseUint(a, 10, 16)
+	_, err2 := strconv.ParseUint(v, 10, 16)
+	return err1 == nil && err2 == nil
+}
+
+func hasAddress(n *Node, a netip.Addr) bool {
+	for _, i := range n.Interfaces {
+		for _, p := range i.Addresses {
+			if p.Addr() == a {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func connectedIface(n *Node, a netip.Addr) string {
+	for _, i := range n.Interfaces {
+		if i.Type == TypeLoopback {
+			continue
+		}
+		for _, p := range i.Addresses {
+			if p.Masked().Contains(a) && p.Addr() != a {
+				return i.Name
+			}
+		}
+	}
+	return ""
+}
