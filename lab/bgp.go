@@ -3,8 +3,8 @@ package lab
 import (
 	"context"
 	"errors"
-	"io"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"sort"

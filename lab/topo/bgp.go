@@ -22,11 +22,11 @@ const (
 // BGPSpec is a node's bgp: block as written.
 type BGPSpec struct {
 	Pos       Pos
-	ASN       *uint32         `yaml:"asn"`
-	RouterID  *string         `yaml:"router-id"`
-	Multipath *bool           `yaml:"multipath"`
-	Networks  []AddrSpec      `yaml:"networks"`
-	Neighbors []NeighborSpec  `yaml:"neighbors"`
+	ASN       *uint32        `yaml:"asn"`
+	RouterID  *string        `yaml:"router-id"`
+	Multipath *bool          `yaml:"multipath"`
+	Networks  []AddrSpec     `yaml:"networks"`
+	Neighbors []NeighborSpec `yaml:"neighbors"`
 }
 
 // NeighborSpec is one BGP neighbour as written.

@@ -73,8 +73,8 @@ topology:
     b: {kind: vm}
 `,
 		want: []string{
-			`lab.yml:4:15: node "a": unknown kind "bridg" (did you mean "bridge"? supported: bridge, netns)`,
-			`lab.yml:5:15: node "b": unknown kind "vm" (supported: bridge, netns)`,
+			`lab.yml:4:15: node "a": unknown kind "bridg" (did you mean "bridge"? supported: bridge, netns, router)`,
+			`lab.yml:5:15: node "b": unknown kind "vm" (supported: bridge, netns, router)`,
 		},
 	}, {
 		name: "duplicate node",
@@ -226,7 +226,7 @@ topology:
 		src: `name: "my lab"
 topology:
   kinds:
-    router: {}
+    switch: {}
     bridge: {kind: netns}
   nodes:
     a.b: {}
@@ -242,7 +242,7 @@ topology:
 `,
 		want: []string{
 			`lab.yml:1:7: name: "my lab" is not a valid lab name (letters, digits, '-' and '_', at most 40, starting with a letter or digit)`,
-			`lab.yml:4:5: kinds: unknown kind "router" (supported: bridge, netns)`,
+			`lab.yml:4:5: kinds: unknown kind "switch" (supported: bridge, netns, router)`,
 			`lab.yml:5:20: kind "bridge": "kind" cannot be set inside kinds.bridge`,
 			`lab.yml:7:5: node "a.b": not a valid node name (letters, digits, '-' and '_', at most 63, starting with a letter or digit)`,
 			`lab.yml:11:9: node "br": interface "eth1": a bridge port has no addresses (a bridge node is a layer-2 switch)`,
