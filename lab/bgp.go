@@ -27,6 +27,9 @@ type NeighborInfo struct {
 	RemoteAS    uint32        `json:"remote_as"`
 	Description string        `json:"description,omitempty"`
 	State       string        `json:"state"` // idle, connect, active, opensent, openconfirm, established
+	// Down says why a session is held down: "admin" or "max-prefixes"
+	// (the peer sent more than the limit, and the session was dropped).
+	Down string `json:"down,omitempty"`
 	Uptime      time.Duration `json:"uptime_ns,omitempty"`
 	Received    uint64        `json:"received"`
 	Accepted    uint64        `json:"accepted"`
@@ -88,6 +91,12 @@ func BGPNeighbors(ctx context.Context, labName, node string) ([]NeighborInfo, er
 		for _, as := range p.GetAfiSafis() {
 			ni.Received += as.GetState().GetReceived()
 			ni.Accepted += as.GetState().GetAccepted()
+		}
+		switch p.GetState().GetAdminState() {
+		case api.PeerState_ADMIN_STATE_DOWN:
+			ni.Down = "admin"
+		case api.PeerState_ADMIN_STATE_PFX_CT:
+			ni.Down = "max-prefixes"
 		}
 		if p.GetBfd().GetEnabled() {
 			ni.BFD = bfdState(p.GetState().GetBfdState().GetSessionState())

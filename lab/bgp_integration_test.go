@@ -163,3 +163,104 @@ func TestIntegrationBGP(t *testing.T) {
 		}
 	}
 }
+
+const policyLab = `name: pol
+topology:
+  nodes:
+    r1:
+      kind: router
+      interfaces:
+        eth1: {addresses: [10.0.12.1/30]}
+        eth2: {addresses: [10.0.13.1/30]}
+      bgp:
+        asn: 65001
+        neighbors:
+          - address: 10.0.12.2
+            remote-as: 65002
+            passive: true
+            password: ${ERLAB_TEST_MD5:=s3cret}
+            import:
+              prefixes: [{prefix: 10.20.0.0/16, le: 24}]
+              local-pref: 150
+              communities: ["12076:50004"]
+          - {address: 10.0.13.2, remote-as: 65003, max-prefixes: 1}
+    r2:
+      kind: router
+      interfaces:
+        eth1: {addresses: [10.0.12.2/30]}
+      bgp:
+        asn: 65002
+        networks: [10.20.1.0/24, 10.20.2.0/24, 10.20.0.0/16, 10.30.0.0/16, 10.20.3.128/25]
+        neighbors:
+          - address: 10.0.12.1
+            remote-as: 65001
+            password: ${ERLAB_TEST_MD5:=s3cret}
+            export: {prepend: 2, med: 7}
+    r3:
+      kind: router
+      interfaces:
+        eth1: {addresses: [10.0.13.2/30]}
+      bgp:
+        asn: 65003
+        networks: [10.40.1.0/24, 10.40.2.0/24]
+        neighbors:
+          - {address: 10.0.13.1, remote-as: 65001}
+  links:
+    - endpoints: ["r1:eth1", "r2:eth1"]
+    - endpoints: ["r1:eth2", "r3:eth1"]
+`
+
+// TestIntegrationBGPPolicy checks the neighbour and policy settings on real
+// sessions: MD5 and passive (the session still comes up), an import prefix
+// filter with ge/le, local preference and communities set on import, AS-path
+// prepend and MED on export, and a prefix limit that drops the session, as
+// ExpressRoute's does. Then fast external failover: without BFD and with a
+// 180 s hold time, a carrier loss still resets the session at once.
+func TestIntegrationBGPPolicy(t *testing.T) {
+	labtest.Integration(t)
+	top := labtest.Parse(t, policyLab)
+	labtest.Deploy(t, top)
+	name := top.Name
+	eventually(t, 60*time.Second, "r1-r2 established (MD5, r1 passive)", func() bool { return established(t, name, "r1", "10.0.12.2") })
+	eventually(t, 30*time.Second, "r1 drops r3 over the prefix limit", func() bool {
+		nbrs, _ := lab.BGPNeighbors(context.Background(), name, "r1")
+		for _, n := range nbrs {
+			if n.Address == "10.0.13.2" && n.Down == "max-prefixes" && n.State != "established" {
+				return true
+			}
+		}
+		return false
+	})
+	var got []string
+	eventually(t, 10*time.Second, "r2's routes at r1 through the import filter", func() bool {
+		routes, err := lab.BGPRoutes(context.Background(), name, "r1", true)
+		if err != nil {
+			return false
+		}
+		got = nil
+		for _, r := range routes {
+			if r.Neighbor != "10.0.12.2" {
+				continue
+			}
+			got = append(got, r.Prefix.String())
+			if r.LocalPref != 150 || !slices.Equal(r.ASPath, []uint32{65002, 65002, 65002}) || r.MED != 7 || !slices.Contains(r.Communities, "12076:50004") || !r.Installed {
+				t.Logf("route %+v", r)
+				return false
+			}
+		}
+		slices.Sort(got)
+		return slices.Equal(got, []string{"10.20.0.0/16", "10.20.1.0/24", "10.20.2.0/24"})
+	})
+	if kernelNextHops(t, name, "r1", "10.30.0.0/16") != nil || kernelNextHops(t, name, "r1", "10.20.3.128/25") != nil {
+		t.Error("a prefix the import filter rejects reached r1's kernel")
+	}
+
+	// Fast external failover: r2's end goes down, r1 loses carrier.
+	pulled := time.Now()
+	if err := lab.LinkSet(name, "r2", "eth1", false, lab.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Second, "r1 resets the session on carrier loss", func() bool { return !established(t, name, "r1", "10.0.12.2") })
+	eventually(t, 2*time.Second, "r2's routes gone from r1's kernel", func() bool { return kernelNextHops(t, name, "r1", "10.20.1.0/24") == nil })
+	t.Logf("fast external failover: session reset and routes withdrawn %s after the carrier loss (hold time 180 s)", time.Since(pulled).Round(time.Millisecond))
+}

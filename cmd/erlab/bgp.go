@@ -55,7 +55,11 @@ The agent also serves GoBGP's own API, so the gobgp CLI works too: erlab exec -t
 					if n.Uptime > 0 {
 						up = n.Uptime.String()
 					}
-					fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%d\t%s\t%s\n", n.Address, n.RemoteAS, n.State, up, n.Received, n.Accepted, dash(n.BFD), n.Description)
+					state := n.State
+					if n.Down != "" {
+						state += " (" + n.Down + ")"
+					}
+					fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%d\t%s\t%s\n", n.Address, n.RemoteAS, state, up, n.Received, n.Accepted, dash(n.BFD), n.Description)
 				}
 			case []lab.RouteInfo:
 				fmt.Fprintln(tw, "PREFIX\tNEXT HOP\tAS PATH\tLOCAL PREF\tMED\tBEST\tMULTIPATH\tKERNEL")
