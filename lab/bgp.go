@@ -23,17 +23,17 @@ import (
 
 // NeighborInfo is a BGP session as erlab bgp shows it.
 type NeighborInfo struct {
-	Address     string        `json:"address"`
-	RemoteAS    uint32        `json:"remote_as"`
-	Description string        `json:"description,omitempty"`
-	State       string        `json:"state"` // idle, connect, active, opensent, openconfirm, established
+	Address     string `json:"address"`
+	RemoteAS    uint32 `json:"remote_as"`
+	Description string `json:"description,omitempty"`
+	State       string `json:"state"` // idle, connect, active, opensent, openconfirm, established
 	// Down says why a session is held down: "admin" or "max-prefixes"
 	// (the peer sent more than the limit, and the session was dropped).
-	Down string `json:"down,omitempty"`
-	Uptime      time.Duration `json:"uptime_ns,omitempty"`
-	Received    uint64        `json:"received"`
-	Accepted    uint64        `json:"accepted"`
-	BFD         string        `json:"bfd,omitempty"` // up, down, init, admin-down; "" when off
+	Down     string        `json:"down,omitempty"`
+	Uptime   time.Duration `json:"uptime_ns,omitempty"`
+	Received uint64        `json:"received"`
+	Accepted uint64        `json:"accepted"`
+	BFD      string        `json:"bfd,omitempty"` // up, down, init, admin-down; "" when off
 }
 
 // RouteInfo is a path with whether the kernel has it.

@@ -60,86 +60,98 @@ func kernelNextHops(t *testing.T, labName, node, dst string) []string {
 	return nhs
 }
 
-// TestIntegrationBGP deploys the shipped BGP lab and checks the routing
-// story end to end: sessions and BFD up, ECMP routes in the kernel, traffic
-// across, the gobgp CLI against the agent, a failure inside the provider's
-// switch (no carrier at the CE) caught by BFD and routed around, failback,
-// and a crashed speaker whose routes are flushed and come back.
+// TestIntegrationBGP deploys the shipped BGP lab (a CE pair and an MSEE
+// pair) and checks the routing story end to end: sessions and BFD up, the
+// primary preferred both ways and in the kernels, traffic across, the gobgp
+// CLI against the agent, a failure inside the provider's switch (no carrier
+// change anywhere) caught by BFD and routed around, failback, and a crashed
+// speaker whose routes are flushed and come back.
 func TestIntegrationBGP(t *testing.T) {
 	labtest.Integration(t)
 	top := labtest.Load(t, "../topologies/er-bgp.yml")
 	labtest.Deploy(t, top)
 	name := top.Name
-	primary, secondary := "192.168.100.130", "192.168.100.134"
+	viaCE1, viaCE2 := []string{"10.0.1.2"}, []string{"10.0.2.2"}
+	viaMSEE1, viaMSEE2 := []string{"172.16.0.1"}, []string{"172.16.0.5"}
 
 	took := eventually(t, 60*time.Second, "all sessions established", func() bool {
-		return established(t, name, "ce", primary, secondary) && established(t, name, "ergw", "172.16.0.1", "172.16.0.5")
+		return established(t, name, "ce1", "192.168.100.130", "10.0.1.1") && established(t, name, "ce2", "192.168.100.134", "10.0.2.1") &&
+			established(t, name, "ergw", "172.16.0.1", "172.16.0.5")
 	})
 	t.Logf("sessions established %s after deploy", took.Round(time.Millisecond))
-	eventually(t, 10*time.Second, "ECMP route to the VNet in ce's kernel", func() bool {
-		return slices.Equal(kernelNextHops(t, name, "ce", "10.10.0.0/16"), []string{primary, secondary})
+	eventually(t, 10*time.Second, "the primary preferred both ways, in the kernels", func() bool {
+		return slices.Equal(kernelNextHops(t, name, "core", "10.10.0.0/16"), viaCE1) &&
+			slices.Equal(kernelNextHops(t, name, "ergw", "10.1.0.0/24"), viaMSEE1)
 	})
-	nbrs, err := lab.BGPNeighbors(context.Background(), name, "ce")
+	nbrs, err := lab.BGPNeighbors(context.Background(), name, "ce1")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range nbrs {
-		if n.BFD != "up" || n.Accepted != 1 || n.RemoteAS != 12076 {
-			t.Errorf("ce neighbour %+v: want BFD up and the VNet prefix accepted", n)
+		if n.Address == "192.168.100.130" && (n.BFD != "up" || n.Accepted != 1 || n.RemoteAS != 12076) {
+			t.Errorf("ce1's primary session %+v: want BFD up and the VNet prefix accepted", n)
 		}
 	}
-	routes, err := lab.BGPRoutes(context.Background(), name, "ce", false)
+	routes, err := lab.BGPRoutes(context.Background(), name, "core", true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	installed := 0
+	var seen []string
 	for _, r := range routes {
-		if r.Prefix.String() == "10.10.0.0/16" && r.Multipath && r.Installed && slices.Equal(r.ASPath, []uint32{12076, 65515}) {
-			installed++
+		if r.Prefix.String() != "10.10.0.0/16" {
+			continue
+		}
+		seen = append(seen, r.NextHop.String())
+		switch r.NextHop.String() {
+		case "10.0.1.2":
+			if !r.Best || !r.Installed || r.LocalPref != 200 || !slices.Equal(r.ASPath, []uint32{12076, 65515}) {
+				t.Errorf("core's path via ce1: %+v", r)
+			}
+		case "10.0.2.2":
+			if r.Best || r.Installed || r.LocalPref != 100 {
+				t.Errorf("core's path via ce2: %+v", r)
+			}
 		}
 	}
-	if installed != 2 {
-		t.Errorf("erlab bgp routes: want both paths to the VNet installed, got %+v", routes)
+	if slices.Sort(seen); !slices.Equal(seen, []string{"10.0.1.2", "10.0.2.2"}) {
+		t.Errorf("core's RIB for the VNet: next hops %v, want both CEs", seen)
 	}
 	labtest.Exec(t, name, "onprem", "ping", "-c1", "-W2", "10.10.0.4")
 
 	if _, err := exec.LookPath("gobgp"); err == nil {
-		out := labtest.Exec(t, name, "ce", "gobgp", "neighbor")
-		if !strings.Contains(out, primary) || !strings.Contains(out, secondary) || strings.Count(out, "Establ") != 2 {
-			t.Errorf("gobgp neighbor in ce:\n%s", out)
+		out := labtest.Exec(t, name, "ce1", "gobgp", "neighbor")
+		if !strings.Contains(out, "192.168.100.130") || strings.Count(out, "Establ") != 2 {
+			t.Errorf("gobgp neighbor in ce1:\n%s", out)
 		}
-		if out := labtest.Exec(t, name, "ce", "gobgp", "global", "rib"); !strings.Contains(out, "10.10.0.0/16") {
-			t.Errorf("gobgp global rib in ce:\n%s", out)
+		if out := labtest.Exec(t, name, "ce1", "gobgp", "global", "rib"); !strings.Contains(out, "10.10.0.0/16") {
+			t.Errorf("gobgp global rib in ce1:\n%s", out)
 		}
 	} else if labtest.KernelTier() {
 		t.Error("the gobgp CLI is not installed (scripts/setup installs it)")
 	}
 
-	// Fail the primary inside the provider: ce keeps carrier, only BFD
-	// (300 ms x 3) can tell.
-	if err := lab.LinkSet(name, "pe1", "eth2", false, lab.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	took = eventually(t, 5*time.Second, "ce routes around the failed primary", func() bool {
-		return slices.Equal(kernelNextHops(t, name, "ce", "10.10.0.0/16"), []string{secondary})
+	// The provider's switch stops forwarding on the primary: every carrier
+	// stays up, only BFD (300 ms x 3) can tell.
+	failed := time.Now()
+	labtest.Exec(t, name, "pe1", "ip", "link", "set", "eth2", "nomaster")
+	eventually(t, 5*time.Second, "traffic moved to the secondary both ways", func() bool {
+		return slices.Equal(kernelNextHops(t, name, "core", "10.10.0.0/16"), viaCE2) &&
+			slices.Equal(kernelNextHops(t, name, "ergw", "10.1.0.0/24"), viaMSEE2)
 	})
-	t.Logf("BFD failover: ce's kernel route moved to the secondary %s after the failure", took.Round(time.Millisecond))
-	if established(t, name, "ce", primary) {
-		t.Error("the primary session is still established")
-	}
+	t.Logf("BFD failover: both ends routed via the secondary %s after the switch failed", time.Since(failed).Round(time.Millisecond))
 	labtest.Exec(t, name, "onprem", "ping", "-c1", "-W2", "10.10.0.4")
 
-	if err := lab.LinkSet(name, "pe1", "eth2", true, lab.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	took = eventually(t, 30*time.Second, "failback to ECMP", func() bool {
-		return slices.Equal(kernelNextHops(t, name, "ce", "10.10.0.0/16"), []string{primary, secondary})
+	restored := time.Now()
+	labtest.Exec(t, name, "pe1", "ip", "link", "set", "eth2", "master", "br0")
+	eventually(t, 30*time.Second, "failback to the primary", func() bool {
+		return slices.Equal(kernelNextHops(t, name, "core", "10.10.0.0/16"), viaCE1) &&
+			slices.Equal(kernelNextHops(t, name, "ergw", "10.1.0.0/24"), viaMSEE1)
 	})
-	t.Logf("failback: both paths back %s after the restore", took.Round(time.Millisecond))
+	t.Logf("failback: the primary carries traffic again %s after the switch was restored", time.Since(restored).Round(time.Millisecond))
 
-	// A speaker that dies must not leave its routes behind; the
-	// supervisor flushes them and starts it again.
-	dir := lab.DefaultStateRoot + "/" + name + "/nodes/ce"
+	// A speaker that dies must not leave its routes behind; its supervisor
+	// has them flushed and starts it again.
+	dir := lab.DefaultStateRoot + "/" + name + "/nodes/ce1"
 	st, err := agent.ReadStatus(dir)
 	if err != nil || st.SpeakerPID == 0 {
 		t.Fatalf("agent status: %+v %v", st, err)
@@ -148,20 +160,67 @@ func TestIntegrationBGP(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 3*time.Second, "the dead speaker's routes flushed", func() bool {
-		return len(kernelNextHops(t, name, "ce", "10.10.0.0/16")) == 0
+		return kernelNextHops(t, name, "ce1", "10.10.0.0/16") == nil
 	})
 	eventually(t, 30*time.Second, "the restarted speaker's routes back", func() bool {
-		return slices.Equal(kernelNextHops(t, name, "ce", "10.10.0.0/16"), []string{primary, secondary})
+		return slices.Equal(kernelNextHops(t, name, "ce1", "10.10.0.0/16"), []string{"192.168.100.130"})
 	})
 	info := inspect(t, name)
 	for _, n := range info.Nodes {
-		if n.Name == "ce" && (n.Agent == nil || !n.Agent.Alive || !n.Agent.Speaking || n.Agent.Restarts != 1 || !strings.Contains(n.Agent.LastExit, "killed")) {
-			t.Errorf("inspect ce agent after the crash: %+v", n.Agent)
+		if n.Name == "ce1" && (n.Agent == nil || !n.Agent.Alive || !n.Agent.Speaking || n.Agent.Restarts != 1 || !strings.Contains(n.Agent.LastExit, "killed")) {
+			t.Errorf("inspect ce1 agent after the crash: %+v", n.Agent)
 		}
 		if n.Name == "onprem" && n.Agent != nil {
 			t.Errorf("a netns node shows an agent: %+v", n.Agent)
 		}
 	}
+}
+
+const multipathLab = `name: mp
+topology:
+  nodes:
+    r1:
+      kind: router
+      interfaces:
+        eth1: {addresses: [10.0.12.1/30]}
+        eth2: {addresses: [10.0.13.1/30]}
+      bgp:
+        asn: 65001
+        multipath: true
+        neighbors:
+          - {address: 10.0.12.2, remote-as: 65002}
+          - {address: 10.0.13.2, remote-as: 65002}
+    r2:
+      kind: router
+      interfaces:
+        eth1: {addresses: [10.0.12.2/30]}
+      bgp: {asn: 65002, networks: [10.50.0.0/24], neighbors: [{address: 10.0.12.1, remote-as: 65001}]}
+    r3:
+      kind: router
+      interfaces:
+        eth1: {addresses: [10.0.13.2/30]}
+      bgp: {asn: 65002, networks: [10.50.0.0/24], neighbors: [{address: 10.0.13.1, remote-as: 65001}]}
+  links:
+    - endpoints: ["r1:eth1", "r2:eth1"]
+    - endpoints: ["r1:eth2", "r3:eth1"]
+`
+
+// TestIntegrationBGPMultipath: two equal paths become one ECMP kernel route
+// with both next hops; when one goes, the route keeps the other.
+func TestIntegrationBGPMultipath(t *testing.T) {
+	labtest.Integration(t)
+	top := labtest.Parse(t, multipathLab)
+	labtest.Deploy(t, top)
+	name := top.Name
+	eventually(t, 60*time.Second, "ECMP route with both next hops", func() bool {
+		return slices.Equal(kernelNextHops(t, name, "r1", "10.50.0.0/24"), []string{"10.0.12.2", "10.0.13.2"})
+	})
+	if err := lab.LinkSet(name, "r3", "eth1", false, lab.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 3*time.Second, "the ECMP route keeps the remaining path", func() bool {
+		return slices.Equal(kernelNextHops(t, name, "r1", "10.50.0.0/24"), []string{"10.0.12.2"})
+	})
 }
 
 const policyLab = `name: pol

@@ -53,8 +53,9 @@ func (Router) Start(ctx context.Context, n *Node) error {
 	if err != nil {
 		return err
 	}
-	// The agent is this very binary, re-executed inside the namespace.
-	cmd := exec.Command(exe)
+	// The agent is this very binary, re-executed inside the namespace under
+	// a shell loop that restarts it.
+	cmd := exec.Command("/bin/sh", "-c", agent.Supervisor, "erlab-agent", exe)
 	cmd.Env = append(os.Environ(), agent.ConfigEnv+"="+cfgPath)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // outlives erlab deploy

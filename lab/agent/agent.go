@@ -5,9 +5,8 @@
 // node's kernel. GoBGP opens its sockets from goroutines of its own, so one
 // speaker per namespace means one process per namespace.
 //
-// The process is its own supervisor: the first instance (the one deploy
-// starts) runs the speaker as a child and, should it die, flushes the routes
-// it installed, records the crash and starts it again.
+// A small shell loop (Supervisor) runs the speaker and, should it die, has
+// its routes flushed, the crash recorded, and starts it again.
 package agent
 
 import (
@@ -23,8 +22,10 @@ import (
 
 // Environment variables that make an erlab (or test) binary an agent.
 const (
-	ConfigEnv = "ERLAB_AGENT_CONFIG" // path of the agent's config.json
-	workerEnv = "ERLAB_AGENT_WORKER" // set on the speaker child
+	ConfigEnv   = "ERLAB_AGENT_CONFIG" // path of the agent's config.json
+	restartsEnv = "ERLAB_AGENT_RESTARTS"
+	lastExitEnv = "ERLAB_AGENT_LAST_EXIT"
+	flushEnv    = "ERLAB_AGENT_FLUSH" // flush a dead speaker's routes, then exit
 )
 
 // GRPCAddress is where the agent serves GoBGP's API, inside its namespace.
@@ -63,8 +64,8 @@ func readConfig(path string) (Config, error) {
 
 // Status is what the agent's supervisor records, for inspect.
 type Status struct {
-	PID        int       `json:"pid"`         // the supervisor
-	SpeakerPID int       `json:"speaker_pid"` // the GoBGP child
+	PID        int       `json:"pid"`         // the supervisor (shell)
+	SpeakerPID int       `json:"speaker_pid"` // the GoBGP speaker; 0 while restarting
 	Started    time.Time `json:"started"`
 	Restarts   int       `json:"restarts"`
 	LastExit   string    `json:"last_exit,omitempty"`

@@ -82,6 +82,9 @@ func statements(ctx context.Context, s *server.BgpServer, name, nset string, p *
 		}
 		actions.AsPrepend = pre
 	}
+	if p.NextHopSelf {
+		actions.Nexthop = &api.NexthopAction{Self: true}
+	}
 	if len(p.Communities) > 0 {
 		actions.Community = &api.CommunityAction{Type: api.CommunityAction_TYPE_ADD, Communities: p.Communities}
 	}

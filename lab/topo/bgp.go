@@ -66,6 +66,7 @@ type PolicySpec struct {
 	MED         *uint32           `yaml:"med"`
 	Prepend     int               `yaml:"prepend"`
 	Communities []string          `yaml:"communities"`
+	NextHopSelf bool              `yaml:"next-hop-self"`
 }
 
 // PrefixMatchSpec matches a prefix, and optionally longer ones (ge/le).
@@ -119,6 +120,9 @@ type Policy struct {
 	MED         *uint32       `json:"med,omitempty"`
 	Prepend     int           `json:"prepend,omitempty"`
 	Communities []string      `json:"communities,omitempty"`
+	// NextHopSelf (export only) advertises this router as the next hop,
+	// as an iBGP speaker must for routes learned over eBGP.
+	NextHopSelf bool `json:"next_hop_self,omitempty"`
 }
 
 // PrefixMatch matches Prefix and, with GE/LE, longer prefixes inside it.
@@ -292,8 +296,12 @@ func resolvePolicy(spec *PolicySpec, where string, ps *problems) (*Policy, bool)
 	if spec == nil {
 		return nil, true
 	}
-	p := &Policy{LocalPref: spec.LocalPref, MED: spec.MED, Prepend: spec.Prepend, Communities: spec.Communities}
+	p := &Policy{LocalPref: spec.LocalPref, MED: spec.MED, Prepend: spec.Prepend, Communities: spec.Communities, NextHopSelf: spec.NextHopSelf}
 	ok := true
+	if spec.NextHopSelf && strings.HasSuffix(where, "import") {
+		ps.errorf(spec.Pos, "%s: next-hop-self applies to routes sent (export), not received", where)
+		ok = false
+	}
 	for i, m := range spec.Prefixes {
 		pre, err := netip.ParsePrefix(m.Prefix)
 		if err != nil || pre != pre.Masked() {
