@@ -12,7 +12,6 @@ import (
 
 	api "github.com/osrg/gobgp/v4/api"
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -192,12 +191,7 @@ func BGPRoutes(ctx context.Context, labName, node string, all bool) ([]RouteInfo
 // bgpKernelRoutes maps each prefix to the next hops of its proto-bgp kernel
 // route in a namespace.
 func bgpKernelRoutes(ns string) (map[netip.Prefix]map[netip.Addr]bool, error) {
-	fd, err := kernel.Open(ns)
-	if err != nil {
-		return nil, err
-	}
-	defer fd.Close()
-	h, err := netlink.NewHandleAt(fd, unix.NETLINK_ROUTE)
+	h, err := kernel.RouteHandle(ns)
 	if err != nil {
 		return nil, err
 	}

@@ -169,12 +169,7 @@ func InspectAll(ctx context.Context, opts Options) ([]*LabInfo, error) {
 // readInterfaces lists a namespace's interfaces: ip -d addr show. The
 // loopback is listed only when it holds more than its usual addresses.
 func readInterfaces(ns string) ([]IfaceInfo, error) {
-	fd, err := kernel.Open(ns)
-	if err != nil {
-		return nil, err
-	}
-	defer fd.Close()
-	h, err := netlink.NewHandleAt(fd, unix.NETLINK_ROUTE)
+	h, err := kernel.RouteHandle(ns)
 	if err != nil {
 		return nil, err
 	}

@@ -20,12 +20,7 @@ func LinkSet(labName, node, iface string, up bool, opts Options) error {
 	if !kernel.NetNSExists(ns) {
 		return fmt.Errorf("lab %q has no node %q deployed", labName, node)
 	}
-	fd, err := kernel.Open(ns)
-	if err != nil {
-		return err
-	}
-	defer fd.Close()
-	h, err := netlink.NewHandleAt(fd, unix.NETLINK_ROUTE)
+	h, err := kernel.RouteHandle(ns)
 	if err != nil {
 		return err
 	}

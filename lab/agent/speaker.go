@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
+	"runtime/debug"
 	"time"
 
 	api "github.com/osrg/gobgp/v4/api"
@@ -32,6 +34,13 @@ var (
 // runSpeaker runs GoBGP in this process (inside the node's namespace) until
 // ctx is done, then withdraws what it installed.
 func runSpeaker(ctx context.Context, cfg Config, log *slog.Logger) error {
+	// Every router runs a speaker: collect garbage sooner than Go's default
+	// (GOGC=100 lets the heap grow to twice what is live). Measured with 50
+	// routers: 30.6 MB PSS per agent at the default, 22 MB at 25 — under
+	// FRR's zebra + bgpd + bfdd. GOGC in the environment still wins.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(25)
+	}
 	fib, err := newFIB(log)
 	if err != nil {
 		return err

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
@@ -223,4 +224,19 @@ func PIDsIn(names []string) (map[string][]int, error) {
 		}
 	}
 	return out, nil
+}
+
+// RouteHandle opens rtnetlink inside a named namespace, as `ip -n NAME`
+// does. The handle keeps the namespace for as long as it is open.
+func RouteHandle(name string) (*netlink.Handle, error) {
+	fd, err := Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer fd.Close()
+	h, err := netlink.NewHandleAt(fd, unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, fmt.Errorf("netlink in %s: %w", name, err)
+	}
+	return h, nil
 }
