@@ -17,6 +17,8 @@ const (
 	DefaultBFDMultiplier = 3
 	// MicrosoftASN is the ASN of the Microsoft edge on every peering.
 	MicrosoftASN = 12076
+	// VNetGatewayASN is the Azure virtual network gateway's.
+	VNetGatewayASN = 65515
 )
 
 // BGPSpec is a node's bgp: block as written.
@@ -33,6 +35,7 @@ type BGPSpec struct {
 type NeighborSpec struct {
 	Pos          Pos
 	Address      string      `yaml:"address"`
+	Interface    string      `yaml:"interface"`
 	RemoteAS     uint32      `yaml:"remote-as"`
 	Description  string      `yaml:"description"`
 	HoldTime     *int        `yaml:"hold-time"`
@@ -166,7 +169,7 @@ func resolveBGP(n *Node, spec *BGPSpec, ps *problems) {
 	seen := map[netip.Addr]bool{}
 	for i, ns := range spec.Neighbors {
 		nw := fmt.Sprintf("%s: neighbors[%d]", where, i)
-		nb, ok := resolveNeighbor(n, ns, nw, ps)
+		nb, ok := resolveNeighbor(n, b.ASN, ns, nw, ps)
 		if !ok {
 			continue
 		}
@@ -207,16 +210,25 @@ func defaultRouterID(n *Node) (netip.Addr, bool) {
 	return netip.Addr{}, false
 }
 
-func resolveNeighbor(n *Node, ns NeighborSpec, where string, ps *problems) (Neighbor, bool) {
+func resolveNeighbor(n *Node, asn uint32, ns NeighborSpec, where string, ps *problems) (Neighbor, bool) {
 	nb := Neighbor{RemoteAS: ns.RemoteAS, Description: ns.Description, Passive: ns.Passive, Password: ns.Password,
 		Multihop: ns.Multihop, MaxPrefixes: ns.MaxPrefixes, HoldTime: DefaultHoldTime, Keepalive: DefaultKeepalive}
+	if ns.Address == "" && ns.Interface != "" {
+		peer, msg := peerOnLink(n, ns.Interface)
+		if msg != "" {
+			ps.errorf(ns.Pos, "%s: %s", where, msg)
+			return nb, false
+		}
+		ns.Address = peer.String()
+	}
 	a, err := netip.ParseAddr(ns.Address)
 	if err != nil {
-		ps.errorf(ns.Pos, "%s: address %q is not an IP address", where, ns.Address)
+		ps.errorf(ns.Pos, "%s: address %q is not an IP address (give address:, or interface: on a /30)", where, ns.Address)
 		return nb, false
 	}
 	nb.Address = a
 	ok := true
+	checkPeeringAddresses(n, asn, nb, where, ns.Pos, ps)
 	if ns.RemoteAS == 0 {
 		ps.errorf(ns.Pos, "%s: remote-as: required", where)
 		ok = false
@@ -363,4 +375,68 @@ func connectedIface(n *Node, a netip.Addr) string {
 		}
 	}
 	return ""
+}
+
+// peerOnLink derives a neighbour's address from a point-to-point subnet of
+// the interface: the other usable address of its /30 or /31 (IPv4), /126 or
+// /127 (IPv6). ExpressRoute peerings are /30s (and /126s).
+func peerOnLink(n *Node, ifname string) (netip.Addr, string) {
+	iface := n.Interface(ifname)
+	if iface == nil {
+		return netip.Addr{}, fmt.Sprintf("interface %q is not an interface of node %q", ifname, n.Name)
+	}
+	for _, p := range iface.Addresses {
+		first, second, ok := usablePair(p)
+		if !ok {
+			continue
+		}
+		if p.Addr() == first {
+			return second, ""
+		}
+		return first, ""
+	}
+	return netip.Addr{}, fmt.Sprintf("interface %q has no /30, /31, /126 or /127 address to take the neighbour's from; give address:", ifname)
+}
+
+// usablePair returns the two usable addresses of a point-to-point subnet.
+func usablePair(p netip.Prefix) (first, second netip.Addr, ok bool) {
+	host := p.Addr().BitLen() - p.Bits()
+	base := p.Masked().Addr()
+	switch host {
+	case 1: // /31, /127: both addresses (RFC 3021)
+		return base, base.Next(), true
+	case 2: // /30, /126: the network address and the last one are not hosts
+		return base.Next(), base.Next().Next(), true
+	}
+	return netip.Addr{}, netip.Addr{}, false
+}
+
+// checkPeeringAddresses warns when an ExpressRoute peering's /30 is the
+// wrong way round: the customer (or provider) edge takes the first usable
+// address, the MSEE (AS 12076) the second.
+func checkPeeringAddresses(n *Node, asn uint32, nb Neighbor, where string, pos Pos, ps *problems) {
+	var ours netip.Prefix
+	for _, i := range n.Interfaces {
+		for _, p := range i.Addresses {
+			if p.Masked().Contains(nb.Address) && p.Addr() != nb.Address {
+				ours = p
+			}
+		}
+	}
+	first, _, ok := usablePair(ours)
+	if !ok || ours.Addr().BitLen()-ours.Bits() != 2 {
+		return
+	}
+	// Only the peering between a customer (or provider) edge and an MSEE
+	// follows the rule; Azure's own links (MSEE to gateway) do not.
+	if asn == VNetGatewayASN || nb.RemoteAS == VNetGatewayASN {
+		return
+	}
+	weAreMSEE := asn == MicrosoftASN
+	switch {
+	case nb.RemoteAS == MicrosoftASN && ours.Addr() != first:
+		ps.warnf(pos, "%s: on an ExpressRoute peering's /30 the customer edge takes the first usable address (%s) and the MSEE the second", where, first)
+	case weAreMSEE && nb.RemoteAS != MicrosoftASN && nb.Address != first:
+		ps.warnf(pos, "%s: on an ExpressRoute peering's /30 the MSEE takes the second usable address and the customer edge the first (%s)", where, first)
+	}
 }
