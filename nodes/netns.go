@@ -15,7 +15,7 @@ func (Netns) Check(n *topo.Node, r topo.Reporter) { refuseContainerFields(n, r) 
 
 func refuseContainerFields(n *topo.Node, r topo.Reporter) {
 	if n.BGP != nil && n.Kind != "router" {
-		r.Errorf(n.Pos, "node %q: %v (a %s node runs no BGP speaker)", n.Name, errNoBGP, n.Kind)
+		r.Errorf(n.Pos, "node %q: bgp: needs kind: router (a %s node runs no BGP speaker)", n.Name, n.Kind)
 	}
 	for _, f := range []struct {
 		name string

@@ -2,7 +2,6 @@ package nodes
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -106,5 +105,3 @@ func tail(path string) string {
 	}
 	return string(b)
 }
-
-var errNoBGP = errors.New("bgp: needs kind: router")

@@ -97,5 +97,5 @@ func writeStatus(dir string, s Status) error {
 	return os.Rename(tmp, StatusPath(dir))
 }
 
-// family says which BGP family a prefix or address belongs to.
+// is6 says whether an address belongs to the IPv6 unicast family.
 func is6(a netip.Addr) bool { return a.Is6() && !a.Is4In6() }

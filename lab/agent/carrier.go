@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"net"
 
@@ -55,5 +54,3 @@ func watchCarrier(ctx context.Context, s *server.BgpServer, b topo.BGP, log *slo
 		}
 	}
 }
-
-func isEOF(err error) bool { return err == io.EOF }

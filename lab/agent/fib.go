@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -160,7 +161,7 @@ func ListPaths(ctx context.Context, client api.GoBgpServiceClient, p netip.Prefi
 	for {
 		r, err := stream.Recv()
 		if err != nil {
-			if errors.Is(err, context.Canceled) || isEOF(err) {
+			if errors.Is(err, context.Canceled) || errors.Is(err, io.EOF) {
 				return out, nil
 			}
 			return out, err
