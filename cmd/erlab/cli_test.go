@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/erlab-dev/erlab/lab"
 	"github.com/erlab-dev/erlab/lab/agent"
@@ -103,6 +104,25 @@ func TestIntegrationCLI(t *testing.T) {
 	}
 	if _, _, code := run(t, "exec", "-t", file, "ce", "--", "sh", "-c", "exit 42"); code != 42 {
 		t.Errorf("exec exit status %d, want 42", code)
+	}
+
+	// capture: two ICMP frames of a ping across ce:eth1, to a pcap file.
+	pcap := filepath.Join(dir, "c.pcap")
+	captured := make(chan int, 1)
+	go func() {
+		_, _, code := run(t, "capture", "-t", file, "ce:eth1", "-w", pcap, "-c", "2", "icmp")
+		captured <- code
+	}()
+	time.Sleep(time.Second) // tcpdump is listening
+	run(t, "exec", "-t", file, "onprem", "--", "ping", "-c2", "-i", "0.2", "10.10.0.4")
+	select {
+	case code := <-captured:
+		b, _ := os.ReadFile(pcap)
+		if code != 0 || len(b) < 24+2*(16+98) || !bytes.HasPrefix(b, []byte{0xd4, 0xc3, 0xb2, 0xa1}) {
+			t.Errorf("capture: exit %d, %d bytes of pcap", code, len(b))
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("capture -c 2 did not end")
 	}
 
 	if _, stderr, code := run(t, "link", "down", "-t", file, "msee1:eth1"); code != 0 {
