@@ -29,6 +29,9 @@ func Needs(t *topo.Topology) []Need {
 			add(kernel.FeatBridge, n.Name)
 		}
 		for _, i := range n.Interfaces {
+			if i.Type == topo.TypeMACsec {
+				add(kernel.FeatMACsec, n.Name+":"+i.Name)
+			}
 			if i.Type != topo.TypeVLAN {
 				continue
 			}

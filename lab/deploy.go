@@ -251,6 +251,19 @@ func (d *deployment) configure(n *topo.Node) error {
 		}
 	}
 	for _, iface := range orderByParent(n) {
+		if iface.Type == topo.TypeVeth && iface.Link.MACsec != nil {
+			// MACsec covers everything on the port: the port itself must
+			// send nothing in clear, and IPv6 would (router solicitations,
+			// MLD). Off before the port comes up.
+			if err := kernel.SysctlSet(rn.NetNS, [][2]string{{"net/ipv6/conf/" + iface.Name + "/disable_ipv6", "1"}}); err != nil {
+				return fmt.Errorf("node %s: %w", n.Name, err)
+			}
+		}
+		if iface.Type == topo.TypeMACsec {
+			if err := configureMACsec(rn, d.t, iface); err != nil {
+				return fmt.Errorf("node %s: MACsec %s on %s: %w", n.Name, iface.Name, iface.Parent, err)
+			}
+		}
 		if err := configureInterface(h, iface); err != nil {
 			return fmt.Errorf("node %s: interface %s: %w", n.Name, iface.Name, err)
 		}
@@ -431,7 +444,7 @@ func (d *deployment) shouldBeUp(n *topo.Node, i *topo.Interface) bool {
 			far = i.Link.A
 		}
 		return !d.t.Node(far.Node).Interface(far.Iface).Down
-	case topo.TypeVLAN:
+	case topo.TypeVLAN, topo.TypeMACsec:
 		return d.shouldBeUp(n, n.Interface(i.Parent))
 	}
 	return false

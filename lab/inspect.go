@@ -48,18 +48,19 @@ type AgentInfo struct {
 
 // IfaceInfo is one interface of a node, read from the kernel.
 type IfaceInfo struct {
-	Name      string   `json:"name"`
-	Type      string   `json:"type"`
-	State     string   `json:"state"` // up, down, no-carrier
-	AdminUp   bool     `json:"admin_up"`
-	Carrier   bool     `json:"carrier"`
-	MTU       int      `json:"mtu"`
-	MAC       string   `json:"mac,omitempty"`
-	Addresses []string `json:"addresses,omitempty"`
-	Master    string   `json:"master,omitempty"`
-	Parent    string   `json:"parent,omitempty"`
-	VLAN      int      `json:"vlan,omitempty"`
-	VLANProto string   `json:"vlan_protocol,omitempty"`
+	Name      string      `json:"name"`
+	Type      string      `json:"type"`
+	State     string      `json:"state"` // up, down, no-carrier
+	AdminUp   bool        `json:"admin_up"`
+	Carrier   bool        `json:"carrier"`
+	MTU       int         `json:"mtu"`
+	MAC       string      `json:"mac,omitempty"`
+	Addresses []string    `json:"addresses,omitempty"`
+	Master    string      `json:"master,omitempty"`
+	Parent    string      `json:"parent,omitempty"`
+	VLAN      int         `json:"vlan,omitempty"`
+	VLANProto string      `json:"vlan_protocol,omitempty"`
+	MACsec    *MACsecInfo `json:"macsec,omitempty"`
 }
 
 // LinkInfo is one link with the state of both ends.
@@ -207,6 +208,13 @@ func readInterfaces(ns string) ([]IfaceInfo, error) {
 			if v.VlanProtocol == netlink.VLAN_PROTOCOL_8021AD {
 				ii.VLANProto = "802.1ad"
 			}
+		}
+		if l.Type() == "macsec" {
+			mi, err := readMACsec(ns, a.Index)
+			if err != nil {
+				return nil, fmt.Errorf("macsec %s: %w", a.Name, err)
+			}
+			ii.MACsec, ii.Parent = mi, byIndex[a.ParentIndex]
 		}
 		for _, ad := range addrs {
 			if ad.IP.IsLinkLocalUnicast() && ad.IP.To4() == nil {

@@ -112,6 +112,7 @@ func printLabTable(w io.Writer, info *lab.LabInfo) {
 		}
 	}
 	tw.Flush()
+	printMACsec(w, info)
 	printAgents(w, info)
 	if len(info.Links) == 0 {
 		return
@@ -159,6 +160,33 @@ func printAgents(w io.Writer, info *lab.LabInfo) {
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "AGENT\tPID\tSTATE\tRESTARTS\tLAST EXIT\tLOG")
+	for _, r := range rows {
+		fmt.Fprintln(tw, r)
+	}
+	tw.Flush()
+}
+
+func printMACsec(w io.Writer, info *lab.LabInfo) {
+	var rows []string
+	for _, n := range info.Nodes {
+		for _, i := range n.Interfaces {
+			m := i.MACsec
+			if m == nil {
+				continue
+			}
+			enc := "integrity only"
+			if m.Encrypt {
+				enc = "encrypt"
+			}
+			rows = append(rows, fmt.Sprintf("%s:%s\t%s\t%s\t%s\t%d\t%d\t%s\t%d\t%d\t%d", n.Name, i.Name, m.Cipher, enc, m.SCI, m.EncodingSA, m.NextPN, m.KeyID, m.OutPktsEncrypted+m.OutPktsProtected, m.InPktsOK, m.InPktsNotValid+m.InPktsInvalid))
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "MACSEC\tCIPHER\tMODE\tSCI\tAN\tNEXT PN\tKEY ID\tOUT PKTS\tIN OK\tIN BAD")
 	for _, r := range rows {
 		fmt.Fprintln(tw, r)
 	}

@@ -2,8 +2,13 @@ package macsec_test
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
+	"io/fs"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -153,4 +158,82 @@ func TestIntegrationMACsecStatic(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestIntegrationMACsecLink declares MACsec once on a link, as a user does,
+// with ExpressRoute Direct's GCM-AES-XPN-256 and a Dot1Q C-tag above the
+// MACsec device, keys from a file (mode 0600) and an environment variable:
+// erlab configures both ends, traffic crosses the VLAN, only MACsec frames
+// are on the wire, inspect shows the SecY and its counters, and the keys
+// appear nowhere in the lab's files.
+func TestIntegrationMACsecLink(t *testing.T) {
+	labtest.Integration(t)
+	labtest.RequireFeatures(t, kernel.FeatMACsec, kernel.FeatVLAN)
+	dir := t.TempDir()
+	keyA := strings.Repeat("a1", 32)
+	keyB := strings.Repeat("b2", 32)
+	if err := os.WriteFile(filepath.Join(dir, "a.key"), []byte(keyA+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("ERLAB_TEST_MACSEC_KEY_B", keyB)
+	file := filepath.Join(dir, "lab.yml")
+	os.WriteFile(file, []byte(`name: msl
+topology:
+  nodes:
+    ce:
+      interfaces:
+        macsec0.100: {addresses: [192.168.100.129/30]}
+    msee:
+      interfaces:
+        macsec0.100: {addresses: [192.168.100.130/30]}
+  links:
+    - endpoints: ["ce:eth1", "msee:eth1"]
+      macsec:
+        cipher: GCM-AES-XPN-256
+        keys: {a: {file: a.key}, b: {env: ERLAB_TEST_MACSEC_KEY_B}}
+`), 0o644)
+	top := labtest.Load(t, file)
+	labtest.Deploy(t, top)
+	name := top.Name
+	labtest.Exec(t, name, "ce", "ping", "-c3", "-i", "0.2", "-W2", "192.168.100.130")
+
+	info, err := lab.Inspect(context.Background(), name, lab.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen int
+	for _, n := range info.Nodes {
+		for _, i := range n.Interfaces {
+			if i.MACsec == nil {
+				continue
+			}
+			seen++
+			m := i.MACsec
+			if m.Cipher != "GCM-AES-XPN-256" || !m.Encrypt || m.OutPktsEncrypted < 3 || m.InPktsOK < 3 || m.InPktsNotValid != 0 || len(m.PeerSCIs) != 1 || m.KeyID == "" {
+				t.Errorf("%s:%s MACsec: %+v", n.Name, i.Name, m)
+			}
+		}
+	}
+	if seen != 2 {
+		t.Errorf("inspect shows %d MACsec devices, want 2", seen)
+	}
+	cap := labtest.Exec(t, name, "msee", "sh", "-c", "tcpdump -i eth1 -c 4 -nn -e 2>/dev/null & sleep 1; ping -c2 -i 0.2 192.168.100.129 >/dev/null; wait")
+	if strings.Count(cap, "0x88e5") < 4 {
+		t.Errorf("frames on the wire that are not MACsec:\n%s", cap)
+	}
+	// The keys are nowhere in the lab's files, nor in inspect's JSON.
+	blob, _ := json.Marshal(info)
+	for _, k := range []string{keyA, keyB} {
+		if bytes.Contains(blob, []byte(k)) {
+			t.Error("inspect shows a key")
+		}
+	}
+	filepath.WalkDir(filepath.Join(lab.DefaultStateRoot, name), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if b, _ := os.ReadFile(p); bytes.Contains(b, []byte(keyA)) || bytes.Contains(b, []byte(keyB)) {
+				t.Errorf("%s holds a key", p)
+			}
+		}
+		return nil
+	})
 }

@@ -89,6 +89,7 @@ type linkSpec struct {
 	EndpointsPos Pos            `yaml:"-"`
 	MTU          *int           `yaml:"mtu"`
 	MTUPos       Pos            `yaml:"-"`
+	MACsec       *MACsecSpec    `yaml:"macsec"`
 }
 
 type endpointSpec struct {
@@ -129,7 +130,8 @@ type Interface struct {
 	Name string
 	Pos  Pos
 	Type InterfaceType
-	// Link is the veth link this interface ends, for TypeVeth.
+	// Link is the veth link this interface ends (TypeVeth), or protects
+	// (TypeMACsec, whose Parent is the veth end).
 	Link *Link
 	// Parent, VLAN and VLANProtocol describe a TypeVLAN subinterface.
 	Parent       string
@@ -179,10 +181,11 @@ type Route struct {
 
 // Link is a veth pair between two node interfaces.
 type Link struct {
-	Pos Pos
-	A   Endpoint
-	B   Endpoint
-	MTU int
+	Pos    Pos
+	A      Endpoint
+	B      Endpoint
+	MTU    int
+	MACsec *MACsec // nil: the link is plaintext
 }
 
 // Endpoint is one end of a link.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
@@ -192,6 +193,9 @@ func resolveLinks(t *Topology, specs []linkSpec, ps *problems) []*Link {
 			}
 			l.MTU = *ls.MTU
 		}
+		if ok && ls.MACsec != nil {
+			resolveMACsec(t, l, ls.MACsec, filepath.Dir(ps.file), i, ps)
+		}
 		if ok {
 			links = append(links, l)
 		}
@@ -238,9 +242,21 @@ func checkMTU(mtu int) string {
 func resolveInterfaces(t *Topology, n *Node, spec NodeSpec, ps *problems) {
 	for _, l := range t.Links {
 		for _, ep := range []Endpoint{l.A, l.B} {
-			if ep.Node == n.Name {
-				n.Interfaces = append(n.Interfaces, &Interface{Name: ep.Iface, Pos: ep.Pos, Type: TypeVeth, Link: l, MTU: l.MTU})
+			if ep.Node != n.Name {
+				continue
 			}
+			end := &Interface{Name: ep.Iface, Pos: ep.Pos, Type: TypeVeth, Link: l, MTU: l.MTU}
+			n.Interfaces = append(n.Interfaces, end)
+			if l.MACsec == nil {
+				continue
+			}
+			// The peer builds our SCI from this address: fix it in advance.
+			end.MAC = linkMAC(t.Name, ep)
+			if other := n.Interface(l.MACsec.Device); other != nil {
+				ps.errorf(ep.Pos, "node %q: MACsec device %q is on two links; give each link's macsec a device: name", n.Name, l.MACsec.Device)
+				continue
+			}
+			n.Interfaces = append(n.Interfaces, &Interface{Name: l.MACsec.Device, Pos: ep.Pos, Type: TypeMACsec, Link: l, Parent: ep.Iface})
 		}
 	}
 	for _, e := range spec.Interfaces {
@@ -252,6 +268,10 @@ func resolveInterfaces(t *Topology, n *Node, spec NodeSpec, ps *problems) {
 		}
 		iface := n.Interface(name)
 		switch {
+		case iface != nil && iface.Type == TypeMACsec:
+			if is.Parent != nil || is.VLAN != nil {
+				ps.errorf(e.KeyPos, "%s: is the MACsec device of a link, on %s", where, iface.Parent)
+			}
 		case iface != nil:
 			if is.Parent != nil || is.VLAN != nil {
 				ps.errorf(e.KeyPos, "%s: ends a link, so it cannot also be a VLAN subinterface", where)
@@ -274,6 +294,7 @@ func resolveInterfaces(t *Topology, n *Node, spec NodeSpec, ps *problems) {
 	}
 	// A VLAN's parent must exist on the node and the chain must end at a real
 	// device; a cycle (a.1 → b.1 → a.1) has no device at its root.
+	planMACsecMTU(n, ps)
 	for _, iface := range n.Interfaces {
 		if iface.Type != TypeVLAN {
 			continue
