@@ -529,3 +529,27 @@ topology:
 		t.Error("a target no node owns was accepted")
 	}
 }
+
+// TestIntegrationVerifyEncryptionPlaintext: verify encryption reports a
+// plaintext link as such, and fails it when asked to check it — the marker
+// is on the wire in clear.
+func TestIntegrationVerifyEncryptionPlaintext(t *testing.T) {
+	labtest.Integration(t)
+	top := labtest.Parse(t, twoNodes)
+	top.Nodes[0].Exec = nil
+	labtest.Deploy(t, top)
+	res, err := lab.VerifyEncryption(context.Background(), top, nil, lab.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 1 || res[0].Checked || res[0].Declared != "plaintext" {
+		t.Errorf("declared plaintext: %+v", res)
+	}
+	res, err = lab.VerifyEncryption(context.Background(), top, []string{"a:eth1"}, lab.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 1 || res[0].Pass || res[0].MarkerHits < res[0].Sent || res[0].Sent == 0 || res[0].ClearFrames == 0 {
+		t.Errorf("a plaintext link checked: %+v", res)
+	}
+}

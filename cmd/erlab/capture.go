@@ -33,7 +33,7 @@ A pcap filter may follow. Stop it with Ctrl-C, or give -c N frames.`,
 			if err != nil {
 				return err
 			}
-			argv := []string{"tcpdump", "-i", iface, "-n", "-U"}
+			argv := []string{"tcpdump", "-i", iface, "-n", "-U", "--immediate-mode"}
 			if flags.count > 0 {
 				argv = append(argv, "-c", fmt.Sprint(flags.count))
 			}

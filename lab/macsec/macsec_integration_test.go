@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -183,10 +184,13 @@ topology:
     ce:
       interfaces:
         macsec0.100: {addresses: [192.168.100.129/30]}
+        eth2: {addresses: [10.9.9.1/30]}
     msee:
       interfaces:
         macsec0.100: {addresses: [192.168.100.130/30]}
+        eth2: {addresses: [10.9.9.2/30]}
   links:
+    - endpoints: ["ce:eth2", "msee:eth2"]
     - endpoints: ["ce:eth1", "msee:eth1"]
       macsec:
         cipher: GCM-AES-XPN-256
@@ -221,6 +225,39 @@ topology:
 	if strings.Count(cap, "0x88e5") < 4 {
 		t.Errorf("frames on the wire that are not MACsec:\n%s", cap)
 	}
+	// verify encryption: the MACsec link passes; the plaintext link, named
+	// explicitly, fails — the check can fail.
+	res, err := lab.VerifyEncryption(context.Background(), top, nil, lab.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		switch r.Declared {
+		case "macsec GCM-AES-XPN-256":
+			if !r.Pass || r.MACsecFrames < r.Sent || r.MarkerHits != 0 || r.EncryptedOut < uint64(r.Sent) || r.ValidatedIn < uint64(r.Sent) {
+				t.Errorf("MACsec link: %+v", r)
+			}
+			// tshark, an independent reader, decodes the capture as MACsec.
+			if _, err := exec.LookPath("tshark"); err == nil {
+				out, _ := exec.Command("tshark", "-r", r.Capture, "-Y", "macsec", "-T", "fields", "-e", "frame.number").Output()
+				if n := len(strings.Fields(string(out))); n < r.Sent {
+					t.Errorf("tshark reads %d MACsec frames in %s, want at least %d", n, r.Capture, r.Sent)
+				}
+			}
+		case "plaintext":
+			if !r.Pass || !strings.Contains(r.Reason, "declared plaintext") {
+				t.Errorf("plaintext link, not asked for: %+v", r)
+			}
+		}
+	}
+	neg, err := lab.VerifyEncryption(context.Background(), top, []string{"ce:eth2"}, lab.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(neg) != 1 || neg[0].Pass || neg[0].MarkerHits < neg[0].Sent {
+		t.Errorf("a plaintext link passed the encryption check: %+v", neg)
+	}
+
 	// The keys are nowhere in the lab's files, nor in inspect's JSON.
 	blob, _ := json.Marshal(info)
 	for _, k := range []string{keyA, keyB} {
