@@ -50,12 +50,7 @@ func configureMACsec(rn *nodes.Node, t *topo.Topology, iface *topo.Interface) er
 	cfg := macsec.LinkConfig{Name: iface.Name, ParentIndex: parent.Attrs().Index, Port: 1, Cipher: cipher, Encrypt: m.Encrypt,
 		IncludeSCI: m.IncludeSCI, ReplayProtect: m.ReplayProtect, Window: m.Window, Validate: validate}
 	peerSCI := macsec.MakeSCI(t.Node(peer.Node).Interface(peer.Iface).MAC, 1)
-	sa := func(key []byte, ssci uint32) macsec.SA {
-		s := macsec.SA{AN: 0, Active: true, PN: 1, Key: key, XPN: cipher.XPN(), SSCI: ssci}
-		copy(s.KeyID[:], derive("key id", key, macsec.KeyIDLen))
-		copy(s.Salt[:], derive("salt", key, macsec.SaltLen))
-		return s
-	}
+	sa := func(key []byte, ssci uint32) macsec.SA { return staticSA(cipher, 0, key, ssci) }
 	return kernel.Do(rn.NetNS, func() error {
 		conn, err := mdnetlink.Dial(unix.NETLINK_ROUTE, nil)
 		if err != nil {
@@ -85,6 +80,15 @@ func configureMACsec(rn *nodes.Node, t *topo.Topology, iface *topo.Interface) er
 	})
 }
 
+// staticSA is an association for a static SAK: active, from packet number
+// 1, with the key ID (and, for XPN, the salt) both ends derive from the key.
+func staticSA(cipher macsec.Cipher, an uint8, key []byte, ssci uint32) macsec.SA {
+	s := macsec.SA{AN: an, Active: true, PN: 1, Key: key, XPN: cipher.XPN(), SSCI: ssci}
+	copy(s.KeyID[:], derive("key id", key, macsec.KeyIDLen))
+	copy(s.Salt[:], derive("salt", key, macsec.SaltLen))
+	return s
+}
+
 // MACsecInfo is a MACsec device as inspect shows it: never a key.
 type MACsecInfo struct {
 	Cipher     string   `json:"cipher"`
@@ -108,12 +112,7 @@ type MACsecInfo struct {
 // readMACsec reads a MACsec device's state in a namespace.
 func readMACsec(ns string, ifindex int) (*MACsecInfo, error) {
 	var st *macsec.Status
-	err := kernel.Do(ns, func() error {
-		cl, err := macsec.Dial()
-		if err != nil {
-			return err
-		}
-		defer cl.Close()
+	err := withMACsec(ns, func(cl *macsec.Client, _ *mdnetlink.Conn) (err error) {
 		st, err = cl.Status(ifindex)
 		return err
 	})

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	mdnetlink "github.com/mdlayher/netlink"
 	"github.com/vishvananda/netlink"
@@ -21,6 +22,7 @@ import (
 	"github.com/erlab-dev/erlab/lab/kernel"
 	"github.com/erlab-dev/erlab/lab/labtest"
 	"github.com/erlab-dev/erlab/lab/macsec"
+	"github.com/erlab-dev/erlab/lab/probe"
 )
 
 const twoPorts = `name: m
@@ -225,6 +227,34 @@ topology:
 	if strings.Count(cap, "0x88e5") < 4 {
 		t.Errorf("frames on the wire that are not MACsec:\n%s", cap)
 	}
+	// Two static key rotations under a 1000 pps probe stream lose nothing.
+	done := make(chan probe.Report, 1)
+	go func() {
+		rep, err := lab.Probe(context.Background(), top, "ce", "192.168.100.130", probe.Config{Rate: 1000, Duration: 2 * time.Second, Port: 7009})
+		if err != nil {
+			t.Error(err)
+		}
+		done <- rep
+	}()
+	for _, at := range []time.Duration{500 * time.Millisecond, 700 * time.Millisecond} {
+		time.Sleep(at)
+		rot, err := lab.RotateMACsec(context.Background(), top, "ce", "eth1")
+		if err != nil {
+			out, _, _ := labtest.TryExec(name, "ce", "ip", "macsec", "show")
+			t.Fatalf("%v\n%s", err, out)
+		}
+		t.Logf("rotation: %+v", rot)
+	}
+	if rep := <-done; rep.Lost != 0 || rep.Received != rep.Sent {
+		t.Errorf("probe during two key rotations: %s", rep)
+	} else {
+		t.Logf("probe during two key rotations: %s", rep)
+	}
+	stCE := status(t, lab.NetNSName(name, "ce"), macsecIndex(t, lab.NetNSName(name, "ce")))
+	if stCE.EncodingSA != 2 || len(stCE.TxSAs) != 1 || stCE.TxSAs[0].AN != 2 || len(stCE.RxSCs[0].SAs) != 1 || stCE.RxSCs[0].SAs[0].AN != 2 {
+		t.Errorf("after two rotations ce sends on AN %d with TX SAs %+v and RX SAs %+v; want only AN 2", stCE.EncodingSA, stCE.TxSAs, stCE.RxSCs[0].SAs)
+	}
+
 	// verify encryption: the MACsec link passes; the plaintext link, named
 	// explicitly, fails — the check can fail.
 	res, err := lab.VerifyEncryption(context.Background(), top, nil, lab.Options{})
@@ -273,4 +303,18 @@ topology:
 		}
 		return nil
 	})
+}
+
+func macsecIndex(t *testing.T, ns string) int {
+	t.Helper()
+	h, err := kernel.RouteHandle(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	l, err := h.LinkByName("macsec0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l.Attrs().Index
 }

@@ -152,7 +152,10 @@ func send(ctx context.Context, c Config, conn net.Conn, runID uint32) (int, erro
 		// neighbour is unresolved the kernel holds packets against the
 		// socket's buffer, and a blocked sender would then burst late and
 		// lose the schedule that FirstLoss and LastLoss are read from.
-		conn.SetWriteDeadline(time.Now().Add(interval))
+		// The bound is generous: a write is normally immediate, and a
+		// deadline as short as the interval expired by itself on a slow
+		// (emulated) CPU between setting it and writing.
+		conn.SetWriteDeadline(time.Now().Add(max(interval, 50*time.Millisecond)))
 		conn.Write(buf)
 	}
 	return total, nil
