@@ -27,6 +27,14 @@ func Needs(t *topo.Topology) []Need {
 	for _, n := range t.Nodes {
 		if n.Kind == "bridge" {
 			add(kernel.FeatBridge, n.Name)
+			for _, i := range n.Interfaces {
+				if i.Access != 0 || len(i.Trunk) > 0 {
+					add(kernel.FeatBridgeVLAN, n.Name+":"+i.Name)
+					if n.BridgeVLANProtocol == topo.Dot1ad {
+						add(kernel.FeatQinQ, n.Name+":"+i.Name)
+					}
+				}
+			}
 		}
 		for _, i := range n.Interfaces {
 			if i.Type == topo.TypeMACsec {

@@ -553,3 +553,27 @@ func TestIntegrationVerifyEncryptionPlaintext(t *testing.T) {
 		t.Errorf("a plaintext link checked: %+v", res)
 	}
 }
+
+// TestIntegrationProviderQinQ deploys the provider QinQ lab: a provider
+// bridge pushes each circuit's S-tag, the MSEE terminates S- and C-tags, two
+// circuits reuse C-tag 100 apart (their S-tags differ), and on the MSEE's
+// port the frames are 802.1ad → 802.1Q, as tcpdump decodes them.
+func TestIntegrationProviderQinQ(t *testing.T) {
+	labtest.Integration(t)
+	labtest.RequireFeatures(t, kernel.FeatVLAN, kernel.FeatQinQ, kernel.FeatBridgeVLAN)
+	top := labtest.Load(t, "../topologies/er-provider-qinq.yml")
+	labtest.Deploy(t, top)
+	name := top.Name
+	labtest.Exec(t, name, "ce1", "ping", "-c1", "-W2", "192.168.100.130") // circuit 1, private
+	labtest.Exec(t, name, "ce1", "ping", "-c1", "-W2", "203.0.113.2")     // circuit 1, Microsoft
+	labtest.Exec(t, name, "ce2", "ping", "-c1", "-W2", "192.168.200.130") // circuit 2, private, same C-tag
+	// On the MSEE's port circuit 2's frames carry S-tag 20 over C-tag 100
+	// (the filter matches the two tags: a plain "icmp" would not).
+	out := labtest.Exec(t, name, "msee", "sh", "-c", "timeout 10 tcpdump -i eth1 -c 2 -nn -e 'vlan 20 and vlan 100 and icmp' 2>/dev/null & sleep 1; ip netns exec "+lab.NetNSName(name, "ce2")+" ping -c1 -W2 192.168.200.130 >/dev/null; wait")
+	if !strings.Contains(out, "ethertype 802.1Q-QinQ (0x88a8)") || !strings.Contains(out, "vlan 20, p 0, ethertype 802.1Q (0x8100), vlan 100") {
+		t.Errorf("frames on the MSEE's port are not S-tag 20 over C-tag 100:\n%s", out)
+	}
+	// A full 1500-byte packet on the C-tag subinterface crosses without
+	// fragmentation (don't-fragment ping at the top interface's MTU).
+	labtest.Exec(t, name, "ce1", "ping", "-c1", "-W2", "-M", "do", "-s", "1472", "192.168.100.130")
+}

@@ -155,7 +155,7 @@ func TestIntegrationMACsecStatic(t *testing.T) {
 			}
 			// On the parent, only MACsec frames: tcpdump sees 0x88E5.
 			cap := labtest.Exec(t, top.Name, "b", "sh", "-c", fmt.Sprintf(
-				"tcpdump -i eth1 -c 2 -nn -e 'ether proto 0x88e5' 2>/dev/null & sleep 1; ping -c2 -i 0.2 10.99.%d.1 >/dev/null; wait", port))
+				"timeout 10 tcpdump -i eth1 -c 2 -nn -e 'ether proto 0x88e5' 2>/dev/null & sleep 1; ping -c2 -i 0.2 10.99.%d.1 >/dev/null; wait", port))
 			if strings.Count(cap, "0x88e5") < 2 && strings.Count(cap, "MACsec") < 2 {
 				t.Errorf("tcpdump on the parent saw no MACsec frames:\n%s", cap)
 			}
@@ -223,7 +223,7 @@ topology:
 	if seen != 2 {
 		t.Errorf("inspect shows %d MACsec devices, want 2", seen)
 	}
-	cap := labtest.Exec(t, name, "msee", "sh", "-c", "tcpdump -i eth1 -c 4 -nn -e 2>/dev/null & sleep 1; ping -c2 -i 0.2 192.168.100.129 >/dev/null; wait")
+	cap := labtest.Exec(t, name, "msee", "sh", "-c", "timeout 10 tcpdump -i eth1 -c 4 -nn -e 2>/dev/null & sleep 1; ping -c2 -i 0.2 192.168.100.129 >/dev/null; wait")
 	if strings.Count(cap, "0x88e5") < 4 {
 		t.Errorf("frames on the wire that are not MACsec:\n%s", cap)
 	}

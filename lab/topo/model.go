@@ -44,6 +44,13 @@ type NodeSpec struct {
 	Interfaces Map[InterfaceSpec] `yaml:"interfaces"`
 	Routes     []RouteSpec        `yaml:"routes"`
 	BGP        *BGPSpec           `yaml:"bgp"`
+	Bridge     *BridgeSpec        `yaml:"bridge"`
+}
+
+// BridgeSpec is a bridge node's bridge: block: which tag its VLANs use.
+type BridgeSpec struct {
+	Pos          Pos
+	VLANProtocol string `yaml:"vlan-protocol"` // 802.1Q (a switch) or 802.1ad (a provider bridge)
 }
 
 // InterfaceSpec is one entry of a node's interfaces map.
@@ -61,6 +68,10 @@ type InterfaceSpec struct {
 	VLAN            *int       `yaml:"vlan"`
 	VLANPos         Pos        `yaml:"-"`
 	VLANProtocol    *string    `yaml:"vlan-protocol"`
+	Access          *int       `yaml:"access"`
+	AccessPos       Pos        `yaml:"-"`
+	Trunk           []int      `yaml:"trunk"`
+	TrunkPos        Pos        `yaml:"-"`
 	VLANProtocolPos Pos        `yaml:"-"`
 }
 
@@ -123,6 +134,9 @@ type Node struct {
 	Interfaces []*Interface // in natural name order: lo, eth1, eth1.100, eth2, eth10
 	Routes     []Route
 	BGP        *BGP // nil: no BGP speaker
+	// BridgeVLANProtocol is the tag a bridge node's VLANs use: 802.1Q, or
+	// 802.1ad for a provider bridge that pushes S-tags.
+	BridgeVLANProtocol VLANProtocol
 }
 
 // Interface is a network interface of a node.
@@ -141,6 +155,10 @@ type Interface struct {
 	MTU          int // 0: the kernel's default
 	MAC          net.HardwareAddr
 	Down         bool // administratively down at deploy
+	// Access and Trunk are a bridge port's VLANs: one untagged (access, or
+	// customer port on a provider bridge), or several tagged (trunk).
+	Access int
+	Trunk  []int
 }
 
 // InterfaceType says what kind of device an interface is.

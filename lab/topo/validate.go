@@ -139,6 +139,16 @@ func resolveNode(e Entry[NodeSpec], body *bodySpec, ps *problems, kinds KindSet)
 		Group:   deref(spec.Group),
 		Forward: spec.Forward != nil && *spec.Forward,
 	}
+	n.BridgeVLANProtocol = Dot1Q
+	if spec.Bridge != nil && spec.Bridge.VLANProtocol != "" {
+		switch strings.ToLower(spec.Bridge.VLANProtocol) {
+		case "802.1q", "0x8100":
+		case "802.1ad", "0x88a8":
+			n.BridgeVLANProtocol = Dot1ad
+		default:
+			ps.errorf(spec.Bridge.Pos, "node %q: bridge: vlan-protocol %q: 802.1Q (a VLAN switch) or 802.1ad (a provider bridge)", n.Name, spec.Bridge.VLANProtocol)
+		}
+	}
 	for _, s := range spec.Sysctls {
 		if !sysctlRe.MatchString(s.Key) || strings.Contains(s.Key, "..") {
 			ps.errorf(s.KeyPos, "node %q: sysctl %q: only net.* settings belong to a network namespace", n.Name, s.Key)
@@ -424,6 +434,21 @@ func applyInterfaceSpec(iface *Interface, is InterfaceSpec, where string, ps *pr
 		if a.Prefix.Addr().Is6() && iface.MTU > 0 && iface.MTU < MinMTUIPv6 {
 			ps.errorf(a.Pos, "%s: IPv6 needs an mtu of at least %d, the interface has %d", where, MinMTUIPv6, iface.MTU)
 		}
+	}
+	if is.Access != nil {
+		if *is.Access < 1 || *is.Access > 4094 {
+			ps.errorf(is.AccessPos, "%s: access VLAN %d is out of range (1 to 4094)", where, *is.Access)
+		}
+		iface.Access = *is.Access
+	}
+	for _, v := range is.Trunk {
+		if v < 1 || v > 4094 {
+			ps.errorf(is.TrunkPos, "%s: trunk VLAN %d is out of range (1 to 4094)", where, v)
+		}
+	}
+	iface.Trunk = is.Trunk
+	if is.Access != nil && len(is.Trunk) > 0 {
+		ps.errorf(is.AccessPos, "%s: a port is access (one untagged VLAN) or trunk (tagged VLANs), not both", where)
 	}
 	if iface.Type == TypeLoopback && iface.MTU > 0 {
 		ps.errorf(is.MTUPos, "%s: the loopback's mtu is not configurable here", where)
