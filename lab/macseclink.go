@@ -6,9 +6,7 @@ import (
 	"fmt"
 
 	mdnetlink "github.com/mdlayher/netlink"
-	"golang.org/x/sys/unix"
 
-	"github.com/erlab-dev/erlab/lab/kernel"
 	"github.com/erlab-dev/erlab/lab/macsec"
 	"github.com/erlab-dev/erlab/lab/topo"
 	"github.com/erlab-dev/erlab/nodes"
@@ -51,12 +49,7 @@ func configureMACsec(rn *nodes.Node, t *topo.Topology, iface *topo.Interface) er
 		IncludeSCI: m.IncludeSCI, ReplayProtect: m.ReplayProtect, Window: m.Window, Validate: validate}
 	peerSCI := macsec.MakeSCI(t.Node(peer.Node).Interface(peer.Iface).MAC, 1)
 	sa := func(key []byte, ssci uint32) macsec.SA { return staticSA(cipher, 0, key, ssci) }
-	return kernel.Do(rn.NetNS, func() error {
-		conn, err := mdnetlink.Dial(unix.NETLINK_ROUTE, nil)
-		if err != nil {
-			return err
-		}
-		defer conn.Close()
+	return withMACsec(rn.NetNS, func(cl *macsec.Client, conn *mdnetlink.Conn) error {
 		if err := macsec.LinkAdd(conn, cfg); err != nil {
 			return err
 		}
@@ -64,11 +57,6 @@ func configureMACsec(rn *nodes.Node, t *topo.Topology, iface *topo.Interface) er
 		if err != nil {
 			return err
 		}
-		cl, err := macsec.Dial()
-		if err != nil {
-			return err
-		}
-		defer cl.Close()
 		idx := dev.Attrs().Index
 		if err := cl.AddTxSA(idx, sa(txKey, selfSSCI)); err != nil {
 			return err

@@ -154,16 +154,7 @@ func printAgents(w io.Writer, info *lab.LabInfo) {
 		}
 		rows = append(rows, fmt.Sprintf("%s\t%d\t%s\t%d\t%s\t%s", n.Name, a.PID, state, a.Restarts, last, a.Log))
 	}
-	if len(rows) == 0 {
-		return
-	}
-	fmt.Fprintln(w)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "AGENT\tPID\tSTATE\tRESTARTS\tLAST EXIT\tLOG")
-	for _, r := range rows {
-		fmt.Fprintln(tw, r)
-	}
-	tw.Flush()
+	printSection(w, "AGENT\tPID\tSTATE\tRESTARTS\tLAST EXIT\tLOG", rows)
 }
 
 func printMACsec(w io.Writer, info *lab.LabInfo) {
@@ -181,12 +172,17 @@ func printMACsec(w io.Writer, info *lab.LabInfo) {
 			rows = append(rows, fmt.Sprintf("%s:%s\t%s\t%s\t%s\t%d\t%d\t%s\t%d\t%d\t%d", n.Name, i.Name, m.Cipher, enc, m.SCI, m.EncodingSA, m.NextPN, m.KeyID, m.OutPktsEncrypted+m.OutPktsProtected, m.InPktsOK, m.InPktsNotValid+m.InPktsInvalid))
 		}
 	}
+	printSection(w, "MACSEC\tCIPHER\tMODE\tSCI\tAN\tNEXT PN\tKEY ID\tOUT PKTS\tIN OK\tIN BAD", rows)
+}
+
+// printSection prints a titled table after a blank line, if it has rows.
+func printSection(w io.Writer, header string, rows []string) {
 	if len(rows) == 0 {
 		return
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "MACSEC\tCIPHER\tMODE\tSCI\tAN\tNEXT PN\tKEY ID\tOUT PKTS\tIN OK\tIN BAD")
+	fmt.Fprintln(tw, header)
 	for _, r := range rows {
 		fmt.Fprintln(tw, r)
 	}
