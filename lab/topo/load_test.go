@@ -185,6 +185,9 @@ topology:
         eth9.10: {}
         q1: {parent: eth1, vlan: 10, vlan-protocol: 802.1x}
         eth3: {addresses: [10.0.0.1/24]}
+        eth1.7: {}
+        private: {parent: eth1, vlan: 7}
+        s7: {parent: eth1, vlan: 7, vlan-protocol: 802.1ad}
     b: {}
   links:
     - endpoints: ["a:eth1", "b:eth1"]
@@ -195,6 +198,7 @@ topology:
 			`lab.yml:8:9: node "a": interface "eth9.10": parent "eth9" is not an interface of this node`,
 			`lab.yml:9:53: node "a": interface "q1": vlan-protocol "802.1x": expected 802.1Q (0x8100) or 802.1ad (0x88A8)`,
 			`lab.yml:10:9: node "a": interface "eth3": is on no link; add a link with endpoint "a:eth3", or make it a VLAN subinterface (parent:, vlan:)`,
+			`lab.yml:12:9: node "a": interface "private": VLAN 7 (802.1Q) on eth1 is already eth1.7`,
 		},
 	}, {
 		name: "routes",

@@ -304,6 +304,26 @@ func resolveInterfaces(t *Topology, n *Node, spec NodeSpec, ps *problems) {
 	}
 	// A VLAN's parent must exist on the node and the chain must end at a real
 	// device; a cycle (a.1 → b.1 → a.1) has no device at its root.
+	// One tag per parent: a VLAN ID (of one EtherType) twice on a parent
+	// is refused by the kernel, and on a Dot1Q port it would put two
+	// peerings on one C-tag.
+	type tag struct {
+		parent string
+		id     int
+		proto  VLANProtocol
+	}
+	tags := map[tag]string{}
+	for _, iface := range n.Interfaces {
+		if iface.Type != TypeVLAN {
+			continue
+		}
+		k := tag{iface.Parent, iface.VLAN, iface.VLANProtocol}
+		if other, dup := tags[k]; dup {
+			ps.errorf(iface.Pos, "node %q: interface %q: VLAN %d (%s) on %s is already %s", n.Name, iface.Name, iface.VLAN, iface.VLANProtocol, iface.Parent, other)
+			continue
+		}
+		tags[k] = iface.Name
+	}
 	planMACsecMTU(n, ps)
 	for _, iface := range n.Interfaces {
 		if iface.Type != TypeVLAN {
