@@ -41,7 +41,10 @@ func (l ErrorList) Error() string {
 
 // problems collects errors and warnings while a file is read and checked.
 type problems struct {
-	file     string
+	file string
+	// lookup is the environment the file is read against (${VAR}, and
+	// MACsec keys given by env:), so one Options.LookupEnv governs both.
+	lookup   func(string) (string, bool)
 	errs     ErrorList
 	warnings ErrorList
 }

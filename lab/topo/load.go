@@ -107,6 +107,7 @@ func Parse(data []byte, file string, opts Options) (*Topology, error) {
 	if lookup == nil {
 		lookup = defaultLookup
 	}
+	ps.lookup = lookup
 	d := &decoder{ps: ps, lookup: lookup}
 	var spec fileSpec
 	d.decode(&root, reflect.ValueOf(&spec).Elem(), "")

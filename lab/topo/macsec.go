@@ -141,7 +141,7 @@ func readKey(src KeySource, dir string, n int, where string, ps *problems) ([]by
 		}
 		text, from = string(b), "file "+src.File
 	case src.Env != "" && src.File == "" && src.Hex == "":
-		v, set := os.LookupEnv(src.Env)
+		v, set := ps.lookup(src.Env)
 		if !set {
 			ps.errorf(src.Pos, "%s: environment variable %s is not set", where, src.Env)
 			return nil, false
