@@ -22,6 +22,15 @@ type MACsecSpec struct {
 	Validate      string      `yaml:"validate"`
 	IncludeSCI    *bool       `yaml:"include-sci"`
 	Keys          *MACsecKeys `yaml:"keys"`
+	MKA           *MKASpec    `yaml:"mka"`
+}
+
+// MKASpec is a link's MKA keying as written: one connectivity association
+// key (CAK) and its name (CKN), as ExpressRoute Direct takes them.
+type MKASpec struct {
+	Pos Pos
+	CAK KeySource `yaml:"cak"`
+	CKN KeySource `yaml:"ckn"`
 }
 
 // MACsecKeys are the static SAKs, one per direction: A's is what the first
@@ -53,7 +62,20 @@ type MACsec struct {
 	// KeyA and KeyB are the SAKs the first and the second endpoint send
 	// with. They are never logged, printed or written to the lab state.
 	KeyA, KeyB []byte `json:"-"`
+	// MKA, when set, keys the link with MKA (wpa_supplicant on both ends)
+	// instead of static SAKs.
+	MKA *MKA `json:"-"`
 }
+
+// MKA is a link's validated MKA keying.
+type MKA struct {
+	CAK []byte // never logged, printed or written anywhere but wpa_supplicant's 0600 configuration
+	CKN []byte
+}
+
+// MKACipher is the one suite MKA mode offers: Debian's wpa_supplicant 2.10
+// negotiates no other (its macsec_csindex came in 2.11).
+const MKACipher = "GCM-AES-128"
 
 // macsecCiphers are the suites ExpressRoute Direct offers, with their key
 // lengths in bytes.
@@ -107,18 +129,88 @@ func resolveMACsec(t *Topology, l *Link, spec *MACsecSpec, dir string, i int, ps
 	// The link has MACsec from here on, even if its keys are bad: its
 	// devices exist for the rest of the checks, and errors do not cascade.
 	l.MACsec = m
-	if spec.Keys == nil {
-		ps.errorf(spec.Pos, "%s: keys: required: a: and b:, each {file: PATH} or {env: NAME} of %d hex digits", where, 2*macsecCiphers[m.Cipher])
+	switch {
+	case spec.Keys != nil && spec.MKA != nil:
+		ps.errorf(spec.Pos, "%s: keys: and mka: are two ways to key a link; give one", where)
+	case spec.MKA != nil:
+		resolveMKA(m, spec, dir, where, ps)
+	case spec.Keys == nil:
+		ps.errorf(spec.Pos, "%s: keys: required: a: and b:, each {file: PATH} or {env: NAME} of %d hex digits (static SAKs), or mka: {cak: ..., ckn: ...}", where, 2*macsecCiphers[m.Cipher])
+	default:
+		m.KeyA, _ = readKey(spec.Keys.A, dir, macsecCiphers[m.Cipher], where+": keys: a", ps)
+		m.KeyB, _ = readKey(spec.Keys.B, dir, macsecCiphers[m.Cipher], where+": keys: b", ps)
+	}
+}
+
+// resolveMKA checks an MKA link against what wpa_supplicant can do and
+// against ExpressRoute Direct's key rules: the CKN an even number of hex
+// digits, up to 64; the CAK 32 hex digits for 128-bit ciphers and 64 for
+// 256-bit ones, a shorter one zero-padded on the right as Azure does.
+func resolveMKA(m *MACsec, spec *MACsecSpec, dir, where string, ps *problems) {
+	if m.Cipher != MKACipher {
+		ps.errorf(spec.Pos, "%s: cipher %s needs static SAKs (keys:): in MKA mode Debian's wpa_supplicant 2.10 negotiates %s only (the 256-bit and XPN suites came in hostap 2.11)", where, m.Cipher, MKACipher)
 		return
 	}
-	m.KeyA, _ = readKey(spec.Keys.A, dir, macsecCiphers[m.Cipher], where+": keys: a", ps)
-	m.KeyB, _ = readKey(spec.Keys.B, dir, macsecCiphers[m.Cipher], where+": keys: b", ps)
+	if spec.Validate != "" && m.Validate != "strict" {
+		ps.errorf(spec.Pos, "%s: validate %s: wpa_supplicant always validates strictly in MKA mode", where, m.Validate)
+	}
+	if spec.IncludeSCI != nil && !m.IncludeSCI {
+		ps.errorf(spec.Pos, "%s: include-sci: wpa_supplicant always includes the SCI in MKA mode", where)
+	}
+	mka := &MKA{}
+	text, from, ok := readSecret(spec.MKA.CKN, dir, where+": mka: ckn", ps)
+	if ok {
+		ckn, err := hex.DecodeString(text)
+		switch {
+		case err != nil || len(text)%2 != 0:
+			ps.errorf(spec.MKA.CKN.Pos, "%s: mka: ckn: the CKN in %s must be an even number of hex digits", where, from)
+		case len(ckn) == 0 || len(ckn) > 32:
+			ps.errorf(spec.MKA.CKN.Pos, "%s: mka: ckn: the CKN in %s has %d hex digits; ExpressRoute Direct takes 2 to 64", where, from, len(text))
+		default:
+			mka.CKN = ckn
+		}
+	}
+	n := macsecCiphers[m.Cipher]
+	text, from, ok = readSecret(spec.MKA.CAK, dir, where+": mka: cak", ps)
+	if ok {
+		cak, err := hex.DecodeString(text)
+		switch {
+		case err != nil || len(text)%2 != 0:
+			ps.errorf(spec.MKA.CAK.Pos, "%s: mka: cak: the CAK in %s must be hex digits, %d for %s", where, from, 2*n, m.Cipher)
+		case len(cak) > n || len(cak) == 0:
+			ps.errorf(spec.MKA.CAK.Pos, "%s: mka: cak: the CAK in %s has %d hex digits; %s takes %d", where, from, len(text), m.Cipher, 2*n)
+		default:
+			if len(cak) < n {
+				ps.warnf(spec.MKA.CAK.Pos, "%s: mka: cak: the CAK in %s has %d hex digits; it is zero-padded on the right to %d, as Azure does", where, from, len(text), 2*n)
+				cak = append(cak, make([]byte, n-len(cak))...)
+			}
+			mka.CAK = cak
+		}
+	}
+	if mka.CAK != nil && mka.CKN != nil {
+		m.MKA = mka
+	}
 }
 
 // readKey reads a key of n bytes, written as 2n hex digits, from where the
 // source says. Errors name the source, never the key.
 func readKey(src KeySource, dir string, n int, where string, ps *problems) ([]byte, bool) {
-	var text, from string
+	text, from, ok := readSecret(src, dir, where, ps)
+	if !ok {
+		return nil, false
+	}
+	key, err := hex.DecodeString(text)
+	if err != nil || len(key) != n {
+		ps.errorf(src.Pos, "%s: the key in %s must be %d hex digits for this cipher", where, from, 2*n)
+		return nil, false
+	}
+	return key, true
+}
+
+// readSecret reads a secret's text from a file (which only its owner may
+// read), an environment variable, or inline hex, and says where it came
+// from for messages — which never quote it.
+func readSecret(src KeySource, dir string, where string, ps *problems) (text, from string, ok bool) {
 	switch {
 	case src.File != "" && src.Env == "" && src.Hex == "":
 		path := src.File
@@ -128,37 +220,32 @@ func readKey(src KeySource, dir string, n int, where string, ps *problems) ([]by
 		st, err := os.Stat(path)
 		if err != nil {
 			ps.errorf(src.Pos, "%s: %v", where, err)
-			return nil, false
+			return "", "", false
 		}
 		if st.Mode().Perm()&0o077 != 0 {
 			ps.errorf(src.Pos, "%s: key file %s is readable by others (mode %04o); chmod 600 it", where, src.File, st.Mode().Perm())
-			return nil, false
+			return "", "", false
 		}
 		b, err := os.ReadFile(path)
 		if err != nil {
 			ps.errorf(src.Pos, "%s: %v", where, err)
-			return nil, false
+			return "", "", false
 		}
 		text, from = string(b), "file "+src.File
 	case src.Env != "" && src.File == "" && src.Hex == "":
 		v, set := ps.lookup(src.Env)
 		if !set {
 			ps.errorf(src.Pos, "%s: environment variable %s is not set", where, src.Env)
-			return nil, false
+			return "", "", false
 		}
 		text, from = v, "environment variable "+src.Env
 	case src.Hex != "" && src.File == "" && src.Env == "":
 		text, from = src.Hex, "hex"
 	default:
 		ps.errorf(src.Pos, "%s: give exactly one of file:, env: or hex:", where)
-		return nil, false
+		return "", "", false
 	}
-	key, err := hex.DecodeString(strings.TrimSpace(text))
-	if err != nil || len(key) != n {
-		ps.errorf(src.Pos, "%s: the key in %s must be %d hex digits for this cipher", where, from, 2*n)
-		return nil, false
-	}
-	return key, true
+	return strings.TrimSpace(text), from, true
 }
 
 // linkMAC is a stable, locally administered MAC address for a link end
@@ -168,28 +255,4 @@ func linkMAC(lab string, ep Endpoint) net.HardwareAddr {
 	mac := net.HardwareAddr(sum[:6])
 	mac[0] = mac[0]&0xfc | 0x02 // unicast, locally administered
 	return mac
-}
-
-// planMACsecMTU makes room for MACsec below a device given an MTU: the
-// parent needs the MTU plus MACsec's overhead, so that a full-size packet
-// on top crosses without fragmentation. A parent left unset is raised; one
-// set too small is refused, with the numbers.
-func planMACsecMTU(n *Node, ps *problems) {
-	for _, iface := range n.Interfaces {
-		if iface.Type != TypeMACsec || iface.MTU == 0 {
-			continue
-		}
-		parent := n.Interface(iface.Parent)
-		need := iface.MTU + MACsecOverhead(iface.Link.MACsec.IncludeSCI)
-		switch {
-		case parent.MTU == 0:
-			parent.MTU = need
-		case parent.MTU < need:
-			ps.errorf(iface.Pos, "node %q: interface %q: mtu %d over MACsec needs %d on %s (%d bytes of SecTAG and ICV), which has mtu %d",
-				n.Name, iface.Name, iface.MTU, need, parent.Name, MACsecOverhead(iface.Link.MACsec.IncludeSCI), parent.MTU)
-		}
-		if need > MaxMTU {
-			ps.errorf(iface.Pos, "node %q: interface %q: mtu %d over MACsec needs %d on %s, more than %d", n.Name, iface.Name, iface.MTU, need, parent.Name, MaxMTU)
-		}
-	}
 }

@@ -81,7 +81,7 @@ topology:
 		got = append(got, p[strings.Index(p, "lab.yml"):])
 	}
 	want := []string{
-		`lab.yml:7:9: node "ce": interface "macsec0": mtu 1500 over MACsec needs 1532 on eth1 (32 bytes of SecTAG and ICV), which has mtu 1500`,
+		`lab.yml:6:9: node "ce": interface "eth1": mtu 1500 is too small: carrying macsec0's 1500 bytes and its 32 bytes of SecTAG and ICV needs 1532`,
 		`lab.yml:12:51: links[0]: macsec: keys: a: the key in file a.key must be 64 hex digits for this cipher`,
 		`lab.yml:12:69: links[0]: macsec: keys: b: the key in hex must be 64 hex digits for this cipher`,
 		`lab.yml:14:15: links[1]: macsec: cipher "AES-CMAC": one of GCM-AES-128, GCM-AES-256, GCM-AES-XPN-128, GCM-AES-XPN-256`,
@@ -91,6 +91,70 @@ topology:
 		`lab.yml:19:19: node "msee": MACsec device "macsec0" is on two links; give each link's macsec a device: name`,
 		`lab.yml:21:19: node "msee": MACsec device "macsec0" is on two links; give each link's macsec a device: name`,
 		`lab.yml:21:32: node "pe": MACsec device "macsec0" is on two links; give each link's macsec a device: name`,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("problems (-want +got):\n%s", diff)
+	}
+}
+
+// MKA keying follows wpa_supplicant's reach (GCM-AES-128 only) and
+// ExpressRoute Direct's key rules.
+func TestMKALink(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "cak"), []byte(strings.Repeat("0f", 16)+"\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, "short.cak"), []byte("abcd"), 0o600)
+	t.Setenv("ERLAB_TEST_CKN", strings.Repeat("1e", 32))
+	top, err := loadText(t, dir, `name: m
+topology:
+  nodes:
+    ce: {}
+    msee: {}
+  links:
+    - endpoints: ["ce:eth1", "msee:eth1"]
+      macsec: {mka: {cak: {file: cak}, ckn: {env: ERLAB_TEST_CKN}}}
+    - endpoints: ["ce:eth2", "msee:eth2"]
+      macsec: {device: ms2, mka: {cak: {file: short.cak}, ckn: {hex: "01"}}}
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := top.Links[0].MACsec
+	if m.MKA == nil || len(m.MKA.CAK) != 16 || m.MKA.CAK[0] != 0x0f || len(m.MKA.CKN) != 32 || m.KeyA != nil {
+		t.Errorf("MKA link: %+v %+v", m, m.MKA)
+	}
+	if cak := top.Links[1].MACsec.MKA.CAK; len(cak) != 16 || cak[0] != 0xab || cak[1] != 0xcd || cak[2] != 0 {
+		t.Errorf("a short CAK is not zero-padded on the right: %x", cak)
+	}
+	if len(top.Warnings) != 1 || !strings.Contains(top.Warnings[0].String(), "zero-padded on the right to 32, as Azure does") {
+		t.Errorf("warnings: %v", top.Warnings)
+	}
+
+	_, err = loadText(t, dir, `name: m
+topology:
+  nodes:
+    ce: {}
+    msee: {}
+  links:
+    - endpoints: ["ce:eth1", "msee:eth1"]
+      macsec: {cipher: GCM-AES-XPN-256, mka: {cak: {file: cak}, ckn: {hex: "01"}}}
+    - endpoints: ["ce:eth2", "msee:eth2"]
+      macsec: {device: ms2, mka: {cak: {hex: "`+strings.Repeat("a", 34)+`"}, ckn: {hex: "012"}}}
+    - endpoints: ["ce:eth3", "msee:eth3"]
+      macsec: {device: ms3, mka: {cak: {file: cak}, ckn: {hex: "`+strings.Repeat("0", 66)+`"}}, keys: {a: {hex: "00"}, b: {hex: "00"}}}
+    - endpoints: ["ce:eth4", "msee:eth4"]
+      macsec: {device: ms4, validate: check, include-sci: false, mka: {cak: {file: cak}, ckn: {hex: "01"}}}
+`)
+	var got []string
+	for _, p := range problems(err) {
+		got = append(got, strings.TrimPrefix(p, dir+"/"))
+	}
+	want := []string{
+		`lab.yml:8:15: links[0]: macsec: cipher GCM-AES-XPN-256 needs static SAKs (keys:): in MKA mode Debian's wpa_supplicant 2.10 negotiates GCM-AES-128 only (the 256-bit and XPN suites came in hostap 2.11)`,
+		`lab.yml:10:40: links[1]: macsec: mka: cak: the CAK in hex has 34 hex digits; GCM-AES-128 takes 32`,
+		`lab.yml:10:90: links[1]: macsec: mka: ckn: the CKN in hex must be an even number of hex digits`,
+		`lab.yml:12:15: links[2]: macsec: keys: and mka: are two ways to key a link; give one`,
+		`lab.yml:14:15: links[3]: macsec: validate check: wpa_supplicant always validates strictly in MKA mode`,
+		`lab.yml:14:15: links[3]: macsec: include-sci: wpa_supplicant always includes the SCI in MKA mode`,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("problems (-want +got):\n%s", diff)

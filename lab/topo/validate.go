@@ -324,7 +324,6 @@ func resolveInterfaces(t *Topology, n *Node, spec NodeSpec, ps *problems) {
 		}
 		tags[k] = iface.Name
 	}
-	planMACsecMTU(n, ps)
 	for _, iface := range n.Interfaces {
 		if iface.Type != TypeVLAN {
 			continue
@@ -338,10 +337,9 @@ func resolveInterfaces(t *Topology, n *Node, spec NodeSpec, ps *problems) {
 			ps.errorf(iface.Pos, "%s: a VLAN cannot sit on the loopback device", where)
 		case vlanCycle(n, iface):
 			ps.errorf(iface.Pos, "%s: its parent chain loops back to itself", where)
-		case iface.MTU > 0 && parent.MTU > 0 && iface.MTU > parent.MTU:
-			ps.errorf(iface.Pos, "%s: mtu %d is larger than its parent %s's mtu %d", where, iface.MTU, parent.Name, parent.MTU)
 		}
 	}
+	planMTU(n, ps)
 	slices.SortStableFunc(n.Interfaces, func(a, b *Interface) int { return NaturalCompare(a.Name, b.Name) })
 }
 

@@ -1,0 +1,91 @@
+package topo_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/erlab-dev/erlab/lab/topo"
+	"github.com/erlab-dev/erlab/nodes"
+)
+
+func loadText(t *testing.T, dir, src string) (*topo.Topology, error) {
+	t.Helper()
+	p := filepath.Join(dir, "lab.yml")
+	if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return topo.Load(p, topo.Options{Kinds: nodes.Builtin()})
+}
+
+// QinQ above MACsec: the tags are MACsec payload, so a 1500-byte top
+// interface needs 1508 on the MACsec device and 1540 on the port (the
+// figures measured in the microVM). On a plain port, Linux keeps the tags
+// outside the MTU and nothing is raised.
+func TestMTUPlan(t *testing.T) {
+	t.Setenv("ERLAB_TEST_KEY", strings.Repeat("cd", 16))
+	top, err := loadText(t, t.TempDir(), `name: m
+topology:
+  nodes:
+    ce:
+      interfaces:
+        macsec0.10: {vlan-protocol: 802.1ad}
+        macsec0.10.100: {mtu: 1500, addresses: [10.0.0.1/30]}
+        macsec0.200: {mtu: 1400}
+        eth2.10: {vlan-protocol: 802.1ad}
+        eth2.10.100: {mtu: 1500}
+    msee: {}
+  links:
+    - endpoints: ["ce:eth1", "msee:eth1"]
+      macsec: {keys: {a: {env: ERLAB_TEST_KEY}, b: {env: ERLAB_TEST_KEY}}}
+    - endpoints: ["ce:eth2", "msee:eth2"]
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, i := range top.Node("ce").Interfaces {
+		got[i.Name] = i.MTU
+	}
+	want := map[string]int{"eth1": 1540, "macsec0": 1508, "macsec0.10": 1504, "macsec0.10.100": 1500, "macsec0.200": 1400,
+		"eth2": 1500, "eth2.10": 1500, "eth2.10.100": 1500}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("planned MTUs (-want +got):\n%s", diff)
+	}
+
+	dir := t.TempDir()
+	_, err = loadText(t, dir, `name: m
+topology:
+  nodes:
+    ce:
+      interfaces:
+        eth1: {mtu: 1536}
+        macsec0.10: {vlan-protocol: 802.1ad}
+        macsec0.10.100: {mtu: 1500}
+        eth2: {mtu: 1400}
+        eth2.100: {mtu: 1500}
+        ms3.100: {mtu: 65535}
+    msee: {}
+  links:
+    - endpoints: ["ce:eth1", "msee:eth1"]
+      macsec: {keys: {a: {env: ERLAB_TEST_KEY}, b: {env: ERLAB_TEST_KEY}}}
+    - endpoints: ["ce:eth2", "msee:eth2"]
+    - endpoints: ["ce:eth3", "msee:eth3"]
+      macsec: {device: ms3, keys: {a: {env: ERLAB_TEST_KEY}, b: {env: ERLAB_TEST_KEY}}}
+`)
+	var probs []string
+	for _, p := range problems(err) {
+		probs = append(probs, strings.TrimPrefix(p, dir+"/"))
+	}
+	wantProbs := []string{
+		`lab.yml:6:9: node "ce": interface "eth1": mtu 1536 is too small: carrying macsec0's 1508 bytes and its 32 bytes of SecTAG and ICV needs 1540`,
+		`lab.yml:9:9: node "ce": interface "eth2": mtu 1400 is too small: carrying eth2.100's 1500 bytes needs 1500`,
+		`lab.yml:17:19: node "ce": interface "ms3": carrying ms3.100's 65535 bytes and its 4 bytes of 802.1Q tag needs an mtu of 65539, more than 65535`,
+	}
+	if diff := cmp.Diff(wantProbs, probs); diff != "" {
+		t.Errorf("problems (-want +got):\n%s", diff)
+	}
+}
