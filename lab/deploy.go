@@ -127,8 +127,9 @@ func (d *deployment) node(name string) *nodes.Node {
 // phases lists the deploy, in order. Each phase's steps are independent.
 func (d *deployment) phases() []phase {
 	var (
-		ns, create, links, wire, config, settle, execs, start phase
+		ns, create, links, wire, config, settle, mkaStart, mkaWait, execs, start phase
 	)
+	mkaStart.title, mkaWait.title = "Starting MKA (wpa_supplicant)", "Waiting for MKA to secure links"
 	ns.title = fmt.Sprintf("Creating namespaces (%d)", len(d.t.Nodes))
 	links.title = fmt.Sprintf("Creating links (%d)", len(d.t.Links))
 	config.title = "Configuring interfaces, addresses and routes"
@@ -145,6 +146,22 @@ func (d *deployment) phases() []phase {
 		}
 		config.steps = append(config.steps, step{"configure " + n.Name, func(context.Context) error { return d.configure(n) }})
 		settle.steps = append(settle.steps, step{"settle " + n.Name, func(ctx context.Context) error { return d.waitUp(ctx, n) }})
+		for _, i := range n.Interfaces {
+			if i.Type == topo.TypeMACsec && i.Link.MACsec.MKA != nil {
+				mkaStart.steps = append(mkaStart.steps, step{"mka " + n.Name + ":" + i.Parent, func(context.Context) error {
+					if err := startMKA(d.node(n.Name), n, i); err != nil {
+						return fmt.Errorf("node %s: MKA on %s: %w", n.Name, i.Parent, err)
+					}
+					return nil
+				}})
+				mkaWait.steps = append(mkaWait.steps, step{"mka " + n.Name + ":" + i.Parent, func(ctx context.Context) error {
+					if err := waitMKA(ctx, d.node(n.Name), i); err != nil {
+						return fmt.Errorf("node %s: %w", n.Name, err)
+					}
+					return nil
+				}})
+			}
+		}
 		if len(n.Exec) > 0 {
 			execs.steps = append(execs.steps, step{"exec " + n.Name, func(ctx context.Context) error { return d.runExec(ctx, n) }})
 		}
@@ -155,7 +172,7 @@ func (d *deployment) phases() []phase {
 	for i, l := range d.t.Links {
 		links.steps = append(links.steps, step{"link " + l.A.String(), func(context.Context) error { return d.makeLink(l, i) }})
 	}
-	return []phase{ns, create, links, wire, config, settle, execs, start}
+	return []phase{ns, create, links, wire, config, settle, mkaStart, mkaWait, execs, start}
 }
 
 func (d *deployment) makeNamespace(n *topo.Node) error {
@@ -259,6 +276,9 @@ func (d *deployment) configure(n *topo.Node) error {
 				return fmt.Errorf("node %s: %w", n.Name, err)
 			}
 		}
+		if mkaOwned(n, iface) {
+			continue // its MKA keeper configures it, once wpa_supplicant has made it
+		}
 		if iface.Type == topo.TypeMACsec {
 			if err := configureMACsec(rn, d.t, iface); err != nil {
 				return fmt.Errorf("node %s: MACsec %s on %s: %w", n.Name, iface.Name, iface.Parent, err)
@@ -281,6 +301,9 @@ func (d *deployment) configure(n *topo.Node) error {
 		}
 	}
 	for _, r := range n.Routes {
+		if mkaRoute(n, r) {
+			continue // the MKA keeper's too
+		}
 		if err := addRoute(h, r); err != nil {
 			return fmt.Errorf("node %s: route %s: %w", n.Name, r.Dst, err)
 		}
@@ -434,7 +457,7 @@ func (d *deployment) waitUp(ctx context.Context, n *topo.Node) error {
 // shouldBeUp says whether an interface will carry traffic once deployed: it
 // is not set down, and neither is the far end of its link, nor its parent.
 func (d *deployment) shouldBeUp(n *topo.Node, i *topo.Interface) bool {
-	if i.Down {
+	if i.Down || mkaOwned(n, i) { // MKA devices: see waitMKA
 		return false
 	}
 	switch i.Type {

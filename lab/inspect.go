@@ -113,8 +113,14 @@ func Inspect(ctx context.Context, name string, opts Options) (*LabInfo, error) {
 				return nil, fmt.Errorf("node %s: %w", ns.Name, err)
 			}
 			ni.Interfaces = ifaces
-			for _, i := range ifaces {
+			dir := filepath.Join(opts.labDir(name), "nodes", ns.Name)
+			for k, i := range ifaces {
 				states[ns.Name+":"+i.Name] = i.State
+				if i.MACsec != nil && i.Parent != "" {
+					if mi, err := mkaState(dir, i.Parent); err == nil {
+						ifaces[k].MACsec.MKA = mi
+					}
+				}
 			}
 		}
 		ni.Agent = agentInfo(filepath.Join(opts.labDir(name), "nodes", ns.Name))

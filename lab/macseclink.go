@@ -95,6 +95,8 @@ type MACsecInfo struct {
 	InPktsNoSA       uint64 `json:"in_pkts_not_using_sa"`
 	InPktsUnknownSCI uint64 `json:"in_pkts_unknown_sci"`
 	InPktsNoTag      uint64 `json:"in_pkts_no_tag"`
+	// MKA is the MKA session keying the device, when it is keyed by MKA.
+	MKA *MKAInfo `json:"mka,omitempty"`
 }
 
 // readMACsec reads a MACsec device's state in a namespace.

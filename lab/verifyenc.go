@@ -130,6 +130,9 @@ func verifyLink(ctx context.Context, t *topo.Topology, l *topo.Link, opts Option
 	c := EncryptionCheck{Link: linkName(l), Declared: "plaintext", Checked: true}
 	if l.MACsec != nil {
 		c.Declared = "macsec " + l.MACsec.Cipher
+		if l.MACsec.MKA != nil {
+			c.Declared += " (MKA)"
+		}
 	}
 	src, dst, ok := flowAddrs(t, l)
 	if !ok {

@@ -161,6 +161,7 @@ func hasRow(table string, fields ...string) bool {
 }
 
 func TestMain(m *testing.M) {
-	agent.MaybeRun() // router nodes re-execute this test binary as their agent
+	agent.MaybeRun()  // router nodes re-execute this test binary as their agent
+	lab.MaybeRunMKA() // and as an MKA link end's keeper
 	os.Exit(m.Run())
 }

@@ -173,6 +173,29 @@ func printMACsec(w io.Writer, info *lab.LabInfo) {
 		}
 	}
 	printSection(w, "MACSEC\tCIPHER\tMODE\tSCI\tAN\tNEXT PN\tKEY ID\tOUT PKTS\tIN OK\tIN BAD", rows)
+	printMKA(w, info)
+}
+
+// printMKA prints the MKA sessions: secured or not, and why not.
+func printMKA(w io.Writer, info *lab.LabInfo) {
+	var rows []string
+	for _, n := range info.Nodes {
+		for _, i := range n.Interfaces {
+			if i.MACsec == nil || i.MACsec.MKA == nil {
+				continue
+			}
+			m := i.MACsec.MKA
+			state, role := "SECURED", "member"
+			if !m.Secured {
+				state = "NOT SECURED: " + m.Problem
+			}
+			if m.KeyServer {
+				role = "key server"
+			}
+			rows = append(rows, fmt.Sprintf("%s:%s\t%s\t%s\t%d\t%d\t%s", n.Name, i.Name, m.CKN, role, m.LivePeers, m.Restarts, state))
+		}
+	}
+	printSection(w, "MKA\tCKN\tROLE\tPEERS\tRESTARTS\tSTATE", rows)
 }
 
 // printSection prints a titled table after a blank line, if it has rows.

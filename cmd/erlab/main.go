@@ -68,7 +68,8 @@ func newRoot(g *globals) *cobra.Command {
 }
 
 func main() {
-	agent.MaybeRun() // deploy re-executes this binary as a router's agent
+	agent.MaybeRun()  // deploy re-executes this binary as a router's agent
+	lab.MaybeRunMKA() // and as an MKA link end's keeper
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	g := &globals{stdout: os.Stdout, stderr: os.Stderr}
 	err := newRoot(g).ExecuteContext(ctx)

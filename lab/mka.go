@@ -1,0 +1,553 @@
+package lab
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/erlab-dev/erlab/lab/kernel"
+	"github.com/erlab-dev/erlab/lab/topo"
+	"github.com/erlab-dev/erlab/nodes"
+)
+
+// MKA mode runs Debian's wpa_supplicant (driver macsec_linux) on each end of
+// a link. wpa_supplicant creates the MACsec device itself, under a name the
+// kernel picks, leaves it down, and deletes and recreates it whenever it
+// restarts or re-reads its configuration — taking along the addresses and
+// the VLANs above it. So each protected port gets a keeper: this binary,
+// re-executed in the node under a shell loop that restarts it, which runs
+// wpa_supplicant as its child and, whenever a MACsec device appears on the
+// port, names it as the topology does and configures it and everything
+// above it again.
+
+// mkaConfigEnv names the keeper's configuration file; set, the binary is a
+// keeper (see MaybeRunMKA).
+const mkaConfigEnv = "ERLAB_MKA_CONFIG"
+
+// mkaSupervisor restarts the keeper when it exits with an error (that is,
+// when wpa_supplicant died), counting restarts for inspect.
+const mkaSupervisor = `n=0
+while :; do
+  ERLAB_MKA_RESTARTS=$n "$1"
+  [ $? = 0 ] && exit 0
+  n=$((n + 1))
+  sleep 1
+done`
+
+// mkaKeeper is a keeper's configuration, written by deploy next to the
+// wpa_supplicant configuration it names. It holds no key.
+type mkaKeeper struct {
+	Port    string `json:"port"`
+	Device  string `json:"device"`
+	WPAConf string `json:"wpa_conf"` // mode 0600: it holds the CAK
+	CtrlDir string `json:"ctrl_dir"`
+	Status  string `json:"status"`
+	Log     string `json:"log"`
+	// Interfaces are the MACsec device and the VLANs above it, parents
+	// first; Routes are the node's routes that need them.
+	Interfaces []mkaIface   `json:"interfaces"`
+	Routes     []topo.Route `json:"routes"`
+}
+
+type mkaIface struct {
+	Name         string             `json:"name"`
+	Type         topo.InterfaceType `json:"type"`
+	Parent       string             `json:"parent"`
+	VLAN         int                `json:"vlan,omitempty"`
+	VLANProtocol topo.VLANProtocol  `json:"vlan_protocol,omitempty"`
+	Addresses    []netip.Prefix     `json:"addresses,omitempty"`
+	MTU          int                `json:"mtu,omitempty"`
+	Down         bool               `json:"down,omitempty"`
+}
+
+func (i mkaIface) topo() *topo.Interface {
+	return &topo.Interface{Name: i.Name, Type: i.Type, Parent: i.Parent, VLAN: i.VLAN, VLANProtocol: i.VLANProtocol,
+		Addresses: i.Addresses, MTU: i.MTU, Down: i.Down}
+}
+
+// mkaStatus is what a keeper reports in its status file.
+type mkaStatus struct {
+	PID       int       `json:"pid"`
+	WPAPID    int       `json:"wpa_pid"`
+	Restarts  int       `json:"restarts"`
+	Started   time.Time `json:"started"`
+	Ifindex   int       `json:"ifindex"`   // the MACsec device now
+	Recreated int       `json:"recreated"` // devices wpa_supplicant made since this keeper started
+}
+
+// mkaFiles names a protected port's files in its node's directory.
+func mkaFiles(dir, port string) (cfg, wpaConf string) {
+	return filepath.Join(dir, "mka-"+port+".json"), filepath.Join(dir, "mka-"+port+".conf")
+}
+
+// mkaSubtree returns the MACsec device and the interfaces above it, parents
+// first.
+func mkaSubtree(n *topo.Node, dev *topo.Interface) []*topo.Interface {
+	in := map[string]bool{dev.Name: true}
+	var out []*topo.Interface
+	for _, i := range orderByParent(n) {
+		if i == dev || (i.Parent != "" && in[i.Parent]) {
+			in[i.Name] = true
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// mkaOwned says whether an interface is configured by an MKA keeper rather
+// than by deploy: a MACsec device in MKA mode, or anything above one.
+func mkaOwned(n *topo.Node, i *topo.Interface) bool {
+	for range len(n.Interfaces) + 1 {
+		if i == nil {
+			return false
+		}
+		if i.Type == topo.TypeMACsec && i.Link.MACsec.MKA != nil {
+			return true
+		}
+		i = n.Interface(i.Parent)
+	}
+	return false
+}
+
+// mkaRoute says whether a route needs an MKA-owned interface: it names one,
+// or its gateway is on one's subnet.
+func mkaRoute(n *topo.Node, r topo.Route) bool {
+	for _, i := range n.Interfaces {
+		if !mkaOwned(n, i) {
+			continue
+		}
+		if r.Dev == i.Name {
+			return true
+		}
+		for _, p := range i.Addresses {
+			if r.Via.IsValid() && p.Contains(r.Via) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// wpaConf is wpa_supplicant's configuration for one end of an MKA link
+// (interop.md): no EAP, MKA with a pre-shared CAK, MACsec required.
+func wpaConf(ctrlDir string, m *topo.MACsec, cak, ckn []byte, priority int) string {
+	integOnly, replay := 0, 0
+	if !m.Encrypt {
+		integOnly = 1
+	}
+	if m.ReplayProtect {
+		replay = 1
+	}
+	return fmt.Sprintf(`ctrl_interface=%s
+eapol_version=3
+ap_scan=0
+network={
+	key_mgmt=NONE
+	eapol_flags=0
+	macsec_policy=1
+	macsec_integ_only=%d
+	macsec_replay_protect=%d
+	macsec_replay_window=%d
+	macsec_port=1
+	mka_priority=%d
+	mka_cak=%s
+	mka_ckn=%s
+}
+`, ctrlDir, integOnly, replay, m.Window, priority, hex.EncodeToString(cak), hex.EncodeToString(ckn))
+}
+
+// writeSecret writes a file only its owner can read, atomically, so that a
+// reader never sees half of it.
+func writeSecret(path, text string) error {
+	tmp := path + ".new"
+	if err := os.WriteFile(tmp, []byte(text), 0o600); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp, 0o600); err != nil { // an old .new of another mode
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// startMKA writes the keeper's files for one end of an MKA link and starts
+// the keeper in the node. The first end of the link gets the lower MKA
+// priority, so it is the key server.
+func startMKA(rn *nodes.Node, n *topo.Node, dev *topo.Interface) error {
+	m := dev.Link.MACsec
+	cfgPath, confPath := mkaFiles(rn.Dir, dev.Parent)
+	k := mkaKeeper{Port: dev.Parent, Device: dev.Name, WPAConf: confPath, CtrlDir: filepath.Join(rn.Dir, "wpa"),
+		Status: filepath.Join(rn.Dir, "mka-"+dev.Parent+".status.json"), Log: filepath.Join(rn.Dir, "mka-"+dev.Parent+".log")}
+	for _, i := range mkaSubtree(n, dev) {
+		k.Interfaces = append(k.Interfaces, mkaIface{Name: i.Name, Type: i.Type, Parent: i.Parent, VLAN: i.VLAN,
+			VLANProtocol: i.VLANProtocol, Addresses: i.Addresses, MTU: i.MTU, Down: i.Down})
+	}
+	for _, r := range n.Routes {
+		if mkaRoute(n, r) {
+			k.Routes = append(k.Routes, r)
+		}
+	}
+	priority := 16
+	if dev.Link.A.Node == n.Name && dev.Link.A.Iface == dev.Parent {
+		priority = 8
+	}
+	if err := writeSecret(confPath, wpaConf(k.CtrlDir, m, m.MKA.CAK, m.MKA.CKN, priority)); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(k, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(cfgPath, b, 0o600); err != nil {
+		return err
+	}
+	logf, err := os.OpenFile(k.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command("/bin/sh", "-c", mkaSupervisor, "erlab-mka", exe)
+	cmd.Env = append(os.Environ(), mkaConfigEnv+"="+cfgPath)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // outlives erlab deploy
+	if err := kernel.Do(rn.NetNS, cmd.Start); err != nil {
+		return fmt.Errorf("start MKA keeper: %w", err)
+	}
+	go cmd.Wait() // reap it if it dies while we run
+	return nil
+}
+
+// MKAUpTimeout bounds how long deploy waits for an MKA link to be secured.
+// wpa_supplicant takes 4–9 s on the emulated CPU of the microVM.
+const MKAUpTimeout = 60 * time.Second
+
+// waitMKA waits until one end of an MKA link is secured and its device is
+// configured, and says why not when it is not.
+func waitMKA(ctx context.Context, rn *nodes.Node, dev *topo.Interface) error {
+	deadline := time.Now().Add(MKAUpTimeout)
+	for {
+		st, err := mkaState(rn.Dir, dev.Parent)
+		if err == nil && st.Secured {
+			if l, err := rn.NL.LinkByName(dev.Name); err == nil && (dev.Down || l.Attrs().Flags&net.FlagUp != 0) {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			why := "no answer from wpa_supplicant"
+			if st != nil {
+				why = st.summary()
+			}
+			return fmt.Errorf("MKA on %s not secured after %s: %s; see %s", dev.Parent, MKAUpTimeout, why, filepath.Join(rn.Dir, "mka-"+dev.Parent+".log"))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// MKAInfo is an MKA session as inspect shows it.
+type MKAInfo struct {
+	Secured        bool   `json:"secured"`
+	LivePeers      int    `json:"live_peers"`
+	PotentialPeers int    `json:"potential_peers"`
+	KeyServer      bool   `json:"key_server"`
+	CKN            string `json:"ckn"`
+	KeysReceived   int    `json:"keys_received"`
+	KeysDistrib    int    `json:"keys_distributed"`
+	Restarts       int    `json:"restarts"`  // of wpa_supplicant, by its supervisor
+	Recreated      int    `json:"recreated"` // MACsec devices wpa_supplicant made, each configured again
+	// Problem says why the session is not secured, when it is not.
+	Problem string `json:"problem,omitempty"`
+}
+
+func (m *MKAInfo) summary() string {
+	if m.Secured {
+		return fmt.Sprintf("secured, %d live peer(s)", m.LivePeers)
+	}
+	return "not secured: " + m.Problem
+}
+
+// mkaState asks a port's wpa_supplicant for its MKA status over its control
+// socket and reads the keeper's status and log.
+func mkaState(dir, port string) (*MKAInfo, error) {
+	cfgPath, _ := mkaFiles(dir, port)
+	k, err := readKeeper(cfgPath)
+	if err != nil {
+		return nil, err
+	}
+	mi := &MKAInfo{}
+	var st mkaStatus
+	if b, err := os.ReadFile(k.Status); err == nil && json.Unmarshal(b, &st) == nil {
+		mi.Restarts, mi.Recreated = st.Restarts, st.Recreated
+	}
+	reply, err := wpaCommand(filepath.Join(k.CtrlDir, port), "STATUS")
+	if err != nil {
+		mi.Problem = "wpa_supplicant does not answer (" + err.Error() + ")"
+		return mi, nil
+	}
+	kv := map[string]string{}
+	for _, line := range strings.Split(reply, "\n") {
+		if key, v, ok := strings.Cut(line, "="); ok {
+			kv[key] = v
+		}
+	}
+	atoi := func(s string) int { v, _ := strconv.Atoi(s); return v }
+	mi.Secured, mi.KeyServer, mi.CKN = kv["Secured"] == "Yes", kv["is_key_server"] == "Yes", kv["ckn"]
+	mi.LivePeers, mi.PotentialPeers = atoi(kv["live_peers"]), atoi(kv["potential_peers"])
+	mi.KeysReceived, mi.KeysDistrib = atoi(kv["Number of Keys Received"]), atoi(kv["Number of Keys Distributed"])
+	if !mi.Secured {
+		mi.Problem = mkaProblem(mi, k.Log)
+	}
+	return mi, nil
+}
+
+// mkaProblem says why a session is not secured, from its status and from
+// what wpa_supplicant logged last.
+func mkaProblem(mi *MKAInfo, logPath string) string {
+	recent := tailLines(logPath, 6)
+	switch {
+	case strings.Contains(recent, "Computed ICV is not equal to Received ICV"):
+		return "the peer's MKPDUs fail the ICV check: the two ends hold different CAKs"
+	case mi.LivePeers == 0 && mi.PotentialPeers == 0:
+		return "no MKPDU from a peer with CKN " + mi.CKN + ": the peer is down, not running MKA, or uses another CKN"
+	case mi.LivePeers == 0:
+		return "a peer is heard but not yet live"
+	}
+	return "negotiating the SAK"
+}
+
+func tailLines(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+func readKeeper(path string) (*mkaKeeper, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var k mkaKeeper
+	if err := json.Unmarshal(b, &k); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &k, nil
+}
+
+// wpaCommand sends one command to a wpa_supplicant control socket and
+// returns the reply. Control sockets are datagram sockets in the file
+// system, so this works from any network namespace.
+func wpaCommand(ctrl, command string) (string, error) {
+	local := filepath.Join(filepath.Dir(ctrl), fmt.Sprintf(".erlab-%d-%d", os.Getpid(), time.Now().UnixNano()))
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: local, Net: "unixgram"})
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(local)
+	defer conn.Close()
+	if _, err := conn.WriteToUnix([]byte(command), &net.UnixAddr{Name: ctrl, Net: "unixgram"}); err != nil {
+		return "", err
+	}
+	conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	buf := make([]byte, 8192)
+	for {
+		n, err := conn.Read(buf)
+		if err != nil {
+			return "", err
+		}
+		// Unsolicited event messages start with "<level>"; replies do not.
+		if reply := string(buf[:n]); !strings.HasPrefix(reply, "<") {
+			return reply, nil
+		}
+	}
+}
+
+// MaybeRunMKA turns the calling binary into an MKA keeper when the
+// environment says so, and never returns then. erlab's main and the test
+// binaries that deploy labs call it first.
+func MaybeRunMKA() {
+	path := os.Getenv(mkaConfigEnv)
+	if path == "" {
+		return
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	err := runKeeper(path, log)
+	if err != nil {
+		log.Error("mka keeper", "err", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// runKeeper runs wpa_supplicant for a port and keeps the MACsec device it
+// makes named and configured. It returns nil when asked to stop, an error
+// when wpa_supplicant dies (the supervisor starts both again).
+func runKeeper(path string, log *slog.Logger) error {
+	k, err := readKeeper(path)
+	if err != nil {
+		return err
+	}
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	port, err := h.LinkByName(k.Port)
+	if err != nil {
+		return fmt.Errorf("port %s: %w", k.Port, err)
+	}
+	if err := os.MkdirAll(k.CtrlDir, 0o700); err != nil {
+		return err
+	}
+	updates, done := make(chan netlink.LinkUpdate, 64), make(chan struct{})
+	defer close(done)
+	if err := netlink.LinkSubscribe(updates, done); err != nil {
+		return err
+	}
+	// A wpa_supplicant that was killed left its device behind, with keys
+	// no one renews; a new one could not make its own beside it (same SCI).
+	if links, err := h.LinkList(); err == nil {
+		for _, l := range links {
+			if l.Type() == "macsec" && l.Attrs().ParentIndex == port.Attrs().Index {
+				log.Info("removing the MACsec device a dead wpa_supplicant left", "device", l.Attrs().Name)
+				if err := h.LinkDel(l); err != nil {
+					return fmt.Errorf("remove stale %s: %w", l.Attrs().Name, err)
+				}
+			}
+		}
+	}
+	wpa := exec.Command("wpa_supplicant", "-D", "macsec_linux", "-i", k.Port, "-c", k.WPAConf)
+	wpa.Stdout, wpa.Stderr = os.Stderr, os.Stderr
+	wpa.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := wpa.Start(); err != nil {
+		return fmt.Errorf("start wpa_supplicant: %w", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- wpa.Wait() }()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+
+	restarts, _ := strconv.Atoi(os.Getenv("ERLAB_MKA_RESTARTS"))
+	st := mkaStatus{PID: os.Getppid(), WPAPID: wpa.Process.Pid, Restarts: restarts, Started: time.Now().UTC()}
+	writeStatus := func() {
+		b, _ := json.Marshal(st)
+		os.WriteFile(k.Status, b, 0o644)
+	}
+	writeStatus()
+	log.Info("wpa_supplicant started", "pid", wpa.Process.Pid, "port", k.Port)
+	var lastErr string
+	keep := func(full bool) {
+		idx, err := keepDevice(h, k, port.Attrs().Index, st.Ifindex, full)
+		if err != nil {
+			if err.Error() != lastErr {
+				log.Warn("configure MACsec device", "err", err)
+			}
+			lastErr = err.Error()
+			return
+		}
+		lastErr = ""
+		if idx != 0 && idx != st.Ifindex {
+			if st.Ifindex != 0 {
+				st.Recreated++
+			}
+			log.Info("MACsec device configured", "device", k.Device, "ifindex", idx, "recreated", st.Recreated)
+			st.Ifindex = idx
+			writeStatus()
+		}
+	}
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-sigs:
+			wpa.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-exited:
+			case <-time.After(3 * time.Second):
+				wpa.Process.Kill()
+			}
+			return nil
+		case err := <-exited:
+			return fmt.Errorf("wpa_supplicant exited: %v", err)
+		case u := <-updates:
+			if u.Link.Type() == "macsec" && u.Attrs().ParentIndex == port.Attrs().Index {
+				keep(false)
+			}
+		case <-tick.C:
+			keep(true)
+		}
+	}
+}
+
+// keepDevice names the port's MACsec device as the topology does and
+// configures it and the VLANs above it, with their routes. It does the
+// whole work when the device is new (or full is set: a periodic check that
+// nothing was lost) and otherwise only brings it back up if it went down.
+// It returns the device's index, 0 when there is none yet.
+func keepDevice(h *netlink.Handle, k *mkaKeeper, portIndex, known int, full bool) (int, error) {
+	links, err := h.LinkList()
+	if err != nil {
+		return 0, err
+	}
+	var dev netlink.Link
+	for _, l := range links {
+		if l.Type() == "macsec" && l.Attrs().ParentIndex == portIndex {
+			dev = l
+		}
+	}
+	if dev == nil {
+		return 0, nil
+	}
+	a := dev.Attrs()
+	if a.Name != k.Device {
+		// A name is changed only while the device is down.
+		if err := h.LinkSetDown(dev); err != nil {
+			return 0, err
+		}
+		if err := h.LinkSetName(dev, k.Device); err != nil {
+			return 0, fmt.Errorf("rename %s to %s: %w", a.Name, k.Device, err)
+		}
+		full = true
+	}
+	if a.Index != known || (a.Flags&net.FlagUp == 0 && !k.Interfaces[0].Down) {
+		full = true
+	}
+	if !full {
+		return a.Index, nil
+	}
+	for _, i := range k.Interfaces {
+		if err := configureInterface(h, i.topo()); err != nil {
+			return 0, fmt.Errorf("%s: %w", i.Name, err)
+		}
+	}
+	for _, r := range k.Routes {
+		if err := addRoute(h, r); err != nil && !errors.Is(err, unix.ENETUNREACH) {
+			return 0, fmt.Errorf("route %s: %w", r.Dst, err)
+		}
+	}
+	return a.Index, nil
+}

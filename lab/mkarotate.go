@@ -1,0 +1,262 @@
+package lab
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/erlab-dev/erlab/lab/probe"
+	"github.com/erlab-dev/erlab/lab/topo"
+)
+
+// MKARotation is a new CAK/CKN for an MKA link.
+type MKARotation struct {
+	CAK []byte // nil: a fresh random one
+	CKN []byte // nil: keep the link's current CKN
+	// OneSide applies the new key to the named end only, leaving the link
+	// down until the other end gets the same key (a second rotation).
+	OneSide bool
+	// Gap is how long the second end keeps the old key after the first
+	// has the new one: the window an operator takes between the two.
+	Gap time.Duration
+}
+
+// MKARotateReport says what an MKA key rotation did and what it cost.
+type MKARotateReport struct {
+	Link  string   `json:"link"`
+	Sides []string `json:"sides"` // in the order they got the new key
+	CKN   string   `json:"ckn"`
+	// Secured is the time from the first end's change until both ends were
+	// secured again (0 when one side only was changed).
+	Secured time.Duration `json:"secured_ns"`
+	// Probe is the probe stream sent across the link during the rotation,
+	// from ProbeFrom to ProbeTo; nil when the link carries no addresses.
+	Probe     *probe.Report `json:"probe,omitempty"`
+	ProbeFrom string        `json:"probe_from,omitempty"`
+	ProbeTo   string        `json:"probe_to,omitempty"`
+}
+
+// MKAProbeRate is the rate of the probe stream a rotation measures its
+// outage with: a 10 ms resolution.
+const MKAProbeRate = 100
+
+// RotateMKA applies a new CAK/CKN to an MKA link one end at a time, as
+// ExpressRoute Direct's key rotation goes: first the end named, then, after
+// the gap, the other. MKA cannot do this without loss — while the ends hold
+// different keys nothing passes — so a probe stream crosses the link
+// meanwhile and the report says how long the outage was. Each end's
+// wpa_supplicant re-reads its configuration (and recreates its MACsec
+// device, which the end's keeper configures again).
+func RotateMKA(ctx context.Context, t *topo.Topology, node, iface string, r MKARotation) (*MKARotateReport, error) {
+	self, peer, l, err := mkaEnds(t, node, iface)
+	if err != nil {
+		return nil, err
+	}
+	var o Options
+	dir := func(ep topo.Endpoint) string { return filepath.Join(o.labDir(t.Name), "nodes", ep.Node) }
+	if r.CAK == nil {
+		r.CAK = make([]byte, len(l.MACsec.MKA.CAK))
+		rand.Read(r.CAK)
+	}
+	if want := len(l.MACsec.MKA.CAK); len(r.CAK) != want {
+		return nil, fmt.Errorf("the new CAK has %d hex digits; %s takes %d", 2*len(r.CAK), l.MACsec.Cipher, 2*want)
+	}
+	if r.CKN == nil {
+		if r.CKN, err = currentCKN(dir(self), self.Iface); err != nil {
+			return nil, err
+		}
+	}
+	if len(r.CKN) == 0 || len(r.CKN) > 32 {
+		return nil, fmt.Errorf("the new CKN has %d hex digits; 2 to 64", 2*len(r.CKN))
+	}
+	rep := &MKARotateReport{Link: self.String() + " — " + peer.String(), CKN: hex.EncodeToString(r.CKN)}
+	sides := []topo.Endpoint{self}
+	if !r.OneSide {
+		sides = append(sides, peer)
+	}
+
+	// A probe stream across the link, if both ends have addresses on it.
+	var probeDone chan error
+	stopProbe := func() {}
+	if from, to, ok := mkaProbePair(t, self, peer); ok {
+		pctx, cancel := context.WithCancel(ctx)
+		stopProbe = cancel
+		rep.ProbeFrom, rep.ProbeTo = self.Node, to.String()
+		probeDone = make(chan error, 1)
+		go func() {
+			pr, err := Probe(pctx, t, from, to.String(), probe.Config{Rate: MKAProbeRate, Duration: 10 * time.Minute, Port: 7011})
+			rep.Probe = &pr
+			probeDone <- err
+		}()
+		time.Sleep(500 * time.Millisecond) // a baseline before the change
+	}
+	finish := func() error {
+		stopProbe()
+		if probeDone != nil {
+			if err := <-probeDone; err != nil {
+				return fmt.Errorf("probe: %w", err)
+			}
+		}
+		return nil
+	}
+
+	start := time.Now()
+	for k, ep := range sides {
+		if k > 0 && r.Gap > 0 {
+			time.Sleep(r.Gap)
+		}
+		if err := applyMKAKey(dir(ep), ep.Iface, r.CAK, r.CKN); err != nil {
+			finish()
+			return nil, fmt.Errorf("%s: %w", ep, err)
+		}
+		rep.Sides = append(rep.Sides, ep.String())
+	}
+	if !r.OneSide {
+		// Right after the change the old session may still say secured.
+		time.Sleep(time.Second)
+		deadline := time.Now().Add(MKAUpTimeout)
+		for {
+			a, errA := mkaState(dir(self), self.Iface)
+			b, errB := mkaState(dir(peer), peer.Iface)
+			if errA == nil && errB == nil && a.Secured && b.Secured && a.CKN == rep.CKN && b.CKN == rep.CKN {
+				rep.Secured = time.Since(start)
+				break
+			}
+			if time.Now().After(deadline) {
+				finish()
+				why := "no answer"
+				if errA == nil && !a.Secured {
+					why = self.String() + ": " + a.Problem
+				} else if errB == nil {
+					why = peer.String() + ": " + b.summary()
+				}
+				return nil, fmt.Errorf("%s not secured %s after the new key: %s", rep.Link, MKAUpTimeout, why)
+			}
+			select {
+			case <-ctx.Done():
+				finish()
+				return nil, ctx.Err()
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+		// Keep probing a little: the outage ends when packets pass, which
+		// is a moment after both ends say secured.
+		time.Sleep(2 * time.Second)
+	}
+	return rep, finish()
+}
+
+// mkaEnds finds the MKA link that node:iface (its port or MACsec device)
+// ends, and its two ends, this one first.
+func mkaEnds(t *topo.Topology, node, iface string) (self, peer topo.Endpoint, l *topo.Link, err error) {
+	for _, cand := range t.Links {
+		if cand.MACsec == nil || cand.MACsec.MKA == nil {
+			continue
+		}
+		for _, ep := range []topo.Endpoint{cand.A, cand.B} {
+			if ep.Node == node && (ep.Iface == iface || cand.MACsec.Device == iface) {
+				self, peer, l = ep, cand.B, cand
+				if ep == cand.B {
+					peer = cand.A
+				}
+				return self, peer, l, nil
+			}
+		}
+	}
+	return self, peer, nil, fmt.Errorf("%s:%s is not an end of an MKA link", node, iface)
+}
+
+// mkaProbePair finds addresses on the two ends of a link, above its MACsec
+// devices, in one subnet: the sender's node and the receiver's address.
+func mkaProbePair(t *topo.Topology, self, peer topo.Endpoint) (from string, to netip.Addr, ok bool) {
+	sn, pn := t.Node(self.Node), t.Node(peer.Node)
+	for _, si := range sn.Interfaces {
+		if !mkaOwned(sn, si) || !above(sn, si, self.Iface) {
+			continue
+		}
+		for _, sp := range si.Addresses {
+			for _, pi := range pn.Interfaces {
+				if !mkaOwned(pn, pi) || !above(pn, pi, peer.Iface) {
+					continue
+				}
+				for _, pp := range pi.Addresses {
+					if sp.Masked() == pp.Masked() && sp.Addr().Is4() {
+						return self.Node, pp.Addr(), true
+					}
+				}
+			}
+		}
+	}
+	return "", netip.Addr{}, false
+}
+
+// above says whether an interface sits, through its parents, on port.
+func above(n *topo.Node, i *topo.Interface, port string) bool {
+	for range len(n.Interfaces) + 1 {
+		if i == nil {
+			return false
+		}
+		if i.Parent == port {
+			return true
+		}
+		i = n.Interface(i.Parent)
+	}
+	return false
+}
+
+// currentCKN reads the CKN an end's wpa_supplicant is configured with.
+func currentCKN(dir, port string) ([]byte, error) {
+	_, confPath := mkaFiles(dir, port)
+	b, err := os.ReadFile(confPath)
+	if err != nil {
+		return nil, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "mka_ckn="); ok {
+			return hex.DecodeString(v)
+		}
+	}
+	return nil, fmt.Errorf("%s has no mka_ckn", confPath)
+}
+
+// applyMKAKey rewrites an end's wpa_supplicant configuration with a new
+// CAK/CKN and has it re-read it.
+func applyMKAKey(dir, port string, cak, ckn []byte) error {
+	_, confPath := mkaFiles(dir, port)
+	b, err := os.ReadFile(confPath)
+	if err != nil {
+		return err
+	}
+	lines := strings.Split(string(b), "\n")
+	for k, line := range lines {
+		indent := line[:len(line)-len(strings.TrimLeft(line, "\t "))]
+		switch {
+		case strings.HasPrefix(strings.TrimSpace(line), "mka_cak="):
+			lines[k] = indent + "mka_cak=" + hex.EncodeToString(cak)
+		case strings.HasPrefix(strings.TrimSpace(line), "mka_ckn="):
+			lines[k] = indent + "mka_ckn=" + hex.EncodeToString(ckn)
+		}
+	}
+	if err := writeSecret(confPath, strings.Join(lines, "\n")); err != nil {
+		return err
+	}
+	cfgPath, _ := mkaFiles(dir, port)
+	k, err := readKeeper(cfgPath)
+	if err != nil {
+		return err
+	}
+	reply, err := wpaCommand(filepath.Join(k.CtrlDir, port), "RECONFIGURE")
+	if err != nil {
+		return fmt.Errorf("wpa_supplicant: %w", err)
+	}
+	if strings.TrimSpace(reply) != "OK" {
+		return fmt.Errorf("wpa_supplicant refused to reconfigure: %s", strings.TrimSpace(reply))
+	}
+	return nil
+}
