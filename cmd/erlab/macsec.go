@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -70,8 +71,47 @@ other end gets the same key).`,
 	rotate.Flags().StringVar(&flags.ckn, "ckn", "", "MKA: the new CKN in hex (default: keep the current one)")
 	rotate.Flags().BoolVar(&flags.oneSide, "one-side", false, "MKA: change NODE's end only")
 	rotate.Flags().DurationVar(&flags.gap, "gap", 0, "MKA: wait this long before changing the other end")
-	cmd.AddCommand(rotate)
+	cmd.AddCommand(rotate, newKeygen(g))
 	return cmd
+}
+
+// newKeygen makes key files as the topology's keys: sections take them:
+// random hex digits, readable by their owner only.
+func newKeygen(g *globals) *cobra.Command {
+	var bytes int
+	keygen := &cobra.Command{
+		Use:   "keygen [--bytes N] FILE...",
+		Short: "Write random keys (hex, mode 0600) for a topology's MACsec keys: and mka: sections",
+		Long: `Write a random key of --bytes bytes, as hex digits, to each FILE, readable by its owner
+only — what a topology's keys: {file: ...} and mka: {cak: {file: ...}} expect. Static SAKs take
+16 bytes (GCM-AES-128, GCM-AES-XPN-128) or 32 (GCM-AES-256, GCM-AES-XPN-256); an MKA CAK 16; a
+CKN up to 32. An existing file is never overwritten.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if bytes < 1 || bytes > 64 {
+				return fmt.Errorf("--bytes %d: 1 to 64", bytes)
+			}
+			for _, path := range args {
+				key := make([]byte, bytes)
+				rand.Read(key)
+				f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+				if err != nil {
+					return err
+				}
+				_, err = fmt.Fprintln(f, hex.EncodeToString(key))
+				if cerr := f.Close(); err == nil {
+					err = cerr
+				}
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(g.stdout, "%s: %d random bytes, mode 0600\n", path, bytes)
+			}
+			return nil
+		},
+	}
+	keygen.Flags().IntVar(&bytes, "bytes", 32, "key length in bytes")
+	return keygen
 }
 
 func isMKA(t *topo.Topology, node, iface string) bool {

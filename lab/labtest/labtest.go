@@ -8,6 +8,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -129,4 +131,40 @@ func TryExec(labName, node string, argv ...string) (string, int, error) {
 	var out strings.Builder
 	code, err := lab.Exec(context.Background(), labName, node, argv, nil, &out, &out)
 	return out.String(), code, err
+}
+
+// keyFileRef finds the key files a topology names under keys/.
+var keyFileRef = regexp.MustCompile(`file:\s*(keys/[\w.-]+)`)
+
+// WithKeys copies a topology into a temporary directory beside freshly made
+// key files for every keys/NAME it references, as erlab macsec keygen would
+// make them (mode 0600): 16 random bytes for a .cak or .ckn, 32 for a .key.
+// It returns the copy's path. Shipped topologies hold no keys.
+func WithKeys(t testing.TB, path string) string {
+	t.Helper()
+	src, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "keys"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range keyFileRef.FindAllSubmatch(src, -1) {
+		name := string(m[1])
+		n := 32
+		if ext := filepath.Ext(name); ext == ".cak" || ext == ".ckn" {
+			n = 16
+		}
+		key := make([]byte, n)
+		rand.Read(key)
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := filepath.Join(dir, filepath.Base(path))
+	if err := os.WriteFile(out, src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

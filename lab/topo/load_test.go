@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/erlab-dev/erlab/lab/labtest"
 	"github.com/erlab-dev/erlab/lab/topo"
 	"github.com/erlab-dev/erlab/nodes"
 )
@@ -415,7 +416,7 @@ func TestShippedTopologies(t *testing.T) {
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			top, err := topo.Load(f, topo.Options{Kinds: nodes.Builtin()})
+			top, err := topo.Load(labtest.WithKeys(t, f), topo.Options{Kinds: nodes.Builtin()})
 			if err != nil {
 				t.Fatal(err)
 			}

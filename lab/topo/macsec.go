@@ -3,7 +3,9 @@ package topo
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -158,7 +160,7 @@ func resolveMKA(m *MACsec, spec *MACsecSpec, dir, where string, ps *problems) {
 		ps.errorf(spec.Pos, "%s: include-sci: wpa_supplicant always includes the SCI in MKA mode", where)
 	}
 	mka := &MKA{}
-	text, from, ok := readSecret(spec.MKA.CKN, dir, where+": mka: ckn", ps)
+	text, from, ok := readSecret(spec.MKA.CKN, dir, 16, where+": mka: ckn", ps)
 	if ok {
 		ckn, err := hex.DecodeString(text)
 		switch {
@@ -171,7 +173,7 @@ func resolveMKA(m *MACsec, spec *MACsecSpec, dir, where string, ps *problems) {
 		}
 	}
 	n := macsecCiphers[m.Cipher]
-	text, from, ok = readSecret(spec.MKA.CAK, dir, where+": mka: cak", ps)
+	text, from, ok = readSecret(spec.MKA.CAK, dir, n, where+": mka: cak", ps)
 	if ok {
 		cak, err := hex.DecodeString(text)
 		switch {
@@ -195,7 +197,7 @@ func resolveMKA(m *MACsec, spec *MACsecSpec, dir, where string, ps *problems) {
 // readKey reads a key of n bytes, written as 2n hex digits, from where the
 // source says. Errors name the source, never the key.
 func readKey(src KeySource, dir string, n int, where string, ps *problems) ([]byte, bool) {
-	text, from, ok := readSecret(src, dir, where, ps)
+	text, from, ok := readSecret(src, dir, n, where, ps)
 	if !ok {
 		return nil, false
 	}
@@ -210,7 +212,7 @@ func readKey(src KeySource, dir string, n int, where string, ps *problems) ([]by
 // readSecret reads a secret's text from a file (which only its owner may
 // read), an environment variable, or inline hex, and says where it came
 // from for messages — which never quote it.
-func readSecret(src KeySource, dir string, where string, ps *problems) (text, from string, ok bool) {
+func readSecret(src KeySource, dir string, n int, where string, ps *problems) (text, from string, ok bool) {
 	switch {
 	case src.File != "" && src.Env == "" && src.Hex == "":
 		path := src.File
@@ -218,6 +220,10 @@ func readSecret(src KeySource, dir string, where string, ps *problems) (text, fr
 			path = filepath.Join(dir, path)
 		}
 		st, err := os.Stat(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			ps.errorf(src.Pos, "%s: key file %s does not exist; make one with: erlab macsec keygen --bytes %d %s", where, src.File, n, path)
+			return "", "", false
+		}
 		if err != nil {
 			ps.errorf(src.Pos, "%s: %v", where, err)
 			return "", "", false
