@@ -284,6 +284,18 @@ func (d *deployment) configure(n *topo.Node) error {
 				return fmt.Errorf("node %s: MACsec %s on %s: %w", n.Name, iface.Name, iface.Parent, err)
 			}
 		}
+		if iface.Type == topo.TypeVLAN && belowMACsec(n, iface) {
+			// The same for a subinterface MACsec sits on: made down,
+			// IPv6 off, then up.
+			quiet := *iface
+			quiet.Down = true
+			if err := configureInterface(h, &quiet); err != nil {
+				return fmt.Errorf("node %s: interface %s: %w", n.Name, iface.Name, err)
+			}
+			if err := kernel.SysctlSet(rn.NetNS, [][2]string{{"net/ipv6/conf/" + iface.Name + "/disable_ipv6", "1"}}); err != nil {
+				return fmt.Errorf("node %s: %w", n.Name, err)
+			}
+		}
 		if err := configureInterface(h, iface); err != nil {
 			return fmt.Errorf("node %s: interface %s: %w", n.Name, iface.Name, err)
 		}
@@ -311,6 +323,25 @@ func (d *deployment) configure(n *topo.Node) error {
 	return nil
 }
 
+// belowMACsec says whether a MACsec device sits on the interface, directly
+// or through VLANs.
+func belowMACsec(n *topo.Node, iface *topo.Interface) bool {
+	for _, m := range n.Interfaces {
+		if m.Type != topo.TypeMACsec {
+			continue
+		}
+		for cur := n.Interface(m.Parent); cur != nil; cur = n.Interface(cur.Parent) {
+			if cur == iface {
+				return true
+			}
+			if cur.Parent == "" {
+				break
+			}
+		}
+	}
+	return false
+}
+
 // orderByParent returns the interfaces with every VLAN after its parent.
 func orderByParent(n *topo.Node) []*topo.Interface {
 	var out []*topo.Interface
@@ -318,7 +349,7 @@ func orderByParent(n *topo.Node) []*topo.Interface {
 	for len(out) < len(n.Interfaces) {
 		progress := false
 		for _, i := range n.Interfaces {
-			if done[i.Name] || (i.Type == topo.TypeVLAN && !done[i.Parent]) {
+			if done[i.Name] || ((i.Type == topo.TypeVLAN || i.Type == topo.TypeMACsec) && !done[i.Parent]) {
 				continue
 			}
 			out, done[i.Name], progress = append(out, i), true, true

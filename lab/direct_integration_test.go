@@ -82,3 +82,80 @@ func TestIntegrationERDirectMKA(t *testing.T) {
 		t.Errorf("verify encryption checked %d links, want 2", len(res))
 	}
 }
+
+// MACsec on a subinterface: QinQ tags in clear, MACsec inside them — as a
+// provider carries an encrypted circuit. tcpdump and tshark, independent
+// readers, decode the wire as 802.1ad → 802.1Q → MACsec.
+func TestIntegrationMACsecOnSubinterface(t *testing.T) {
+	labtest.Integration(t)
+	labtest.RequireFeatures(t, kernel.FeatMACsec, kernel.FeatVLAN, kernel.FeatQinQ)
+	wpa := true
+	if _, err := exec.LookPath("wpa_supplicant"); err != nil && !labtest.KernelTier() {
+		wpa = false
+	}
+	t.Setenv("ERLAB_TEST_SAK", strings.Repeat("3c", 32))
+	t.Setenv("ERLAB_TEST_CAK", strings.Repeat("4d", 16))
+	src := `name: msub
+topology:
+  nodes:
+    ce:
+      interfaces:
+        eth1.10: {vlan-protocol: 802.1ad}
+        eth1.10.100: {}
+        macsec0: {addresses: [192.168.100.129/30], mtu: 1500}
+        eth2.200: {}
+        ms2: {addresses: [192.168.200.129/30]}
+    msee:
+      interfaces:
+        eth1.10: {vlan-protocol: 802.1ad}
+        eth1.10.100: {}
+        macsec0: {addresses: [192.168.100.130/30], mtu: 1500}
+        eth2.200: {}
+        ms2: {addresses: [192.168.200.130/30]}
+  links:
+    - endpoints: ["ce:eth1", "msee:eth1"]
+      macsec:
+        cipher: GCM-AES-256
+        subinterface: "10.100"
+        keys: {a: {env: ERLAB_TEST_SAK}, b: {env: ERLAB_TEST_SAK}}
+    - endpoints: ["ce:eth2", "msee:eth2"]
+      macsec:
+        device: ms2
+        subinterface: "200"
+        mka: {cak: {env: ERLAB_TEST_CAK}, ckn: {hex: "abcd"}}
+`
+	if !wpa {
+		src = src[:strings.Index(src, `    - endpoints: ["ce:eth2"`)]
+		src = strings.ReplaceAll(src, "        eth2.200: {}\n", "")
+		src = regexp.MustCompile(`        ms2: .*\n`).ReplaceAllString(src, "")
+	}
+	top := labtest.Parse(t, src)
+	if eth1 := top.Node("ce").Interface("eth1"); eth1.MTU != 1532 {
+		t.Errorf("port mtu %d, want 1532 (1500 + SecTAG and ICV; Linux keeps the tags outside)", eth1.MTU)
+	}
+	labtest.Deploy(t, top)
+	name := top.Name
+	labtest.Exec(t, name, "ce", "ping", "-c1", "-W2", "-M", "do", "-s", "1472", "192.168.100.130")
+	if wpa {
+		labtest.Exec(t, name, "ce", "ping", "-c1", "-W2", "192.168.200.130")
+	}
+	out := labtest.Exec(t, name, "msee", "sh", "-c", "timeout 10 tcpdump -i eth1 -c 2 -nn -e 'vlan 10 and vlan 100' 2>/dev/null & sleep 1; ip netns exec "+lab.NetNSName(name, "ce")+" ping -c2 -i 0.2 -W2 192.168.100.130 >/dev/null; wait")
+	if !regexp.MustCompile(`ethertype 802\.1Q-QinQ \(0x88a8\), length \d+: vlan 10, p 0, ethertype 802\.1Q \(0x8100\), vlan 100, p 0, ethertype (802\.1AE MACsec|Unknown) \(0x88e5\)`).MatchString(out) {
+		t.Errorf("the wire is not 802.1ad vlan 10 → 802.1Q vlan 100 → MACsec:\n%s", out)
+	}
+	res, err := lab.VerifyEncryption(context.Background(), top, nil, lab.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		if !r.Pass || r.MACsecFrames < r.Sent {
+			t.Errorf("%s: %+v", r.Link, r)
+		}
+		if _, err := exec.LookPath("tshark"); err == nil && r.Link == "ce:eth1 — msee:eth1" {
+			b, _ := exec.Command("tshark", "-r", r.Capture, "-T", "fields", "-e", "frame.protocols").Output()
+			if !strings.Contains(string(b), "eth:ethertype:vlan:ethertype:vlan:ethertype:macsec") {
+				t.Errorf("tshark reads the capture as:\n%s", b)
+			}
+		}
+	}
+}

@@ -33,7 +33,7 @@ func KeyID(key []byte) string { return hex.EncodeToString(derive("key id", key, 
 func configureMACsec(rn *nodes.Node, t *topo.Topology, iface *topo.Interface) error {
 	l, m := iface.Link, iface.Link.MACsec
 	self, peer, txKey, rxKey, selfSSCI, peerSSCI := l.A, l.B, m.KeyA, m.KeyB, uint32(1), uint32(2)
-	if !(self.Node == rn.Spec.Name && self.Iface == iface.Parent) {
+	if !(self.Node == rn.Spec.Name && m.Lower(self.Iface) == iface.Parent) {
 		self, peer, txKey, rxKey, selfSSCI, peerSSCI = peer, self, rxKey, txKey, peerSSCI, selfSSCI
 	}
 	cipher, err := macsec.ParseCipher(m.Cipher)

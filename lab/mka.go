@@ -18,23 +18,29 @@ import (
 	"syscall"
 	"time"
 
+	mdnetlink "github.com/mdlayher/netlink"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/erlab-dev/erlab/lab/kernel"
+	"github.com/erlab-dev/erlab/lab/macsec"
 	"github.com/erlab-dev/erlab/lab/topo"
 	"github.com/erlab-dev/erlab/nodes"
 )
 
 // MKA mode runs Debian's wpa_supplicant (driver macsec_linux) on each end of
-// a link. wpa_supplicant creates the MACsec device itself, under a name the
-// kernel picks, leaves it down, and deletes and recreates it whenever it
-// restarts or re-reads its configuration — taking along the addresses and
-// the VLANs above it. So each protected port gets a keeper: this binary,
-// re-executed in the node under a shell loop that restarts it, which runs
-// wpa_supplicant as its child and, whenever a MACsec device appears on the
-// port, names it as the topology does and configures it and everything
-// above it again.
+// a link. Left alone, wpa_supplicant creates the MACsec device itself, under
+// a name the kernel picks, and deletes and recreates it whenever it restarts
+// or re-reads its configuration — taking along the addresses and the VLANs
+// above it. Renaming its device breaks it: it later changes the device by
+// the name it read (driver_macsec_linux.c, try_commit), and its MKA session
+// dies. But when a MACsec device with its SCI already exists on the port it
+// adopts that one and never deletes it. So each protected port gets a
+// keeper — this binary, re-executed in the node under a shell loop that
+// restarts it — which makes the device under the topology's name with the
+// SCI wpa_supplicant will use (the port's MAC, port 1), configures it and
+// everything above it, runs wpa_supplicant as its child, and puts back what
+// the kernel drops when wpa_supplicant takes the device down and up (routes).
 
 // mkaConfigEnv names the keeper's configuration file; set, the binary is a
 // keeper (see MaybeRunMKA).
@@ -55,6 +61,10 @@ done`
 type mkaKeeper struct {
 	Port    string `json:"port"`
 	Device  string `json:"device"`
+	// The SecY's settings, as wpa_supplicant will also set them.
+	Encrypt       bool   `json:"encrypt"`
+	ReplayProtect bool   `json:"replay_protect"`
+	Window        uint32 `json:"window"`
 	WPAConf string `json:"wpa_conf"` // mode 0600: it holds the CAK
 	CtrlDir string `json:"ctrl_dir"`
 	Status  string `json:"status"`
@@ -191,7 +201,7 @@ func writeSecret(path, text string) error {
 func startMKA(rn *nodes.Node, n *topo.Node, dev *topo.Interface) error {
 	m := dev.Link.MACsec
 	cfgPath, confPath := mkaFiles(rn.Dir, dev.Parent)
-	k := mkaKeeper{Port: dev.Parent, Device: dev.Name, WPAConf: confPath, CtrlDir: filepath.Join(rn.Dir, "wpa"),
+	k := mkaKeeper{Port: dev.Parent, Device: dev.Name, Encrypt: m.Encrypt, ReplayProtect: m.ReplayProtect, Window: m.Window, WPAConf: confPath, CtrlDir: filepath.Join(rn.Dir, "wpa"),
 		Status: filepath.Join(rn.Dir, "mka-"+dev.Parent+".status.json"), Log: filepath.Join(rn.Dir, "mka-"+dev.Parent+".log")}
 	for _, i := range mkaSubtree(n, dev) {
 		k.Interfaces = append(k.Interfaces, mkaIface{Name: i.Name, Type: i.Type, Parent: i.Parent, VLAN: i.VLAN,
@@ -203,7 +213,7 @@ func startMKA(rn *nodes.Node, n *topo.Node, dev *topo.Interface) error {
 		}
 	}
 	priority := 16
-	if dev.Link.A.Node == n.Name && dev.Link.A.Iface == dev.Parent {
+	if dev.Link.A.Node == n.Name && m.Lower(dev.Link.A.Iface) == dev.Parent {
 		priority = 8
 	}
 	if err := writeSecret(confPath, wpaConf(k.CtrlDir, m, m.MKA.CAK, m.MKA.CKN, priority)); err != nil {
@@ -428,17 +438,11 @@ func runKeeper(path string, log *slog.Logger) error {
 	if err := netlink.LinkSubscribe(updates, done); err != nil {
 		return err
 	}
-	// A wpa_supplicant that was killed left its device behind, with keys
-	// no one renews; a new one could not make its own beside it (same SCI).
-	if links, err := h.LinkList(); err == nil {
-		for _, l := range links {
-			if l.Type() == "macsec" && l.Attrs().ParentIndex == port.Attrs().Index {
-				log.Info("removing the MACsec device a dead wpa_supplicant left", "device", l.Attrs().Name)
-				if err := h.LinkDel(l); err != nil {
-					return fmt.Errorf("remove stale %s: %w", l.Attrs().Name, err)
-				}
-			}
-		}
+	if err := makeMKADevice(h, k, port); err != nil {
+		return err
+	}
+	if _, err := keepDevice(h, k, port.Attrs().Index, 0, true); err != nil {
+		return err
 	}
 	wpa := exec.Command("wpa_supplicant", "-D", "macsec_linux", "-i", k.Port, "-c", k.WPAConf)
 	wpa.Stdout, wpa.Stderr = os.Stderr, os.Stderr
@@ -503,11 +507,36 @@ func runKeeper(path string, log *slog.Logger) error {
 	}
 }
 
-// keepDevice names the port's MACsec device as the topology does and
-// configures it and the VLANs above it, with their routes. It does the
-// whole work when the device is new (or full is set: a periodic check that
-// nothing was lost) and otherwise only brings it back up if it went down.
-// It returns the device's index, 0 when there is none yet.
+// makeMKADevice makes the port's MACsec device for wpa_supplicant to adopt,
+// after removing any left by a wpa_supplicant that died (with keys no one
+// renews, and an SCI the new one could not take).
+func makeMKADevice(h *netlink.Handle, k *mkaKeeper, port netlink.Link) error {
+	links, err := h.LinkList()
+	if err != nil {
+		return err
+	}
+	for _, l := range links {
+		if l.Type() == "macsec" && l.Attrs().ParentIndex == port.Attrs().Index {
+			if err := h.LinkDel(l); err != nil {
+				return fmt.Errorf("remove the old %s: %w", l.Attrs().Name, err)
+			}
+		}
+	}
+	conn, err := mdnetlink.Dial(unix.NETLINK_ROUTE, nil)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return macsec.LinkAdd(conn, macsec.LinkConfig{Name: k.Device, ParentIndex: port.Attrs().Index, Port: 1, Cipher: macsec.GCMAES128,
+		Encrypt: k.Encrypt, IncludeSCI: true, ReplayProtect: k.ReplayProtect, Window: k.Window, Validate: macsec.ValidateStrict})
+}
+
+// keepDevice keeps the port's MACsec device configured: it and the VLANs
+// above it, with their routes (the kernel drops routes through a device
+// that goes down, as wpa_supplicant's controlled port does while it is not
+// secured). It does the whole work when the device is new, came back up, or
+// full is set (a periodic check that nothing was lost). It returns the
+// device's index, 0 when there is none.
 func keepDevice(h *netlink.Handle, k *mkaKeeper, portIndex, known int, full bool) (int, error) {
 	links, err := h.LinkList()
 	if err != nil {
@@ -515,24 +544,18 @@ func keepDevice(h *netlink.Handle, k *mkaKeeper, portIndex, known int, full bool
 	}
 	var dev netlink.Link
 	for _, l := range links {
-		if l.Type() == "macsec" && l.Attrs().ParentIndex == portIndex {
-			dev = l
+		if l.Type() != "macsec" || l.Attrs().ParentIndex != portIndex {
+			continue
 		}
+		if l.Attrs().Name != k.Device {
+			return 0, fmt.Errorf("wpa_supplicant made its own MACsec device %s instead of adopting %s", l.Attrs().Name, k.Device)
+		}
+		dev = l
 	}
 	if dev == nil {
 		return 0, nil
 	}
 	a := dev.Attrs()
-	if a.Name != k.Device {
-		// A name is changed only while the device is down.
-		if err := h.LinkSetDown(dev); err != nil {
-			return 0, err
-		}
-		if err := h.LinkSetName(dev, k.Device); err != nil {
-			return 0, fmt.Errorf("rename %s to %s: %w", a.Name, k.Device, err)
-		}
-		full = true
-	}
 	if a.Index != known || (a.Flags&net.FlagUp == 0 && !k.Interfaces[0].Down) {
 		full = true
 	}

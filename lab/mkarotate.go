@@ -68,7 +68,7 @@ func RotateMKA(ctx context.Context, t *topo.Topology, node, iface string, r MKAR
 		return nil, fmt.Errorf("the new CAK has %d hex digits; %s takes %d", 2*len(r.CAK), l.MACsec.Cipher, 2*want)
 	}
 	if r.CKN == nil {
-		if r.CKN, err = currentCKN(dir(self), self.Iface); err != nil {
+		if r.CKN, err = currentCKN(dir(self), l.MACsec.Lower(self.Iface)); err != nil {
 			return nil, err
 		}
 	}
@@ -84,7 +84,7 @@ func RotateMKA(ctx context.Context, t *topo.Topology, node, iface string, r MKAR
 	// A probe stream across the link, if both ends have addresses on it.
 	var probeDone chan error
 	stopProbe := func() {}
-	if from, to, ok := mkaProbePair(t, self, peer); ok {
+	if from, to, ok := mkaProbePair(t, l, self, peer); ok {
 		pctx, cancel := context.WithCancel(ctx)
 		stopProbe = cancel
 		rep.ProbeFrom, rep.ProbeTo = self.Node, to.String()
@@ -111,7 +111,7 @@ func RotateMKA(ctx context.Context, t *topo.Topology, node, iface string, r MKAR
 		if k > 0 && r.Gap > 0 {
 			time.Sleep(r.Gap)
 		}
-		if err := applyMKAKey(dir(ep), ep.Iface, r.CAK, r.CKN); err != nil {
+		if err := applyMKAKey(dir(ep), l.MACsec.Lower(ep.Iface), r.CAK, r.CKN); err != nil {
 			finish()
 			return nil, fmt.Errorf("%s: %w", ep, err)
 		}
@@ -122,8 +122,8 @@ func RotateMKA(ctx context.Context, t *topo.Topology, node, iface string, r MKAR
 		time.Sleep(time.Second)
 		deadline := time.Now().Add(MKAUpTimeout)
 		for {
-			a, errA := mkaState(dir(self), self.Iface)
-			b, errB := mkaState(dir(peer), peer.Iface)
+			a, errA := mkaState(dir(self), l.MACsec.Lower(self.Iface))
+			b, errB := mkaState(dir(peer), l.MACsec.Lower(peer.Iface))
 			if errA == nil && errB == nil && a.Secured && b.Secured && a.CKN == rep.CKN && b.CKN == rep.CKN {
 				rep.Secured = time.Since(start)
 				break
@@ -174,15 +174,15 @@ func mkaEnds(t *topo.Topology, node, iface string) (self, peer topo.Endpoint, l 
 
 // mkaProbePair finds addresses on the two ends of a link, above its MACsec
 // devices, in one subnet: the sender's node and the receiver's address.
-func mkaProbePair(t *topo.Topology, self, peer topo.Endpoint) (from string, to netip.Addr, ok bool) {
+func mkaProbePair(t *topo.Topology, l *topo.Link, self, peer topo.Endpoint) (from string, to netip.Addr, ok bool) {
 	sn, pn := t.Node(self.Node), t.Node(peer.Node)
 	for _, si := range sn.Interfaces {
-		if !mkaOwned(sn, si) || !above(sn, si, self.Iface) {
+		if !mkaOwned(sn, si) || !above(sn, si, l.MACsec.Lower(self.Iface)) {
 			continue
 		}
 		for _, sp := range si.Addresses {
 			for _, pi := range pn.Interfaces {
-				if !mkaOwned(pn, pi) || !above(pn, pi, peer.Iface) {
+				if !mkaOwned(pn, pi) || !above(pn, pi, l.MACsec.Lower(peer.Iface)) {
 					continue
 				}
 				for _, pp := range pi.Addresses {
@@ -196,13 +196,13 @@ func mkaProbePair(t *topo.Topology, self, peer topo.Endpoint) (from string, to n
 	return "", netip.Addr{}, false
 }
 
-// above says whether an interface sits, through its parents, on port.
-func above(n *topo.Node, i *topo.Interface, port string) bool {
+// above says whether an interface sits, through its parents, on lower.
+func above(n *topo.Node, i *topo.Interface, lower string) bool {
 	for range len(n.Interfaces) + 1 {
 		if i == nil {
 			return false
 		}
-		if i.Parent == port {
+		if i.Parent == lower {
 			return true
 		}
 		i = n.Interface(i.Parent)

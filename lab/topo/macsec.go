@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -18,6 +19,7 @@ type MACsecSpec struct {
 	Pos           Pos
 	Cipher        string      `yaml:"cipher"`
 	Device        string      `yaml:"device"`
+	Subinterface  string      `yaml:"subinterface"`
 	Encrypt       *bool       `yaml:"encrypt"`
 	ReplayProtect *bool       `yaml:"replay-protect"`
 	Window        uint32      `yaml:"window"`
@@ -54,8 +56,12 @@ type KeySource struct {
 
 // MACsec is a link's validated MACsec configuration.
 type MACsec struct {
-	Cipher        string // GCM-AES-128, GCM-AES-256, GCM-AES-XPN-128, GCM-AES-XPN-256
-	Device        string // the MACsec device's name on both ends
+	Cipher string // GCM-AES-128, GCM-AES-256, GCM-AES-XPN-128, GCM-AES-XPN-256
+	Device string // the MACsec device's name on both ends
+	// Subinterface, when set, puts MACsec on the VLAN subinterface
+	// PORT.Subinterface of each end (say "10.100": QinQ below MACsec)
+	// instead of on the port itself.
+	Subinterface  string
 	Encrypt       bool
 	ReplayProtect bool
 	Window        uint32
@@ -67,6 +73,15 @@ type MACsec struct {
 	// MKA, when set, keys the link with MKA (wpa_supplicant on both ends)
 	// instead of static SAKs.
 	MKA *MKA `json:"-"`
+}
+
+// Lower is the device MACsec sits on at the link end port: the port, or
+// its subinterface.
+func (m *MACsec) Lower(port string) string {
+	if m.Subinterface == "" {
+		return port
+	}
+	return port + "." + m.Subinterface
 }
 
 // MKA is a link's validated MKA keying.
@@ -108,6 +123,15 @@ func resolveMACsec(t *Topology, l *Link, spec *MACsecSpec, dir string, i int, ps
 	}
 	if spec.Device != "" {
 		m.Device = spec.Device
+	}
+	if sub := spec.Subinterface; sub != "" {
+		for _, id := range strings.Split(sub, ".") {
+			if v, err := strconv.Atoi(id); err != nil || v < 1 || v > 4094 {
+				ps.errorf(spec.Pos, "%s: subinterface %q: VLAN IDs (1-4094) joined by dots, as in 100 or 10.100", where, sub)
+				return
+			}
+		}
+		m.Subinterface = sub
 	}
 	if msg := ValidIfName(m.Device); msg != "" {
 		ps.errorf(spec.Pos, "%s: device: %s", where, msg)

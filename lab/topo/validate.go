@@ -266,7 +266,11 @@ func resolveInterfaces(t *Topology, n *Node, spec NodeSpec, ps *problems) {
 				ps.errorf(ep.Pos, "node %q: MACsec device %q is on two links; give each link's macsec a device: name", n.Name, l.MACsec.Device)
 				continue
 			}
-			n.Interfaces = append(n.Interfaces, &Interface{Name: l.MACsec.Device, Pos: ep.Pos, Type: TypeMACsec, Link: l, Parent: ep.Iface})
+			parent := ep.Iface
+			if l.MACsec.Subinterface != "" {
+				parent += "." + l.MACsec.Subinterface // declared under the node's interfaces; checked below
+			}
+			n.Interfaces = append(n.Interfaces, &Interface{Name: l.MACsec.Device, Pos: ep.Pos, Type: TypeMACsec, Link: l, Parent: parent})
 		}
 	}
 	for _, e := range spec.Interfaces {
@@ -337,6 +341,14 @@ func resolveInterfaces(t *Topology, n *Node, spec NodeSpec, ps *problems) {
 			ps.errorf(iface.Pos, "%s: a VLAN cannot sit on the loopback device", where)
 		case vlanCycle(n, iface):
 			ps.errorf(iface.Pos, "%s: its parent chain loops back to itself", where)
+		}
+	}
+	for _, iface := range n.Interfaces {
+		if iface.Type != TypeMACsec || iface.Link.MACsec.Subinterface == "" {
+			continue
+		}
+		if p := n.Interface(iface.Parent); p == nil || p.Type != TypeVLAN {
+			ps.errorf(iface.Pos, "node %q: MACsec device %q goes on subinterface %s, which is not a VLAN subinterface of this node; declare it under its interfaces", n.Name, iface.Name, iface.Parent)
 		}
 	}
 	planMTU(n, ps)
