@@ -27,8 +27,8 @@ import (
 // TestMain doubles as a deploy process for TestIntegrationDestroyAfterKill,
 // which needs a deploy it can kill -9 half-way.
 func TestMain(m *testing.M) {
-	agent.MaybeRun() // router nodes re-execute this test binary as their agent
-	lab.MaybeRunMKA()    // and as an MKA link end's keeper
+	agent.MaybeRun()  // router nodes re-execute this test binary as their agent
+	lab.MaybeRunMKA() // and as an MKA link end's keeper
 	if file := os.Getenv("ERLAB_TEST_DEPLOY"); file != "" {
 		top, err := lab.Load(file, lab.Options{})
 		if err == nil {

@@ -59,16 +59,16 @@ done`
 // mkaKeeper is a keeper's configuration, written by deploy next to the
 // wpa_supplicant configuration it names. It holds no key.
 type mkaKeeper struct {
-	Port    string `json:"port"`
-	Device  string `json:"device"`
+	Port   string `json:"port"`
+	Device string `json:"device"`
 	// The SecY's settings, as wpa_supplicant will also set them.
 	Encrypt       bool   `json:"encrypt"`
 	ReplayProtect bool   `json:"replay_protect"`
 	Window        uint32 `json:"window"`
-	WPAConf string `json:"wpa_conf"` // mode 0600: it holds the CAK
-	CtrlDir string `json:"ctrl_dir"`
-	Status  string `json:"status"`
-	Log     string `json:"log"`
+	WPAConf       string `json:"wpa_conf"` // mode 0600: it holds the CAK
+	CtrlDir       string `json:"ctrl_dir"`
+	Status        string `json:"status"`
+	Log           string `json:"log"`
 	// Interfaces are the MACsec device and the VLANs above it, parents
 	// first; Routes are the node's routes that need them.
 	Interfaces []mkaIface   `json:"interfaces"`
