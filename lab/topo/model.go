@@ -73,6 +73,10 @@ type InterfaceSpec struct {
 	Trunk           []int      `yaml:"trunk"`
 	TrunkPos        Pos        `yaml:"-"`
 	VLANProtocolPos Pos        `yaml:"-"`
+	// Peering labels a VLAN as an ExpressRoute peering of the circuit its
+	// parent carries (private or microsoft): one VLAN per peering per circuit.
+	Peering    *string `yaml:"peering"`
+	PeeringPos Pos     `yaml:"-"`
 }
 
 // AddrSpec is an interface address with prefix length, as written.
@@ -159,6 +163,8 @@ type Interface struct {
 	// customer port on a provider bridge), or several tagged (trunk).
 	Access int
 	Trunk  []int
+	// Peering is the ExpressRoute peering a VLAN carries, if labelled.
+	Peering string
 }
 
 // InterfaceType says what kind of device an interface is.

@@ -89,3 +89,41 @@ topology:
 		t.Errorf("problems (-want +got):\n%s", diff)
 	}
 }
+
+// The seeds' rules for circuits: one VLAN per peering per circuit (a
+// circuit is what a Dot1Q port or a QinQ S-tag carries); on a QinQ port
+// C-tags repeat across circuits.
+func TestPeeringVLANs(t *testing.T) {
+	dir := t.TempDir()
+	_, err := loadText(t, dir, `name: m
+topology:
+  nodes:
+    msee:
+      interfaces:
+        eth1.100: {peering: private}
+        eth1.101: {peering: private}
+        eth1.200: {peering: microsoft}
+        eth2.10: {vlan-protocol: 802.1ad}
+        eth2.10.100: {peering: private}
+        eth2.20: {vlan-protocol: 802.1ad}
+        eth2.20.100: {peering: private}
+        eth2.20.300: {peering: public}
+        eth2: {peering: private}
+    ce: {}
+  links:
+    - endpoints: ["ce:eth1", "msee:eth1"]
+    - endpoints: ["ce:eth2", "msee:eth2"]
+`)
+	var got []string
+	for _, p := range problems(err) {
+		got = append(got, strings.TrimPrefix(p, dir+"/"))
+	}
+	want := []string{
+		`lab.yml:7:9: node "msee": interface "eth1.101": the circuit on eth1 already has its private peering on VLAN 100 (eth1.100); one VLAN per peering per circuit`,
+		`lab.yml:13:32: node "msee": interface "eth2.20.300": peering "public": private or microsoft`,
+		`lab.yml:14:25: node "msee": interface "eth2": peering: only a VLAN subinterface carries a peering`,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("problems (-want +got):\n%s", diff)
+	}
+}

@@ -328,6 +328,22 @@ func resolveInterfaces(t *Topology, n *Node, spec NodeSpec, ps *problems) {
 		}
 		tags[k] = iface.Name
 	}
+	// One VLAN per peering per circuit: a circuit is what a parent carries
+	// (a Dot1Q port, or an S-tag on a QinQ port).
+	type peering struct{ parent, name string }
+	peerings := map[peering]*Interface{}
+	for _, iface := range n.Interfaces {
+		if iface.Peering == "" {
+			continue
+		}
+		k := peering{iface.Parent, iface.Peering}
+		if other, dup := peerings[k]; dup {
+			ps.errorf(iface.Pos, "node %q: interface %q: the circuit on %s already has its %s peering on VLAN %d (%s); one VLAN per peering per circuit",
+				n.Name, iface.Name, iface.Parent, iface.Peering, other.VLAN, other.Name)
+			continue
+		}
+		peerings[k] = iface
+	}
 	for _, iface := range n.Interfaces {
 		if iface.Type != TypeVLAN {
 			continue
@@ -422,6 +438,16 @@ func resolveVLAN(iface *Interface, is InterfaceSpec, where string, pos Pos, ps *
 }
 
 func applyInterfaceSpec(iface *Interface, is InterfaceSpec, where string, ps *problems) {
+	if is.Peering != nil {
+		switch {
+		case *is.Peering != "private" && *is.Peering != "microsoft":
+			ps.errorf(is.PeeringPos, "%s: peering %q: private or microsoft", where, *is.Peering)
+		case iface.Type != TypeVLAN:
+			ps.errorf(is.PeeringPos, "%s: peering: only a VLAN subinterface carries a peering", where)
+		default:
+			iface.Peering = *is.Peering
+		}
+	}
 	if is.MTU != nil {
 		if msg := checkMTU(*is.MTU); msg != "" {
 			ps.errorf(is.MTUPos, "%s: %s", where, msg)
