@@ -40,6 +40,9 @@ func Needs(t *topo.Topology) []Need {
 			if i.Type == topo.TypeMACsec {
 				add(kernel.FeatMACsec, n.Name+":"+i.Name)
 			}
+			if i.Type == topo.TypeXfrm {
+				add(kernel.FeatXfrmi, n.Name+":"+i.Name)
+			}
 			if i.Type != topo.TypeVLAN {
 				continue
 			}
@@ -49,6 +52,9 @@ func Needs(t *topo.Topology) []Need {
 				add(kernel.FeatVLAN, n.Name+":"+i.Name)
 			}
 		}
+	}
+	for _, tu := range t.Tunnels {
+		add(kernel.FeatESP, "tunnel "+tu.Name)
 	}
 	var needs []Need
 	for _, f := range kernel.AllFeatures {

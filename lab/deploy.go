@@ -279,6 +279,9 @@ func (d *deployment) configure(n *topo.Node) error {
 		if mkaOwned(n, iface) {
 			continue // its MKA keeper configures it, once wpa_supplicant has made it
 		}
+		if iface.Type == topo.TypeXfrm {
+			continue // with its tunnel, below
+		}
 		if iface.Type == topo.TypeMACsec {
 			if err := configureMACsec(rn, d.t, iface); err != nil {
 				return fmt.Errorf("node %s: MACsec %s on %s: %w", n.Name, iface.Name, iface.Parent, err)
@@ -299,6 +302,9 @@ func (d *deployment) configure(n *topo.Node) error {
 		if err := configureInterface(h, iface); err != nil {
 			return fmt.Errorf("node %s: interface %s: %w", n.Name, iface.Name, err)
 		}
+	}
+	if err := configureTunnels(rn, d.t, n); err != nil {
+		return fmt.Errorf("node %s: %w", n.Name, err)
 	}
 	var kv [][2]string
 	if n.Forward {

@@ -34,6 +34,8 @@ type NodeInfo struct {
 	Present    bool        `json:"present"` // its namespace exists
 	Interfaces []IfaceInfo `json:"interfaces"`
 	Agent      *AgentInfo  `json:"agent,omitempty"`
+	// Tunnels are the node's IPsec tunnel ends, read from its kernel.
+	Tunnels []TunnelInfo `json:"tunnels,omitempty"`
 }
 
 // AgentInfo is the state of a router's agent.
@@ -122,6 +124,9 @@ func Inspect(ctx context.Context, name string, opts Options) (*LabInfo, error) {
 					}
 				}
 			}
+		}
+		if ni.Present {
+			ni.Tunnels = inspectTunnels(ns.NetNS, ns.Tunnels)
 		}
 		ni.Agent = agentInfo(filepath.Join(opts.labDir(name), "nodes", ns.Name))
 		info.Nodes = append(info.Nodes, ni)

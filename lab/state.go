@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/erlab-dev/erlab/lab/ipsec"
 	"github.com/erlab-dev/erlab/lab/kernel"
 	"github.com/erlab-dev/erlab/lab/topo"
 )
@@ -60,6 +61,15 @@ type NodeState struct {
 	// Routes are the node's static routes, kept so that restoring a pulled
 	// link can put back the routes the kernel flushed when it went down.
 	Routes []topo.Route `json:"routes,omitempty"`
+	// Tunnels are the node's ends of IPsec tunnels, without keys: what
+	// inspect reads back from the kernel.
+	Tunnels []TunnelState `json:"tunnels,omitempty"`
+}
+
+// TunnelState is one end of an IPsec tunnel as recorded in the state.
+type TunnelState struct {
+	Keying string       `json:"keying"` // static or ike
+	IPsec  ipsec.Tunnel `json:"ipsec"`  // its keys are never marshaled
 }
 
 // LinkState is a link as recorded in the state.
@@ -71,7 +81,17 @@ type LinkState struct {
 func stateFromTopology(t *topo.Topology, status string) *State {
 	s := &State{Name: t.Name, File: t.File, Status: status, Deployed: time.Now().UTC()}
 	for _, n := range t.Nodes {
-		s.Nodes = append(s.Nodes, NodeState{Name: n.Name, Kind: n.Kind, NetNS: NetNSName(t.Name, n.Name), Group: n.Group, Routes: n.Routes})
+		ns := NodeState{Name: n.Name, Kind: n.Kind, NetNS: NetNSName(t.Name, n.Name), Group: n.Group, Routes: n.Routes}
+		for _, tu := range t.Tunnels {
+			if _, _, ok := tu.End(n.Name); ok {
+				keying := "static"
+				if tu.IKE != nil {
+					keying = "ike"
+				}
+				ns.Tunnels = append(ns.Tunnels, TunnelState{Keying: keying, IPsec: tu.IPsec(n.Name)})
+			}
+		}
+		s.Nodes = append(s.Nodes, ns)
 	}
 	for _, l := range t.Links {
 		s.Links = append(s.Links, LinkState{A: l.A.String(), B: l.B.String()})

@@ -38,6 +38,11 @@ type EncryptionCheck struct {
 	EncryptedOut uint64 `json:"encrypted_out"` // sender's OutPktsEncrypted, during the flow
 	ValidatedIn  uint64 `json:"validated_in"`  // receiver's InPktsOK, during the flow
 	Capture      string `json:"capture,omitempty"`
+	// IPsec tunnels: ESP packets of the flow with the SA's SPI, the SPI,
+	// and the layers found (ESP, or ESP inside MACsec).
+	ESPPackets int    `json:"esp_packets,omitempty"`
+	SPI        string `json:"spi,omitempty"`
+	Layers     string `json:"layers,omitempty"`
 }
 
 // Ethertypes on a MACsec port.
@@ -70,6 +75,19 @@ func VerifyEncryption(ctx context.Context, t *topo.Topology, only []string, opts
 		st := opts.status()
 		st.Start("Verifying encryption on " + linkName(l))
 		c, err := verifyLink(ctx, t, l, opts)
+		st.End(err == nil && c.Pass)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, c)
+	}
+	for _, tu := range t.Tunnels {
+		if len(only) > 0 && !containsAny(only, tu.Name, "tunnel:"+tu.Name) {
+			continue
+		}
+		st := opts.status()
+		st.Start("Verifying encryption on tunnel " + tu.Name)
+		c, err := verifyTunnel(ctx, t, tu, opts)
 		st.End(err == nil && c.Pass)
 		if err != nil {
 			return out, err
@@ -234,8 +252,9 @@ func macsecPair(t *topo.Topology, l *topo.Link) ([2]*MACsecInfo, error) {
 
 // startCapture runs tcpdump on an interface inside a namespace, writing
 // pcap to path, and returns once it is listening.
-func startCapture(ctx context.Context, ns, iface, path string) (stop func() error, err error) {
-	cmd := exec.CommandContext(ctx, "tcpdump", "-i", iface, "-n", "-U", "--immediate-mode", "-s", "0", "-w", path)
+func startCapture(ctx context.Context, ns, iface, path string, extra ...string) (stop func() error, err error) {
+	args := append([]string{"-i", iface, "-n", "-U", "--immediate-mode", "-s", "0", "-w", path}, extra...)
+	cmd := exec.CommandContext(ctx, "tcpdump", args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err

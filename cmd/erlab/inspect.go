@@ -113,6 +113,7 @@ func printLabTable(w io.Writer, info *lab.LabInfo) {
 	}
 	tw.Flush()
 	printMACsec(w, info)
+	printTunnels(w, info)
 	printAgents(w, info)
 	if len(info.Links) == 0 {
 		return
@@ -210,4 +211,36 @@ func printSection(w io.Writer, header string, rows []string) {
 		fmt.Fprintln(tw, r)
 	}
 	tw.Flush()
+}
+
+// printTunnels prints each IPsec tunnel end as its node's kernel holds it:
+// SAs, SPIs, interface and counters, never a key.
+func printTunnels(w io.Writer, info *lab.LabInfo) {
+	var rows []string
+	for _, n := range info.Nodes {
+		for _, t := range n.Tunnels {
+			state, mode, alg, ends, spis, ifid, pkts := "up", "-", "-", "-", "-", "-", "-"
+			if t.Error != "" {
+				state = "BROKEN: " + t.Error
+			}
+			if i := t.IPsec; i != nil {
+				mode = string(i.Mode)
+				if i.Interface != nil {
+					mode += " (" + i.Interface.Name + ")"
+					ifid = fmt.Sprint(i.Interface.IfID)
+				}
+				if i.Out != nil && i.In != nil {
+					alg = string(i.Out.Algorithm)
+					ends = i.Out.Src.String() + " → " + i.Out.Dst.String()
+					spis = fmt.Sprintf("%#x/%#x", i.Out.SPI, i.In.SPI)
+					pkts = fmt.Sprintf("%d/%d", i.Out.Packets, i.In.Packets)
+					if i.In.IntegrityFailures > 0 {
+						state = fmt.Sprintf("up, %d integrity failures in", i.In.IntegrityFailures)
+					}
+				}
+			}
+			rows = append(rows, fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s", t.Name, n.Name, t.Keying, mode, alg, ends, spis, ifid, pkts, state))
+		}
+	}
+	printSection(w, "TUNNEL\tNODE\tKEYING\tMODE\tALGORITHM\tOUTER\tSPI OUT/IN\tIF_ID\tPKTS OUT/IN\tSTATE", rows)
 }

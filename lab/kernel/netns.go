@@ -229,12 +229,22 @@ func PIDsIn(names []string) (map[string][]int, error) {
 // RouteHandle opens rtnetlink inside a named namespace, as `ip -n NAME`
 // does. The handle keeps the namespace for as long as it is open.
 func RouteHandle(name string) (*netlink.Handle, error) {
+	return handleIn(name, unix.NETLINK_ROUTE)
+}
+
+// XfrmHandle opens rtnetlink and XFRM netlink inside a named namespace, as
+// `ip -n NAME xfrm` needs.
+func XfrmHandle(name string) (*netlink.Handle, error) {
+	return handleIn(name, unix.NETLINK_ROUTE, unix.NETLINK_XFRM)
+}
+
+func handleIn(name string, families ...int) (*netlink.Handle, error) {
 	fd, err := Open(name)
 	if err != nil {
 		return nil, err
 	}
 	defer fd.Close()
-	h, err := netlink.NewHandleAt(fd, unix.NETLINK_ROUTE)
+	h, err := netlink.NewHandleAt(fd, families...)
 	if err != nil {
 		return nil, fmt.Errorf("netlink in %s: %w", name, err)
 	}

@@ -23,6 +23,7 @@ type bodySpec struct {
 	Kinds    Map[NodeSpec] `yaml:"kinds"`
 	Nodes    Map[NodeSpec] `yaml:"nodes"`
 	Links    []linkSpec    `yaml:"links"`
+	Tunnels  []TunnelSpec  `yaml:"tunnels"`
 }
 
 // NodeSpec is a node as written in topology.defaults, topology.kinds.KIND or
@@ -118,6 +119,7 @@ type Topology struct {
 	File     string // absolute path of the topology file
 	Nodes    []*Node
 	Links    []*Link
+	Tunnels  []*Tunnel
 	Warnings ErrorList
 }
 
@@ -165,6 +167,8 @@ type Interface struct {
 	Trunk  []int
 	// Peering is the ExpressRoute peering a VLAN carries, if labelled.
 	Peering string
+	// Tunnel is the IPsec tunnel whose xfrm interface this is (TypeXfrm).
+	Tunnel *Tunnel
 }
 
 // InterfaceType says what kind of device an interface is.

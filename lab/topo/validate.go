@@ -83,7 +83,9 @@ func resolve(spec *fileSpec, ps *problems, kinds KindSet) *Topology {
 		specs[n.Name] = merged
 	}
 	t.Links = resolveLinks(t, body.Links, ps)
+	t.Tunnels = resolveTunnels(t, body.Tunnels, filepath.Dir(ps.file), ps)
 	for _, n := range t.Nodes {
+		addTunnelInterfaces(t, n, ps)
 		resolveInterfaces(t, n, specs[n.Name], ps)
 		checkAddresses(n, ps)
 		resolveRoutes(n, specs[n.Name].Routes, ps)
@@ -92,6 +94,7 @@ func resolve(spec *fileSpec, ps *problems, kinds KindSet) *Topology {
 			kinds.CheckNode(n, ps)
 		}
 	}
+	checkTunnelAddresses(t, ps)
 	return t
 }
 
