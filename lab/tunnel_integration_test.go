@@ -3,12 +3,15 @@ package lab_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/erlab-dev/erlab/lab"
 	"github.com/erlab-dev/erlab/lab/kernel"
 	"github.com/erlab-dev/erlab/lab/labtest"
+	"github.com/erlab-dev/erlab/lab/probe"
 )
 
 // s2sLab is a site-to-site VPN: an on-premises device (cpe) and a VPN
@@ -157,4 +160,92 @@ func TestIntegrationTunnelPolicy(t *testing.T) {
 	} else {
 		t.Logf("verify: %s", res[0].Reason)
 	}
+}
+
+// The coexistence drill: ExpressRoute with a site-to-site VPN as its
+// failover. Pulling the ExpressRoute link moves host ↔ vm into the tunnel
+// (and verify encryption then passes for it); restoring it moves traffic
+// back. Probe streams both ways measure the two outages.
+func TestIntegrationERVPNCoexistence(t *testing.T) {
+	labtest.Integration(t)
+	labtest.RequireFeatures(t, kernel.FeatESP, kernel.FeatXfrmi)
+	top := labtest.Load(t, labtest.WithKeys(t, "../topologies/er-vpn-coexistence.yml"))
+	labtest.Deploy(t, top)
+	name := top.Name
+	ctx := context.Background()
+	waitRoute := func(node, dst, dev string) time.Duration {
+		t.Helper()
+		start := time.Now()
+		for {
+			out, _, _ := labtest.TryExec(name, node, "ip", "route", "get", dst)
+			if strings.Contains(out, "dev "+dev+" ") {
+				return time.Since(start)
+			}
+			if time.Since(start) > 60*time.Second {
+				t.Fatalf("%s: route to %s not via %s after a minute: %s", node, dst, dev, out)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	// Both paths up: ExpressRoute preferred both ways.
+	waitRoute("ce", "10.20.0.4", "eth1")
+	waitRoute("azure", "10.1.0.10", "eth1")
+	labtest.Exec(t, name, "host", "ping", "-c1", "-W2", "10.20.0.4")
+	res, err := lab.VerifyEncryption(ctx, top, []string{"s2s"}, lab.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 1 || res[0].Pass {
+		t.Errorf("on ExpressRoute, host → vm should not be in the tunnel: %+v", res)
+	}
+	// The VPN's BGP session is up too, on the VPN gateway's timers.
+	nb, err := lab.BGPNeighbors(ctx, name, "ce")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nb {
+		if n.State != "established" {
+			t.Errorf("ce's session %s is %s", n.Description, n.State)
+		}
+	}
+
+	drill := func(what string, act func()) {
+		t.Helper()
+		reps := make(chan string, 2)
+		for _, dir := range [][2]string{{"host", "vm"}, {"vm", "host"}} {
+			go func() {
+				rep, err := lab.Probe(ctx, top, dir[0], dir[1], probe.Config{Rate: 1000, Duration: 8 * time.Second, Port: 7020})
+				if err != nil {
+					t.Error(err)
+				}
+				reps <- fmt.Sprintf("%s → %s: %s", dir[0], dir[1], rep)
+			}()
+		}
+		time.Sleep(time.Second)
+		act()
+		for range 2 {
+			t.Logf("%s: %s", what, <-reps)
+		}
+	}
+	drill("ExpressRoute pulled", func() {
+		if err := lab.LinkSet(name, "ce", "eth1", false, lab.Options{}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	waitRoute("ce", "10.20.0.4", "ipsec0")
+	waitRoute("azure", "10.1.0.10", "ipsec0")
+	res, err = lab.VerifyEncryption(ctx, top, []string{"s2s"}, lab.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 1 || !res[0].Pass {
+		t.Errorf("on the VPN, host → vm is not ESP: %+v", res)
+	}
+	drill("ExpressRoute restored", func() {
+		if err := lab.LinkSet(name, "ce", "eth1", true, lab.Options{}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	waitRoute("ce", "10.20.0.4", "eth1")
+	waitRoute("azure", "10.1.0.10", "eth1")
 }

@@ -138,7 +138,8 @@ var keyFileRef = regexp.MustCompile(`file:\s*(keys/[\w.-]+)`)
 
 // WithKeys copies a topology into a temporary directory beside freshly made
 // key files for every keys/NAME it references, as erlab macsec keygen would
-// make them (mode 0600): 16 random bytes for a .cak or .ckn, 32 for a .key.
+// make them (mode 0600): 16 random bytes for a .cak or .ckn, 36 for an
+// .esp (an AES-256-GCM key and its salt), 32 for anything else (.key, .psk).
 // It returns the copy's path. Shipped topologies hold no keys.
 func WithKeys(t testing.TB, path string) string {
 	t.Helper()
@@ -152,9 +153,9 @@ func WithKeys(t testing.TB, path string) string {
 	}
 	for _, m := range keyFileRef.FindAllSubmatch(src, -1) {
 		name := string(m[1])
-		n := 32
-		if ext := filepath.Ext(name); ext == ".cak" || ext == ".ckn" {
-			n = 16
+		n := map[string]int{".cak": 16, ".ckn": 16, ".esp": 36}[filepath.Ext(name)]
+		if n == 0 {
+			n = 32
 		}
 		key := make([]byte, n)
 		rand.Read(key)
