@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/erlab-dev/erlab/lab/kernel"
 	"github.com/erlab-dev/erlab/lab/labtest"
 	"github.com/erlab-dev/erlab/lab/probe"
+	"github.com/erlab-dev/erlab/lab/topo"
 )
 
 // s2sLab is a site-to-site VPN: an on-premises device (cpe) and a VPN
@@ -248,4 +251,66 @@ func TestIntegrationERVPNCoexistence(t *testing.T) {
 	})
 	waitRoute("ce", "10.20.0.4", "eth1")
 	waitRoute("azure", "10.1.0.10", "eth1")
+}
+
+// IPsec over ExpressRoute private peering (Virtual WAN): with more-specific
+// prefixes over the tunnel, vm → host is ESP on the circuit; advertising
+// the same prefix over both leaks it in clear, and verify encryption
+// catches it.
+func TestIntegrationVWANIPsecOverER(t *testing.T) {
+	labtest.Integration(t)
+	labtest.RequireFeatures(t, kernel.FeatESP, kernel.FeatXfrmi)
+	path := labtest.WithKeys(t, "../topologies/er-vwan-ipsec.yml")
+	ctx := context.Background()
+	check := func(top *topo.Topology) lab.EncryptionCheck {
+		t.Helper()
+		labtest.Deploy(t, top)
+		// Wait for the routes over the tunnel (BGP over ipsec0, itself over
+		// the circuit's BGP), then for traffic.
+		deadline := time.Now().Add(90 * time.Second)
+		for {
+			nb, _ := lab.BGPNeighbors(ctx, top.Name, "hub")
+			up := 0
+			for _, n := range nb {
+				if n.State == "established" && n.Accepted > 0 {
+					up++
+				}
+			}
+			if up == 2 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("hub's BGP sessions after 90 s: %+v", nb)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		labtest.Exec(t, top.Name, "vm", "ping", "-c2", "-i", "0.2", "-W2", "10.1.0.10")
+		res, err := lab.VerifyEncryption(ctx, top, []string{"vwan"}, lab.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res) != 1 {
+			t.Fatalf("verify: %+v", res)
+		}
+		return res[0]
+	}
+	if c := check(labtest.Load(t, path)); !c.Pass {
+		t.Errorf("more-specifics over the tunnel: %+v", c)
+	} else {
+		t.Logf("more-specifics over the tunnel: %s", c.Reason)
+	}
+	// Misconfigured: on-premises advertises the same /24 over the tunnel
+	// as over ExpressRoute; the hub prefers ExpressRoute, in clear.
+	src, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.Replace(string(src), "export: { prefixes: [{ prefix: 10.1.0.0/25 }, { prefix: 10.1.0.128/25 }] }", "export: { prefixes: [{ prefix: 10.1.0.0/24 }] }", 1)
+	badPath := filepath.Join(filepath.Dir(path), "bad.yml")
+	os.WriteFile(badPath, []byte(bad), 0o644)
+	if c := check(labtest.Load(t, badPath)); c.Pass || c.MarkerHits == 0 {
+		t.Errorf("the same prefix over both paths passed the check: %+v", c)
+	} else {
+		t.Logf("same prefix over both: %s", c.Reason)
+	}
 }
