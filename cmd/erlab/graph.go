@@ -148,13 +148,19 @@ func newVerify(g *globals) *cobra.Command {
 func newVerifyEncryption(g *globals) *cobra.Command {
 	var flags struct{ file, format string }
 	cmd := &cobra.Command{
-		Use:   "encryption -t FILE [NODE:IFACE ...]",
-		Short: "Prove on the wire that each MACsec link encrypts; exit 1 if any does not",
+		Use:   "encryption -t FILE [NODE:IFACE | TUNNEL ...]",
+		Short: "Prove on the wire that each MACsec link and IPsec tunnel encrypts; exit 1 if any does not",
 		Long: `For each MACsec link (or the links of the NODE:IFACE given, plaintext ones included), send a
 flow carrying a unique marker across it while capturing the receiving port inside its namespace,
 and pass only if every frame there is MACsec (0x88E5, the flow's from the sender's SCI) or MKA,
-the marker appears nowhere, and the kernel's counters moved as much as the flow. The capture is
-kept in the lab directory as evidence.`,
+the marker appears nowhere, and the kernel's counters moved as much as the flow.
+
+For each IPsec tunnel (or the TUNNELs named), send the marked flow through it — between the tunnel
+interfaces' addresses, or the tunnel's verify: {from, to} — while capturing what leaves the first
+endpoint toward the second, and pass only if all of it left as ESP (protocol 50, or UDP 4500 with
+NAT-T) with the SA's SPI, nothing else crossed in clear between the endpoints, the marker appears
+nowhere, and both SAs' counters moved as much as the flow. Captures are kept in the lab directory
+as evidence.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			t, err := loadTopology(g, flags.file)
 			if err != nil {
@@ -168,7 +174,7 @@ kept in the lab directory as evidence.`,
 				return json.NewEncoder(g.stdout).Encode(res)
 			}
 			tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "LINK\tDECLARED\tRESULT\tFRAMES\tMACSEC\tCLEAR\tMARKER\tOUT/IN COUNTERS\tWHY")
+			fmt.Fprintln(tw, "LINK\tDECLARED\tRESULT\tFRAMES\tENCRYPTED\tCLEAR\tMARKER\tOUT/IN COUNTERS\tWHY")
 			failed := 0
 			for _, r := range res {
 				verdict := "PASS"
@@ -178,7 +184,11 @@ kept in the lab directory as evidence.`,
 				case !r.Pass:
 					verdict, failed = "FAIL", failed+1
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d/%d\t%s\n", r.Link, r.Declared, verdict, r.Frames, r.MACsecFrames, r.ClearFrames, r.MarkerHits, r.EncryptedOut, r.ValidatedIn, r.Reason)
+				why := r.Reason
+				if r.Layers != "" && r.Layers != "ESP" {
+					why += "; " + r.Layers
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d/%d\t%s\n", r.Link, r.Declared, verdict, r.Frames, r.MACsecFrames+r.ESPPackets, r.ClearFrames, r.MarkerHits, r.EncryptedOut, r.ValidatedIn, why)
 			}
 			tw.Flush()
 			if failed > 0 {
