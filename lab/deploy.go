@@ -16,6 +16,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/erlab-dev/erlab/lab/ike"
 	"github.com/erlab-dev/erlab/lab/kernel"
 	"github.com/erlab-dev/erlab/lab/topo"
 	"github.com/erlab-dev/erlab/nodes"
@@ -127,8 +128,9 @@ func (d *deployment) node(name string) *nodes.Node {
 // phases lists the deploy, in order. Each phase's steps are independent.
 func (d *deployment) phases() []phase {
 	var (
-		ns, create, links, wire, config, settle, mkaStart, mkaWait, execs, start phase
+		ns, create, links, wire, config, settle, mkaStart, mkaWait, ikeStart, ikeWait, execs, start phase
 	)
+	ikeStart.title, ikeWait.title = "Starting IKE (strongSwan)", "Waiting for IKE to establish tunnels"
 	mkaStart.title, mkaWait.title = "Starting MKA (wpa_supplicant)", "Waiting for MKA to secure links"
 	ns.title = fmt.Sprintf("Creating namespaces (%d)", len(d.t.Nodes))
 	links.title = fmt.Sprintf("Creating links (%d)", len(d.t.Links))
@@ -162,6 +164,15 @@ func (d *deployment) phases() []phase {
 				}})
 			}
 		}
+		if in := ikeNode(d.t, n.Name, NetNSName(d.t.Name, n.Name), ""); len(in.Conns) > 0 {
+			ikeStart.steps = append(ikeStart.steps, step{"ike " + n.Name, func(ctx context.Context) error {
+				rn := d.node(n.Name)
+				if err := ike.Start(ctx, ikeNode(d.t, n.Name, rn.NetNS, rn.Dir)); err != nil {
+					return fmt.Errorf("node %s: %w", n.Name, err)
+				}
+				return nil
+			}})
+		}
 		if len(n.Exec) > 0 {
 			execs.steps = append(execs.steps, step{"exec " + n.Name, func(ctx context.Context) error { return d.runExec(ctx, n) }})
 		}
@@ -169,10 +180,19 @@ func (d *deployment) phases() []phase {
 			start.steps = append(start.steps, step{"start " + n.Name, func(ctx context.Context) error { return s.Start(ctx, d.node(n.Name)) }})
 		}
 	}
+	for _, tu := range d.t.Tunnels {
+		if tu.IKE == nil {
+			continue
+		}
+		ikeWait.steps = append(ikeWait.steps, step{"ike " + tu.Name, func(ctx context.Context) error {
+			rn := d.node(tu.A.Node) // the initiator
+			return ike.WaitEstablished(ctx, ikeNode(d.t, tu.A.Node, rn.NetNS, rn.Dir), tu.Name, IKEEstablishTimeout)
+		}})
+	}
 	for i, l := range d.t.Links {
 		links.steps = append(links.steps, step{"link " + l.A.String(), func(context.Context) error { return d.makeLink(l, i) }})
 	}
-	return []phase{ns, create, links, wire, config, settle, mkaStart, mkaWait, execs, start}
+	return []phase{ns, create, links, wire, config, settle, mkaStart, mkaWait, ikeStart, ikeWait, execs, start}
 }
 
 func (d *deployment) makeNamespace(n *topo.Node) error {

@@ -126,7 +126,7 @@ func Inspect(ctx context.Context, name string, opts Options) (*LabInfo, error) {
 			}
 		}
 		if ni.Present {
-			ni.Tunnels = inspectTunnels(ns.NetNS, ns.Tunnels)
+			ni.Tunnels = inspectTunnels(ns.NetNS, filepath.Join(opts.labDir(name), "nodes", ns.Name), ns.Tunnels)
 		}
 		ni.Agent = agentInfo(filepath.Join(opts.labDir(name), "nodes", ns.Name))
 		info.Nodes = append(info.Nodes, ni)

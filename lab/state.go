@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/erlab-dev/erlab/lab/ike"
 	"github.com/erlab-dev/erlab/lab/ipsec"
 	"github.com/erlab-dev/erlab/lab/kernel"
 	"github.com/erlab-dev/erlab/lab/topo"
@@ -68,8 +69,9 @@ type NodeState struct {
 
 // TunnelState is one end of an IPsec tunnel as recorded in the state.
 type TunnelState struct {
-	Keying string       `json:"keying"` // static or ike
-	IPsec  ipsec.Tunnel `json:"ipsec"`  // its keys are never marshaled
+	Keying string       `json:"keying"`        // static or ike
+	IPsec  ipsec.Tunnel `json:"ipsec"`         // its keys are never marshaled
+	IKE    *ike.Conn    `json:"ike,omitempty"` // nor is its PSK
 }
 
 // LinkState is a link as recorded in the state.
@@ -88,7 +90,14 @@ func stateFromTopology(t *topo.Topology, status string) *State {
 				if tu.IKE != nil {
 					keying = "ike"
 				}
-				ns.Tunnels = append(ns.Tunnels, TunnelState{Keying: keying, IPsec: tu.IPsec(n.Name)})
+				ts := TunnelState{Keying: keying, IPsec: tu.IPsec(n.Name)}
+				for _, c := range ikeNode(t, n.Name, "", "").Conns {
+					if c.Name == tu.Name {
+						c.PSK = nil
+						ts.IKE = &c
+					}
+				}
+				ns.Tunnels = append(ns.Tunnels, ts)
 			}
 		}
 		s.Nodes = append(s.Nodes, ns)

@@ -241,8 +241,31 @@ func TestIntegrationERVPNCoexistence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res) != 1 || !res[0].Pass {
+	if len(res) != 1 || !res[0].Pass || res[0].Declared != "ipsec aes256gcm16 (IKEv2)" {
 		t.Errorf("on the VPN, host → vm is not ESP: %+v", res)
+	}
+	// strongSwan rekeys the CHILD SA, make-before-break, under a probe
+	// stream through the tunnel: nothing lost.
+	rep, err := lab.RekeyTunnel(ctx, top, "ce", "s2s", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Probe == nil || rep.Probe.Lost != 0 || rep.SPIAfter == rep.SPIBefore || rep.SPIAfter == 0 {
+		t.Errorf("rekey: %+v %v", rep, rep.Probe)
+	} else {
+		t.Logf("rekey: SPI %#x → %#x in %s; probe: %s", rep.SPIBefore, rep.SPIAfter, rep.Took, rep.Probe)
+	}
+	info, err := lab.Inspect(ctx, name, lab.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range info.Nodes {
+		for _, tu := range n.Tunnels {
+			if tu.Keying != "ike" || tu.IKE == nil || tu.IKE.IKEState != "ESTABLISHED" || tu.IKE.ChildState != "INSTALLED" {
+				b, _ := json.Marshal(tu)
+				t.Errorf("%s: tunnel as inspect shows it: %s", n.Name, b)
+			}
+		}
 	}
 	drill("ExpressRoute restored", func() {
 		if err := lab.LinkSet(name, "ce", "eth1", true, lab.Options{}); err != nil {

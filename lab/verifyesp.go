@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/erlab-dev/erlab/lab/ike"
 	"github.com/erlab-dev/erlab/lab/ipsec"
 	"github.com/erlab-dev/erlab/lab/kernel"
 	"github.com/erlab-dev/erlab/lab/topo"
@@ -49,7 +50,7 @@ func verifyTunnel(ctx context.Context, t *topo.Topology, tu *topo.Tunnel, opts O
 		c.Reason = "no inner addresses to send a flow through: give the tunnel interfaces addresses in one subnet (route-based), or the nodes addresses in the tunnel's nets (policy-based), or the tunnel a verify: {from, to}"
 		return c, nil
 	}
-	nsS, nsR := NetNSName(t.Name, tu.A.Node), NetNSName(t.Name, tu.B.Node)
+	nsS := NetNSName(t.Name, tu.A.Node)
 	nsFlow := NetNSName(t.Name, from)
 	egress, err := egressOf(nsS, tu.B.Local)
 	if err != nil {
@@ -61,7 +62,7 @@ func verifyTunnel(ctx context.Context, t *topo.Topology, tu *topo.Tunnel, opts O
 			c.Layers = "ESP inside MACsec (the link's own check covers the MACsec layer)"
 		}
 	}
-	before, err := tunnelCounters(nsS, nsR, tu)
+	before, err := tunnelCounters(t, tu, opts)
 	if err != nil {
 		return c, err
 	}
@@ -110,7 +111,7 @@ func verifyTunnel(ctx context.Context, t *topo.Topology, tu *topo.Tunnel, opts O
 			c.ClearFrames++
 		}
 	}
-	after, err := tunnelCounters(nsS, nsR, tu)
+	after, err := tunnelCounters(t, tu, opts)
 	if err != nil {
 		return c, err
 	}
@@ -195,17 +196,40 @@ type saCounters struct {
 	out, in uint64 // packets: the first end's out, the second's in
 }
 
-func tunnelCounters(nsA, nsB string, tu *topo.Tunnel) (saCounters, error) {
+func tunnelCounters(t *topo.Topology, tu *topo.Tunnel, opts Options) (saCounters, error) {
 	var c saCounters
-	for k, side := range []struct{ ns, node string }{{nsA, tu.A.Node}, {nsB, tu.B.Node}} {
-		h, err := kernel.XfrmHandle(side.ns)
+	for k, node := range []string{tu.A.Node, tu.B.Node} {
+		ns := NetNSName(t.Name, node)
+		if tu.IKE != nil {
+			// SPIs are negotiated: ask strongSwan for the CHILD SA in use.
+			conns, err := ike.Status(ikeNode(t, node, ns, filepath.Join(opts.labDir(t.Name), "nodes", node)))
+			if err != nil {
+				return c, fmt.Errorf("tunnel %s on %s: %w", tu.Name, node, err)
+			}
+			var child *ike.ChildInfo
+			for _, ci := range conns {
+				if ci.Name == tu.Name && len(ci.IKE) > 0 && len(ci.IKE[0].Children) > 0 {
+					child = &ci.IKE[0].Children[0]
+				}
+			}
+			if child == nil {
+				return c, fmt.Errorf("tunnel %s on %s: no CHILD SA (IKE not established)", tu.Name, node)
+			}
+			if k == 0 {
+				c.spi, c.out = child.SPIOut, child.PacketsOut
+			} else {
+				c.in = child.PacketsIn
+			}
+			continue
+		}
+		h, err := kernel.XfrmHandle(ns)
 		if err != nil {
 			return c, err
 		}
-		info, err := ipsec.Status(h, tu.IPsec(side.node))
+		info, err := ipsec.Status(h, tu.IPsec(node))
 		h.Close()
 		if err != nil && (k == 0 && info.Out == nil || k == 1 && info.In == nil) {
-			return c, fmt.Errorf("tunnel %s on %s: %w", tu.Name, side.node, err)
+			return c, fmt.Errorf("tunnel %s on %s: %w", tu.Name, node, err)
 		}
 		if k == 0 {
 			c.spi, c.out = info.Out.SPI, info.Out.Packets

@@ -223,6 +223,20 @@ func printTunnels(w io.Writer, info *lab.LabInfo) {
 			if t.Error != "" {
 				state = "BROKEN: " + t.Error
 			}
+			if c := t.IKE; c != nil {
+				mode, state = "ike", "IKE "+orDash(c.IKEState)+", CHILD "+orDash(c.ChildState)
+				if len(c.IKE) > 0 {
+					sa := c.IKE[0]
+					ends = sa.Local.Addr().String() + " → " + sa.Remote.Addr().String()
+					if len(sa.Children) > 0 {
+						ch := sa.Children[0]
+						alg, spis, pkts = ch.Encryption, fmt.Sprintf("%#x/%#x", ch.SPIOut, ch.SPIIn), fmt.Sprintf("%d/%d", ch.PacketsOut, ch.PacketsIn)
+						if ch.IfIDOut != 0 {
+							ifid = fmt.Sprint(ch.IfIDOut)
+						}
+					}
+				}
+			}
 			if i := t.IPsec; i != nil {
 				mode = string(i.Mode)
 				if i.Interface != nil {
@@ -243,4 +257,11 @@ func printTunnels(w io.Writer, info *lab.LabInfo) {
 		}
 	}
 	printSection(w, "TUNNEL\tNODE\tKEYING\tMODE\tALGORITHM\tOUTER\tSPI OUT/IN\tIF_ID\tPKTS OUT/IN\tSTATE", rows)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

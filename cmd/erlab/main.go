@@ -62,7 +62,7 @@ func newRoot(g *globals) *cobra.Command {
 	root.SetErr(g.stderr)
 	root.AddCommand(
 		newDeploy(g), newDestroy(g), newInspect(g), newExec(g), newLink(g),
-		newGraph(g), newValidate(g), newCapabilities(g), newVerify(g), newProbe(g), newBGP(g), newCapture(g), newMACsec(g),
+		newGraph(g), newValidate(g), newCapabilities(g), newVerify(g), newProbe(g), newBGP(g), newCapture(g), newMACsec(g), newIPsec(g),
 	)
 	return root
 }
