@@ -337,3 +337,53 @@ func TestIntegrationVWANIPsecOverER(t *testing.T) {
 		t.Logf("same prefix over both: %s", c.Reason)
 	}
 }
+
+// IPsec over a MACsec link: verify encryption reports both layers — the
+// link as MACsec, the tunnel as ESP inside MACsec.
+func TestIntegrationIPsecOverMACsec(t *testing.T) {
+	labtest.Integration(t)
+	labtest.RequireFeatures(t, kernel.FeatESP, kernel.FeatXfrmi, kernel.FeatMACsec)
+	t.Setenv("ERLAB_TEST_SAK", strings.Repeat("7a", 16))
+	t.Setenv("ERLAB_TEST_ESP_A", strings.Repeat("1a", 36))
+	t.Setenv("ERLAB_TEST_ESP_B", strings.Repeat("2b", 36))
+	top := labtest.Parse(t, `name: dbl
+topology:
+  nodes:
+    ce:
+      interfaces:
+        macsec0: {addresses: [192.168.100.129/30]}
+        ipsec0: {addresses: [169.254.21.1/30]}
+    msee:
+      interfaces:
+        macsec0: {addresses: [192.168.100.130/30]}
+        ipsec0: {addresses: [169.254.21.2/30]}
+  links:
+    - endpoints: ["ce:eth1", "msee:eth1"]
+      macsec: {keys: {a: {env: ERLAB_TEST_SAK}, b: {env: ERLAB_TEST_SAK}}}
+  tunnels:
+    - name: inner
+      endpoints: [{node: ce, local: 192.168.100.129}, {node: msee, local: 192.168.100.130}]
+      keys: {a: {env: ERLAB_TEST_ESP_A}, b: {env: ERLAB_TEST_ESP_B}}
+`)
+	labtest.Deploy(t, top)
+	labtest.Exec(t, top.Name, "ce", "ping", "-c1", "-W2", "169.254.21.2")
+	res, err := lab.VerifyEncryption(context.Background(), top, nil, lab.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 2 {
+		t.Fatalf("verify: %+v", res)
+	}
+	for _, r := range res {
+		switch {
+		case !r.Pass:
+			t.Errorf("%s: %+v", r.Link, r)
+		case strings.HasPrefix(r.Declared, "macsec") && r.MACsecFrames < r.Sent:
+			t.Errorf("MACsec layer: %+v", r)
+		case strings.HasPrefix(r.Declared, "ipsec") && !strings.Contains(r.Layers, "inside MACsec"):
+			t.Errorf("the tunnel's check does not see the MACsec under it: %+v", r)
+		default:
+			t.Logf("%s: %s (%s)", r.Link, r.Reason, r.Layers)
+		}
+	}
+}

@@ -26,7 +26,7 @@ import (
 
 	"github.com/erlab-dev/erlab/lab/ipsec"
 	"github.com/erlab-dev/erlab/lab/kernel"
-	"github.com/erlab-dev/erlab/lab/labtest"
+	"github.com/erlab-dev/erlab/lab/labtest/tier"
 )
 
 // The kernel-tier tests below run two nodes, each a namespace with its own
@@ -42,11 +42,11 @@ const establishTimeout = 30 * time.Second
 // features or strongSwan.
 func gate(t *testing.T) {
 	t.Helper()
-	labtest.Integration(t)
-	labtest.RequireFeatures(t, kernel.FeatESP, kernel.FeatXfrmi, kernel.FeatBridge)
+	tier.Integration(t)
+	tier.RequireFeatures(t, kernel.FeatESP, kernel.FeatXfrmi, kernel.FeatBridge)
 	for _, bin := range []string{charonName, swanctlName} {
 		if _, err := lookBin(bin); err != nil {
-			if labtest.KernelTier() {
+			if tier.KernelTier() {
 				t.Fatal(err)
 			}
 			t.Skip(err)
@@ -87,7 +87,7 @@ func newTNode(t *testing.T, ns string) tnode {
 // and the wire between them.
 func newPair(t *testing.T, outerA, outerB netip.Prefix) (a, b, wire tnode) {
 	t.Helper()
-	base := labtest.Name("ike")
+	base := tier.Name("ike")
 	a, b, wire = newTNode(t, base+"-a"), newTNode(t, base+"-b"), newTNode(t, base+"-w")
 	if err := wire.h.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "br0"}}); err != nil {
 		t.Fatalf("%s: bridge: %v", wire.ns, err)
