@@ -23,6 +23,17 @@ import (
 // shows it.
 func mkaInfo(t *testing.T, name, node string) *lab.MKAInfo {
 	t.Helper()
+	m := mkaSession(t, name, node)
+	if m == nil {
+		t.Fatalf("inspect shows no MKA session on %s", node)
+	}
+	return m
+}
+
+// mkaSession is mkaInfo that may find none: while a keeper restarts, the
+// MACsec device is gone for a moment.
+func mkaSession(t *testing.T, name, node string) *lab.MKAInfo {
+	t.Helper()
 	info, err := lab.Inspect(context.Background(), name, lab.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -34,7 +45,6 @@ func mkaInfo(t *testing.T, name, node string) *lab.MKAInfo {
 			}
 		}
 	}
-	t.Fatalf("inspect shows no MKA session on %s", node)
 	return nil
 }
 
@@ -126,7 +136,7 @@ topology:
 	killed := time.Now()
 	syscall.Kill(st.WPAPID, syscall.SIGKILL)
 	for {
-		if m := mkaInfo(t, name, "ce"); m.Restarts == 1 && m.Secured {
+		if m := mkaSession(t, name, "ce"); m != nil && m.Restarts == 1 && m.Secured {
 			break
 		} else if time.Since(killed) > 60*time.Second {
 			t.Fatalf("wpa_supplicant not back and secured a minute after a kill: %+v", m)

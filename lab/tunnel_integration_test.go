@@ -387,3 +387,29 @@ topology:
 		}
 	}
 }
+
+// An IKEv2 tunnel from the topology with NAT traversal forced: ESP in UDP
+// 4500 on the wire, and verify encryption reads it as such.
+func TestIntegrationTunnelIKENATT(t *testing.T) {
+	labtest.Integration(t)
+	labtest.RequireFeatures(t, kernel.FeatESP, kernel.FeatXfrmi)
+	t.Setenv("ERLAB_TEST_PSK", strings.Repeat("k3", 16))
+	src := strings.NewReplacer("ALG", "aes128gcm16\n      nat-t: true", "ROUTE", "{dst: 10.20.0.0/16, via: 169.254.21.2}",
+		"keys: {a: {env: ERLAB_TEST_ESP_A}, b: {env: ERLAB_TEST_ESP_B}}", "ike: {psk: {env: ERLAB_TEST_PSK}}").Replace(s2sLab)
+	top := labtest.Parse(t, src)
+	labtest.Deploy(t, top)
+	labtest.Exec(t, top.Name, "host", "ping", "-c2", "-i", "0.2", "-W2", "10.20.0.4")
+	out := labtest.Exec(t, top.Name, "vpngw", "sh", "-c", "timeout 10 tcpdump -i eth1 -c 2 -nn 'udp port 4500' 2>/dev/null & sleep 1; ip netns exec "+lab.NetNSName(top.Name, "host")+" ping -c2 -i 0.2 10.20.0.4 >/dev/null; wait")
+	if !strings.Contains(out, "UDP-encap") && !strings.Contains(out, ".4500:") {
+		t.Errorf("no ESP in UDP 4500 on the wire:\n%s", out)
+	}
+	res, err := lab.VerifyEncryption(context.Background(), top, []string{"s2s"}, lab.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 1 || !res[0].Pass || res[0].Declared != "ipsec aes128gcm16 (IKEv2)" {
+		t.Errorf("verify encryption: %+v", res)
+	} else {
+		t.Logf("verify: %s", res[0].Reason)
+	}
+}

@@ -102,9 +102,10 @@ func verifyTunnel(ctx context.Context, t *topo.Topology, tu *topo.Tunnel, opts O
 			if binary.BigEndian.Uint32(p.payload) == before.spi {
 				c.ESPPackets++
 			}
-		case p.proto == 17 && len(p.payload) >= 12 && (p.dport == 4500 || p.dport == 500):
-			// ESP in UDP (a non-zero SPI), or IKE.
-			if spi := binary.BigEndian.Uint32(p.payload[8:]); p.dport == 4500 && spi == before.spi {
+		case p.proto == 17 && len(p.payload) >= 4 && (p.dport == 4500 || p.dport == 500):
+			// ESP in UDP (the SPI right after the UDP header), or IKE (on
+			// 4500 after a zero non-ESP marker).
+			if spi := binary.BigEndian.Uint32(p.payload); p.dport == 4500 && spi == before.spi {
 				c.ESPPackets++
 			}
 		default:
