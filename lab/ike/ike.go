@@ -290,18 +290,8 @@ func (c Conn) Validate() error {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("connection %s: %s", c.Name, fmt.Sprintf(format, a...))
 	}
-	l, r := c.Local.Unmap(), c.Remote.Unmap()
-	switch {
-	case !l.IsValid() || !r.IsValid():
-		return bad("local and remote outer addresses are required")
-	case l.Is4() != r.Is4():
-		return bad("outer addresses %s and %s are of different families", l, r)
-	case l.IsUnspecified() || r.IsUnspecified() || l.IsMulticast() || r.IsMulticast():
-		return bad("outer addresses must be unicast, not %s and %s", l, r)
-	case l.Zone() != "" || r.Zone() != "":
-		return bad("outer addresses cannot carry a zone (%s, %s)", l, r)
-	case l == r:
-		return bad("local and remote outer addresses are both %s", l)
+	if err := ipsec.CheckOuter(c.Local, c.Remote); err != nil {
+		return bad("%v", err)
 	}
 	if len(c.PSK) == 0 {
 		return bad("a pre-shared key is required")

@@ -364,23 +364,32 @@ func (t Tunnel) Validate() error {
 	return t.validateKeys()
 }
 
+// CheckOuter checks a tunnel's outer addresses: both given, of one IP
+// version, unicast, without a zone, and not the same.
+func CheckOuter(local, remote netip.Addr) error {
+	l, r := local.Unmap(), remote.Unmap()
+	switch {
+	case !l.IsValid() || !r.IsValid():
+		return fmt.Errorf("local and remote outer addresses are required")
+	case l.Is4() != r.Is4():
+		return fmt.Errorf("outer addresses %s and %s are of different families", l, r)
+	case l.IsUnspecified() || r.IsUnspecified() || l.IsMulticast() || r.IsMulticast():
+		return fmt.Errorf("outer addresses must be unicast, not %s and %s", l, r)
+	case l.Zone() != "" || r.Zone() != "":
+		return fmt.Errorf("outer addresses cannot carry a zone (%s, %s)", l, r)
+	case l == r:
+		return fmt.Errorf("local and remote outer addresses are both %s", l)
+	}
+	return nil
+}
+
 // validate checks all but the keys: enough for Remove and Status.
 func (t Tunnel) validate() error {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("%s: %s", t.label(), fmt.Sprintf(format, a...))
 	}
-	l, r := t.Local.Unmap(), t.Remote.Unmap()
-	switch {
-	case !l.IsValid() || !r.IsValid():
-		return bad("local and remote outer addresses are required")
-	case l.Is4() != r.Is4():
-		return bad("outer addresses %s and %s are of different families", l, r)
-	case l.IsUnspecified() || r.IsUnspecified() || l.IsMulticast() || r.IsMulticast():
-		return bad("outer addresses must be unicast, not %s and %s", l, r)
-	case l.Zone() != "" || r.Zone() != "":
-		return bad("outer addresses cannot carry a zone (%s, %s)", l, r)
-	case l == r:
-		return bad("local and remote outer addresses are both %s", l)
+	if err := CheckOuter(t.Local, t.Remote); err != nil {
+		return bad("%v", err)
 	}
 	if t.SPIOut < MinSPI || t.SPIIn < MinSPI {
 		return bad("SPIs must be at least %#x (out %#x, in %#x)", MinSPI, t.SPIOut, t.SPIIn)
