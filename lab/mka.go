@@ -93,12 +93,11 @@ func (i mkaIface) topo() *topo.Interface {
 
 // mkaStatus is what a keeper reports in its status file.
 type mkaStatus struct {
-	PID       int       `json:"pid"`
-	WPAPID    int       `json:"wpa_pid"`
-	Restarts  int       `json:"restarts"`
-	Started   time.Time `json:"started"`
-	Ifindex   int       `json:"ifindex"`   // the MACsec device now
-	Recreated int       `json:"recreated"` // devices wpa_supplicant made since this keeper started
+	PID      int       `json:"pid"`
+	WPAPID   int       `json:"wpa_pid"`
+	Restarts int       `json:"restarts"`
+	Started  time.Time `json:"started"`
+	Ifindex  int       `json:"ifindex"` // the MACsec device now
 }
 
 // mkaFiles names a protected port's files in its node's directory.
@@ -285,8 +284,7 @@ type MKAInfo struct {
 	CKN            string `json:"ckn"`
 	KeysReceived   int    `json:"keys_received"`
 	KeysDistrib    int    `json:"keys_distributed"`
-	Restarts       int    `json:"restarts"`  // of wpa_supplicant, by its supervisor
-	Recreated      int    `json:"recreated"` // MACsec devices wpa_supplicant made, each configured again
+	Restarts       int    `json:"restarts"` // of wpa_supplicant, by its supervisor
 	// Problem says why the session is not secured, when it is not.
 	Problem string `json:"problem,omitempty"`
 }
@@ -309,7 +307,7 @@ func mkaState(dir, port string) (*MKAInfo, error) {
 	mi := &MKAInfo{}
 	var st mkaStatus
 	if b, err := os.ReadFile(k.Status); err == nil && json.Unmarshal(b, &st) == nil {
-		mi.Restarts, mi.Recreated = st.Restarts, st.Recreated
+		mi.Restarts = st.Restarts
 	}
 	reply, err := wpaCommand(filepath.Join(k.CtrlDir, port), "STATUS")
 	if err != nil {
@@ -475,10 +473,7 @@ func runKeeper(path string, log *slog.Logger) error {
 		}
 		lastErr = ""
 		if idx != 0 && idx != st.Ifindex {
-			if st.Ifindex != 0 {
-				st.Recreated++
-			}
-			log.Info("MACsec device configured", "device", k.Device, "ifindex", idx, "recreated", st.Recreated)
+			log.Info("MACsec device configured", "device", k.Device, "ifindex", idx)
 			st.Ifindex = idx
 			writeStatus()
 		}

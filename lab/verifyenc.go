@@ -159,9 +159,6 @@ func verifyLink(ctx context.Context, t *topo.Topology, l *topo.Link, opts Option
 	}
 	sender, receiver := l.A, l.B
 	nsS, nsR := NetNSName(t.Name, sender.Node), NetNSName(t.Name, receiver.Node)
-	marker := make([]byte, 16)
-	rand.Read(marker)
-	tag := []byte("ERLAB-MARKER-" + hex.EncodeToString(marker))
 
 	var before [2]*MACsecInfo
 	if l.MACsec != nil {
@@ -172,20 +169,9 @@ func verifyLink(ctx context.Context, t *topo.Topology, l *topo.Link, opts Option
 		c.SenderSCI = before[0].SCI
 	}
 	pcap := filepath.Join(opts.labDir(t.Name), fmt.Sprintf("verify-%s-%s.pcap", receiver.Node, receiver.Iface))
-	stop, err := startCapture(ctx, nsR, receiver.Iface, pcap)
-	if err != nil {
-		return c, err
-	}
 	c.Capture = pcap
-	c.Sent, err = sendMarked(nsS, src, dst, tag, verifyFlow)
-	time.Sleep(300 * time.Millisecond) // the last frames reach the capture
-	if serr := stop(); err == nil {
-		err = serr
-	}
-	if err != nil {
-		return c, err
-	}
-	frames, err := readPcap(pcap)
+	tag, sent, frames, err := markedFlow(ctx, nsR, receiver.Iface, pcap, nsS, src, dst)
+	c.Sent = sent
 	if err != nil {
 		return c, err
 	}
@@ -248,6 +234,30 @@ func macsecPair(t *topo.Topology, l *topo.Link) ([2]*MACsecInfo, error) {
 		}
 	}
 	return out, nil
+}
+
+// markedFlow sends the verify flow — packets carrying a fresh, unique
+// marker — from src (in namespace nsFlow) to dst while tcpdump (with extra
+// arguments) captures iface in namespace nsCap to pcap, and returns the
+// marker, how many packets were sent and the frames captured.
+func markedFlow(ctx context.Context, nsCap, iface, pcap, nsFlow string, src, dst netip.Addr, extra ...string) (tag []byte, sent int, frames [][]byte, err error) {
+	marker := make([]byte, 16)
+	rand.Read(marker)
+	tag = []byte("ERLAB-MARKER-" + hex.EncodeToString(marker))
+	stop, err := startCapture(ctx, nsCap, iface, pcap, extra...)
+	if err != nil {
+		return tag, 0, nil, err
+	}
+	sent, err = sendMarked(nsFlow, src, dst, tag, verifyFlow)
+	time.Sleep(300 * time.Millisecond) // the last frames reach the capture
+	if serr := stop(); err == nil {
+		err = serr
+	}
+	if err != nil {
+		return tag, sent, nil, err
+	}
+	frames, err = readPcap(pcap)
+	return tag, sent, frames, err
 }
 
 // startCapture runs tcpdump on an interface inside a namespace, writing
@@ -317,17 +327,28 @@ func sendMarked(ns string, src, dst netip.Addr, marker []byte, n int) (int, erro
 	return sent, nil
 }
 
-// frameType returns a frame's EtherType (past any VLAN tags) and, for a
-// MACsec frame that carries one, the SCI from its SecTAG.
-func frameType(f []byte) (uint16, string) {
+// etherType returns an Ethernet frame's EtherType past any 802.1Q/802.1ad
+// tags, and the offset of that EtherType field (its payload starts 2 bytes
+// later).
+func etherType(f []byte) (et uint16, off int, ok bool) {
 	if len(f) < 14 {
-		return 0, ""
+		return 0, 0, false
 	}
-	off := 12
-	et := binary.BigEndian.Uint16(f[off:])
+	off = 12
+	et = binary.BigEndian.Uint16(f[off:])
 	for (et == 0x8100 || et == 0x88A8) && len(f) >= off+6 {
 		off += 4
 		et = binary.BigEndian.Uint16(f[off:])
+	}
+	return et, off, true
+}
+
+// frameType returns a frame's EtherType (past any VLAN tags) and, for a
+// MACsec frame that carries one, the SCI from its SecTAG.
+func frameType(f []byte) (uint16, string) {
+	et, off, ok := etherType(f)
+	if !ok {
+		return 0, ""
 	}
 	if et != etherMACsec || len(f) < off+2+6 {
 		return et, ""

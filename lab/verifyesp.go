@@ -3,14 +3,11 @@ package lab
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"net/netip"
 	"path/filepath"
-	"time"
 
 	"github.com/erlab-dev/erlab/lab/ike"
 	"github.com/erlab-dev/erlab/lab/ipsec"
@@ -67,24 +64,12 @@ func verifyTunnel(ctx context.Context, t *topo.Topology, tu *topo.Tunnel, opts O
 		return c, err
 	}
 	c.SPI = fmt.Sprintf("%#x", before.spi)
-	marker := make([]byte, 16)
-	rand.Read(marker)
-	tag := []byte("ERLAB-MARKER-" + hex.EncodeToString(marker))
 	pcap := filepath.Join(opts.labDir(t.Name), fmt.Sprintf("verify-tunnel-%s.pcap", tu.Name))
+	c.Capture = pcap
 	// Outgoing packets only: a policy-based tunnel's decrypted replies
 	// (ICMP errors quoting the marker) come back on this device too.
-	stop, err := startCapture(ctx, nsS, egress, pcap, "-Q", "out")
-	if err != nil {
-		return c, err
-	}
-	c.Capture = pcap
-	c.Sent, err = sendMarked(nsFlow, src, dst, tag, verifyFlow)
-	time.Sleep(300 * time.Millisecond)
-	stop()
-	if err != nil {
-		return c, err
-	}
-	frames, err := readPcap(pcap)
+	tag, sent, frames, err := markedFlow(ctx, nsS, egress, pcap, nsFlow, src, dst, "-Q", "out")
+	c.Sent = sent
 	if err != nil {
 		return c, err
 	}
@@ -252,14 +237,9 @@ type ipPacket struct {
 // parseIP reads an Ethernet frame's IPv4 or IPv6 packet, past VLAN tags.
 func parseIP(f []byte) (ipPacket, bool) {
 	var p ipPacket
-	if len(f) < 14 {
+	et, off, ok := etherType(f)
+	if !ok {
 		return p, false
-	}
-	off := 12
-	et := binary.BigEndian.Uint16(f[off:])
-	for (et == 0x8100 || et == 0x88A8) && len(f) >= off+6 {
-		off += 4
-		et = binary.BigEndian.Uint16(f[off:])
 	}
 	ip := f[off+2:]
 	var l4 []byte

@@ -1,18 +1,15 @@
 package ike
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -22,11 +19,11 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 
 	"github.com/erlab-dev/erlab/lab/ipsec"
 	"github.com/erlab-dev/erlab/lab/kernel"
 	"github.com/erlab-dev/erlab/lab/labtest/tier"
+	"github.com/erlab-dev/erlab/lab/labtest/wire"
 )
 
 // The kernel-tier tests below run two nodes, each a namespace with its own
@@ -54,123 +51,39 @@ func gate(t *testing.T) {
 	}
 }
 
-// tnode is a test namespace with a netlink handle (rtnetlink and XFRM).
-type tnode struct {
-	ns string
-	h  *netlink.Handle
+// The harness: two nodes and the wire between them (lab/labtest/wire).
+type tnode = wire.Node
+type capture = wire.Capture
+
+var (
+	run          = wire.Run
+	startCapture = wire.StartCapture
+)
+
+func newPair(t *testing.T, outerA, outerB netip.Prefix) (a, b, w tnode) {
+	return wire.NewPair(t, "ike", outerA, outerB)
 }
 
-func newTNode(t *testing.T, ns string) tnode {
-	t.Helper()
-	if err := kernel.NetNSAdd(ns); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := kernel.NetNSDel(ns); err != nil {
-			t.Error(err)
-		}
-	})
-	fd, err := kernel.Open(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fd.Close()
-	h, err := netlink.NewHandleAt(fd, unix.NETLINK_ROUTE, unix.NETLINK_XFRM)
-	if err != nil {
-		t.Fatalf("netlink in %s: %v", ns, err)
-	}
-	t.Cleanup(h.Close)
-	return tnode{ns: ns, h: h}
-}
+func linkUp(t *testing.T, n tnode, dev string) { t.Helper(); n.Up(t, dev) }
 
-// newPair makes nodes a and b, each with eth1 carrying its outer address,
-// and the wire between them.
-func newPair(t *testing.T, outerA, outerB netip.Prefix) (a, b, wire tnode) {
-	t.Helper()
-	base := tier.Name("ike")
-	a, b, wire = newTNode(t, base+"-a"), newTNode(t, base+"-b"), newTNode(t, base+"-w")
-	if err := wire.h.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "br0"}}); err != nil {
-		t.Fatalf("%s: bridge: %v", wire.ns, err)
-	}
-	br, err := wire.h.LinkByName("br0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, side := range []struct {
-		n    tnode
-		port string
-		addr netip.Prefix
-	}{{a, "to-a", outerA}, {b, "to-b", outerB}} {
-		fd, err := kernel.Open(side.n.ns)
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = wire.h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: side.port, MasterIndex: br.Attrs().Index},
-			PeerName: "eth1", PeerNamespace: netlink.NsFd(int(fd))})
-		fd.Close()
-		if err != nil {
-			t.Fatalf("veth %s:%s - %s:eth1: %v", wire.ns, side.port, side.n.ns, err)
-		}
-		linkUp(t, wire, side.port)
-		linkUp(t, side.n, "lo")
-		linkUp(t, side.n, "eth1")
-		addAddr(t, side.n, "eth1", side.addr)
-	}
-	linkUp(t, wire, "br0")
-	return a, b, wire
-}
-
-func linkUp(t *testing.T, n tnode, dev string) {
-	t.Helper()
-	l, err := n.h.LinkByName(dev)
-	if err == nil {
-		err = n.h.LinkSetUp(l)
-	}
-	if err != nil {
-		t.Fatalf("%s: set %s up: %v", n.ns, dev, err)
-	}
-}
-
-// addAddr adds an address without duplicate address detection, so that
-// IPv6 works at once.
-func addAddr(t *testing.T, n tnode, dev string, p netip.Prefix) {
-	t.Helper()
-	l, err := n.h.LinkByName(dev)
-	if err == nil {
-		err = n.h.AddrAdd(l, &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}, Flags: unix.IFA_F_NODAD})
-	}
-	if err != nil {
-		t.Fatalf("%s: add %s to %s: %v", n.ns, p, dev, err)
-	}
-}
+func addAddr(t *testing.T, n tnode, dev string, p netip.Prefix) { t.Helper(); n.AddAddr(t, dev, p) }
 
 // addXfrmi creates the xfrm interface a route-based connection needs, as
 // erlab does: ip link add ipsec0 type xfrm dev eth1 if_id ID; and the inner
 // addresses on it.
 func addXfrmi(t *testing.T, n tnode, ifid uint32, inner ...netip.Prefix) {
 	t.Helper()
-	eth1, err := n.h.LinkByName("eth1")
+	eth1, err := n.H.LinkByName("eth1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := n.h.LinkAdd(&netlink.Xfrmi{LinkAttrs: netlink.LinkAttrs{Name: "ipsec0", ParentIndex: eth1.Attrs().Index}, Ifid: ifid}); err != nil {
-		t.Fatalf("%s: xfrm interface: %v", n.ns, err)
+	if err := n.H.LinkAdd(&netlink.Xfrmi{LinkAttrs: netlink.LinkAttrs{Name: "ipsec0", ParentIndex: eth1.Attrs().Index}, Ifid: ifid}); err != nil {
+		t.Fatalf("%s: xfrm interface: %v", n.NS, err)
 	}
 	linkUp(t, n, "ipsec0")
 	for _, p := range inner {
 		addAddr(t, n, "ipsec0", p)
 	}
-}
-
-// run runs a command inside a namespace and returns its combined output.
-func run(ns string, argv ...string) (string, error) {
-	var out []byte
-	var err error
-	derr := kernel.Do(ns, func() error {
-		out, err = exec.Command(argv[0], argv[1:]...).CombinedOutput()
-		return nil
-	})
-	return string(out), errors.Join(derr, err)
 }
 
 // newPSK is a fresh random pre-shared key.
@@ -185,7 +98,7 @@ func newPSK(t *testing.T) Secret {
 // ikeNode is the Node for a test namespace, with a private directory.
 func ikeNode(t *testing.T, n tnode, conns ...Conn) Node {
 	dir := t.TempDir()
-	return Node{NetNS: n.ns, Dir: dir, Conns: conns}
+	return Node{NetNS: n.NS, Dir: dir, Conns: conns}
 }
 
 // start starts a node's charon and stops it when the test ends, passed or
@@ -286,84 +199,6 @@ func noEstablishedIKE(n Node, conn string) bool {
 	return false
 }
 
-// capture is tcpdump writing what crosses an interface to a file.
-type capture struct {
-	cmd    *exec.Cmd
-	file   string
-	stderr bytes.Buffer
-	done   chan struct{}
-}
-
-func startCapture(t *testing.T, ns, dev string) *capture {
-	t.Helper()
-	c := &capture{file: filepath.Join(t.TempDir(), ns+".pcap"), done: make(chan struct{})}
-	// -Z root: as user tcpdump it could not write into the test's
-	// private directory. --immediate-mode: else the packets still in the
-	// ring when it stops are lost.
-	c.cmd = exec.Command("tcpdump", "-i", dev, "-nn", "-U", "--immediate-mode", "-Z", "root", "-w", c.file)
-	errPipe, err := c.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := kernel.Do(ns, c.cmd.Start); err != nil {
-		t.Fatalf("%s: tcpdump: %v", ns, err)
-	}
-	t.Cleanup(func() {
-		if c.cmd.ProcessState == nil {
-			c.cmd.Process.Kill()
-			<-c.done
-			c.cmd.Wait()
-		}
-	})
-	listening := make(chan struct{})
-	go func() {
-		defer close(c.done)
-		sc := bufio.NewScanner(errPipe)
-		for sc.Scan() {
-			c.stderr.WriteString(sc.Text() + "\n")
-			if strings.Contains(sc.Text(), "listening on") {
-				close(listening)
-			}
-		}
-	}()
-	select {
-	case <-listening:
-	case <-c.done:
-		t.Fatalf("%s: tcpdump ended before listening:\n%s", ns, c.stderr.String())
-	case <-time.After(20 * time.Second):
-		t.Fatalf("%s: tcpdump not listening after 20s", ns)
-	}
-	return c
-}
-
-// stop ends the capture and returns the pcap file's bytes.
-func (c *capture) stop(t *testing.T) []byte {
-	t.Helper()
-	time.Sleep(300 * time.Millisecond) // the last replies
-	c.cmd.Process.Signal(os.Interrupt)
-	<-c.done
-	c.cmd.Wait()
-	b, err := os.ReadFile(c.file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// count counts the captured packets a BPF filter matches.
-func (c *capture) count(t *testing.T, filter string) int {
-	return len(c.lines(t, filter))
-}
-
-func (c *capture) lines(t *testing.T, filter string) []string {
-	t.Helper()
-	out, err := exec.Command("tcpdump", "-r", c.file, "-nn", filter).Output()
-	if err != nil {
-		t.Fatalf("tcpdump -r %s %q: %v", c.file, filter, err)
-	}
-	return strings.FieldsFunc(string(out), func(r rune) bool { return r == '\n' })
-}
-
 // checkWire checks a capture between two outer addresses: what is IP is
 // ESP or IKE between them (allowed: the filter of the IKE/ESP ports), or
 // link-local IPv6 (neighbor discovery, MLD) and IGMP from the bridge; the
@@ -374,11 +209,11 @@ func checkWire(t *testing.T, c *capture, raw []byte, outerA, outerB netip.Addr, 
 	// Neighbor discovery (ICMPv6 types 133-137) uses the global addresses
 	// too; MLD and DAD come from link-local or unspecified sources.
 	other := fmt.Sprintf("(ip or ip6) and not ((%s) and (%s)) and not igmp and not (ip6 and (src net fe80::/10 or src host ::)) and not (icmp6 and ip6[40] >= 133 and ip6[40] <= 137)", between, allowed)
-	if bad := c.lines(t, other); len(bad) > 0 {
+	if bad := c.Lines(t, other); len(bad) > 0 {
 		t.Errorf("on the wire, %d packets other than %s between %s and %s:\n%s", len(bad), allowed, outerA, outerB, strings.Join(bad, "\n"))
 	}
 	if forbidden != "" {
-		if n := c.count(t, forbidden); n > 0 {
+		if n := len(c.Lines(t, forbidden)); n > 0 {
 			t.Errorf("on the wire: %d packets of %s", n, forbidden)
 		}
 	}
@@ -446,14 +281,14 @@ func TestIntegrationIKERouteBased(t *testing.T) {
 	a := ikeNode(t, ta, Conn{Name: "tun0", Local: outerA.Addr(), Remote: outerB.Addr(), PSK: psk, IfID: 42, Initiator: true})
 	b := ikeNode(t, tb, Conn{Name: "tun0", Local: outerB.Addr(), Remote: outerA.Addr(), PSK: psk, IfID: 42})
 
-	cap := startCapture(t, wire.ns, "to-a")
+	cap := startCapture(t, wire.NS, "to-a")
 	t0 := time.Now()
 	start(t, b)
 	start(t, a)
 	started := time.Since(t0)
 	var firstPing time.Duration
 	for {
-		if _, err := run(ta.ns, "ping", "-c1", "-W1", "10.99.0.2"); err == nil {
+		if _, err := run(ta.NS, "ping", "-c1", "-W1", "10.99.0.2"); err == nil {
 			firstPing = time.Since(t0)
 			break
 		}
@@ -485,7 +320,7 @@ func TestIntegrationIKERouteBased(t *testing.T) {
 	// Traffic both families; the counters move.
 	const pings = 5
 	for _, dst := range []string{"10.99.0.2", "fd99::2"} {
-		if out, err := run(ta.ns, "ping", "-c", strconv.Itoa(pings), "-i", "0.1", "-W", "2", "-p", innerPattern, dst); err != nil {
+		if out, err := run(ta.NS, "ping", "-c", strconv.Itoa(pings), "-i", "0.1", "-W", "2", "-p", innerPattern, dst); err != nil {
 			t.Fatalf("ping %s through the tunnel: %v\n%s", dst, err, out)
 		}
 	}
@@ -498,7 +333,7 @@ func TestIntegrationIKERouteBased(t *testing.T) {
 	t.Logf("counters after the pings: a out %d packets %d bytes, in %d packets %d bytes", childA2.PacketsOut, childA2.BytesOut, childA2.PacketsIn, childA2.BytesIn)
 
 	// An independent reader: the kernel's SAs are charon's.
-	out, err := run(ta.ns, "ip", "xfrm", "state")
+	out, err := run(ta.NS, "ip", "xfrm", "state")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -516,7 +351,7 @@ func TestIntegrationIKERouteBased(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		s, r, err := pingStream(ta.ns, "10.99.0.2", 20*time.Millisecond, 300)
+		s, r, err := pingStream(ta.NS, "10.99.0.2", 20*time.Millisecond, 300)
 		done <- result{s, r, err}
 	}()
 	time.Sleep(time.Second)
@@ -544,9 +379,9 @@ func TestIntegrationIKERouteBased(t *testing.T) {
 	}
 
 	// What crossed the wire: ESP and IKE on UDP 500 only.
-	raw := cap.stop(t)
+	raw := cap.Stop(t)
 	checkWire(t, cap, raw, outerA.Addr(), outerB.Addr(), "ip proto 50 or (udp port 500)", "udp port 4500", innerPattern)
-	esp, ike := cap.count(t, "ip proto 50"), cap.count(t, "udp port 500")
+	esp, ike := len(cap.Lines(t, "ip proto 50")), len(cap.Lines(t, "udp port 500"))
 	if esp < 4*pings+2*res.sent || ike < 4 {
 		t.Errorf("on the wire: %d ESP packets, %d IKE packets", esp, ike)
 	}
@@ -569,10 +404,10 @@ func TestIntegrationIKERouteBased(t *testing.T) {
 	t.Logf("responder restarted: tunnel up again %s after its Start", time.Since(t0).Round(time.Millisecond))
 	// Start cleared what the killed charon left: only the new CHILD SA's
 	// two SAs are in b's kernel.
-	if states, err := tb.h.XfrmStateList(netlink.FAMILY_ALL); err != nil || len(states) != 2 {
+	if states, err := tb.H.XfrmStateList(netlink.FAMILY_ALL); err != nil || len(states) != 2 {
 		t.Errorf("b holds %d SAs after its restart, want 2 (%v)", len(states), err)
 	}
-	if out, err := run(ta.ns, "ping", "-c2", "-i0.2", "-W2", "10.99.0.2"); err != nil {
+	if out, err := run(ta.NS, "ping", "-c2", "-i0.2", "-W2", "10.99.0.2"); err != nil {
 		t.Fatalf("ping after recovery: %v\n%s", err, out)
 	}
 
@@ -598,10 +433,10 @@ func TestIntegrationIKERouteBased(t *testing.T) {
 	stopped := time.Since(t0)
 	took = waitFor(t, "b sees a gone", 5*time.Second, func() bool { return len(status(t, b, "tun0").IKE) == 0 })
 	t.Logf("initiator stopped in %s; the responder dropped its SAs %s later", stopped.Round(time.Millisecond), took.Round(time.Millisecond))
-	if states, err := ta.h.XfrmStateList(netlink.FAMILY_ALL); err != nil || len(states) != 0 {
+	if states, err := ta.H.XfrmStateList(netlink.FAMILY_ALL); err != nil || len(states) != 0 {
 		t.Errorf("%d SAs left in a after Stop (%v)", len(states), err)
 	}
-	if policies, err := ta.h.XfrmPolicyList(netlink.FAMILY_ALL); err != nil || len(policies) != 0 {
+	if policies, err := ta.H.XfrmPolicyList(netlink.FAMILY_ALL); err != nil || len(policies) != 0 {
 		t.Errorf("%d policies left in a after Stop (%v)", len(policies), err)
 	}
 	if _, err := Status(a); err == nil || !strings.Contains(err.Error(), "not running") {
@@ -641,7 +476,7 @@ func TestIntegrationIKEAlgorithms(t *testing.T) {
 			waitUp(t, a, "t")
 			waitUp(t, b, "t")
 			t.Logf("%s: established %s after the first Start", alg, time.Since(t0).Round(time.Millisecond))
-			if out, err := run(ta.ns, "ping", "-c2", "-i0.2", "-W2", "10.98.0.2"); err != nil {
+			if out, err := run(ta.NS, "ping", "-c2", "-i0.2", "-W2", "10.98.0.2"); err != nil {
 				t.Fatalf("ping: %v\n%s", err, out)
 			}
 			_, ike, child := active(t, a, "t")
@@ -659,7 +494,7 @@ func TestIntegrationIKEAlgorithms(t *testing.T) {
 			if _, c := status(t, a, "t").Active(); c.DHGroup != w.dh {
 				t.Errorf("rekeyed CHILD SA has PFS group %q, want %s", c.DHGroup, w.dh)
 			}
-			if out, _ := run(ta.ns, "ip", "xfrm", "state"); !strings.Contains(out, w.kernel) {
+			if out, _ := run(ta.NS, "ip", "xfrm", "state"); !strings.Contains(out, w.kernel) {
 				t.Errorf("kernel SAs lack %s", w.kernel)
 			}
 			if alg == ipsec.AES256SHA256 {
@@ -702,7 +537,7 @@ func TestIntegrationIKEWrongPSK(t *testing.T) {
 	if took := time.Since(t0); took > 15*time.Second {
 		t.Errorf("wrong key reported after %s, want well before the 20s timeout", took)
 	}
-	if out, err := run(ta.ns, "ping", "-c1", "-W1", "10.97.0.2"); err == nil {
+	if out, err := run(ta.NS, "ping", "-c1", "-W1", "10.97.0.2"); err == nil {
 		t.Errorf("ping passed with different keys:\n%s", out)
 	}
 	for _, n := range []Node{a, b} {
@@ -726,13 +561,13 @@ func TestIntegrationIKEPolicyBased(t *testing.T) {
 		n        tnode
 		dst, src string
 	}{{ta, "10.2.0.0/24", "10.1.0.1"}, {tb, "10.1.0.0/24", "10.2.0.1"}} {
-		eth1, err := r.n.h.LinkByName("eth1")
+		eth1, err := r.n.H.LinkByName("eth1")
 		if err == nil {
 			_, dst, _ := net.ParseCIDR(r.dst)
-			err = r.n.h.RouteAdd(&netlink.Route{LinkIndex: eth1.Attrs().Index, Dst: dst, Src: net.ParseIP(r.src), Scope: netlink.SCOPE_LINK})
+			err = r.n.H.RouteAdd(&netlink.Route{LinkIndex: eth1.Attrs().Index, Dst: dst, Src: net.ParseIP(r.src), Scope: netlink.SCOPE_LINK})
 		}
 		if err != nil {
-			t.Fatalf("%s: route %s: %v", r.n.ns, r.dst, err)
+			t.Fatalf("%s: route %s: %v", r.n.NS, r.dst, err)
 		}
 	}
 	psk := newPSK(t)
@@ -740,22 +575,22 @@ func TestIntegrationIKEPolicyBased(t *testing.T) {
 		LocalTS: []netip.Prefix{netA}, RemoteTS: []netip.Prefix{netB}, Initiator: true})
 	b := ikeNode(t, tb, Conn{Name: "site", Local: outerB.Addr(), Remote: outerA.Addr(), PSK: psk, Algorithm: ipsec.AES128SHA256,
 		LocalTS: []netip.Prefix{netB}, RemoteTS: []netip.Prefix{netA}})
-	cap := startCapture(t, wire.ns, "to-a")
+	cap := startCapture(t, wire.NS, "to-a")
 	start(t, b)
 	start(t, a)
 	waitUp(t, a, "site")
 	waitUp(t, b, "site")
-	if out, err := run(ta.ns, "ping", "-c3", "-i0.2", "-W2", "-p", innerPattern, "-I", "10.1.0.1", "10.2.0.1"); err != nil {
+	if out, err := run(ta.NS, "ping", "-c3", "-i0.2", "-W2", "-p", innerPattern, "-I", "10.1.0.1", "10.2.0.1"); err != nil {
 		t.Fatalf("ping between the subnets: %v\n%s", err, out)
 	}
-	raw := cap.stop(t)
+	raw := cap.Stop(t)
 	checkWire(t, cap, raw, outerA.Addr(), outerB.Addr(), "ip6 proto 50 or (udp port 500)", "ip and not igmp", innerPattern)
 	_, ike, child := active(t, a, "site")
 	if child.IfIDIn != 0 || len(child.LocalTS) != 1 || child.LocalTS[0] != netA || len(child.RemoteTS) != 1 || child.RemoteTS[0] != netB ||
 		ike.Local.Addr() != outerA.Addr() || child.PacketsOut < 3 || child.PacketsIn < 3 {
 		t.Errorf("policy-based SAs: IKE %+v CHILD %+v", ike, child)
 	}
-	t.Logf("wire: %d ESP over IPv6, %d IKE", cap.count(t, "ip6 proto 50"), cap.count(t, "udp port 500"))
+	t.Logf("wire: %d ESP over IPv6, %d IKE", len(cap.Lines(t, "ip6 proto 50")), len(cap.Lines(t, "udp port 500")))
 }
 
 // TestIntegrationIKENATT forces UDP encapsulation: IKE moves to UDP 4500
@@ -769,20 +604,20 @@ func TestIntegrationIKENATT(t *testing.T) {
 	psk := newPSK(t)
 	a := ikeNode(t, ta, Conn{Name: "natt", Local: outerA.Addr(), Remote: outerB.Addr(), PSK: psk, IfID: 5, Encap: true, Initiator: true})
 	b := ikeNode(t, tb, Conn{Name: "natt", Local: outerB.Addr(), Remote: outerA.Addr(), PSK: psk, IfID: 5, Encap: true})
-	cap := startCapture(t, wire.ns, "to-a")
+	cap := startCapture(t, wire.NS, "to-a")
 	start(t, b)
 	start(t, a)
 	waitUp(t, a, "natt")
-	if out, err := run(ta.ns, "ping", "-c3", "-i0.2", "-W2", "-p", innerPattern, "10.96.0.2"); err != nil {
+	if out, err := run(ta.NS, "ping", "-c3", "-i0.2", "-W2", "-p", innerPattern, "10.96.0.2"); err != nil {
 		t.Fatalf("ping: %v\n%s", err, out)
 	}
-	raw := cap.stop(t)
+	raw := cap.Stop(t)
 	checkWire(t, cap, raw, outerA.Addr(), outerB.Addr(), "udp port 500 or udp port 4500", "ip proto 50", innerPattern)
 	_, ike, child := active(t, a, "natt")
 	if !ike.NAT || ike.Local.Port() != 4500 || !child.Encap {
 		t.Errorf("NAT-T: IKE %+v CHILD %+v", ike, child)
 	}
-	t.Logf("wire: %d on UDP 4500, %d on UDP 500, no bare ESP", cap.count(t, "udp port 4500"), cap.count(t, "udp port 500"))
+	t.Logf("wire: %d on UDP 4500, %d on UDP 500, no bare ESP", len(cap.Lines(t, "udp port 4500")), len(cap.Lines(t, "udp port 500")))
 }
 
 // TestIntegrationIKEReinitiate gives the two ends different algorithms:
@@ -826,7 +661,7 @@ func TestIntegrationIKEReinitiate(t *testing.T) {
 	t0 := time.Now()
 	waitUp(t, a, "r")
 	t.Logf("responder fixed: initiator re-initiated and established in %s", time.Since(t0).Round(time.Millisecond))
-	if out, err := run(ta.ns, "ping", "-c2", "-i0.2", "-W2", "10.95.0.2"); err != nil {
+	if out, err := run(ta.NS, "ping", "-c2", "-i0.2", "-W2", "10.95.0.2"); err != nil {
 		t.Fatalf("ping: %v\n%s", err, out)
 	}
 }

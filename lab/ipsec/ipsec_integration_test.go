@@ -1,7 +1,6 @@
 package ipsec_test
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
@@ -11,207 +10,33 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 
 	"github.com/erlab-dev/erlab/lab/ipsec"
 	"github.com/erlab-dev/erlab/lab/kernel"
 	"github.com/erlab-dev/erlab/lab/labtest"
+	"github.com/erlab-dev/erlab/lab/labtest/wire"
 )
 
-// node is one namespace of a test and a netlink handle (rtnetlink and XFRM)
-// on it.
-type node struct {
-	ns string
-	h  *netlink.Handle
-}
+// The harness: two nodes and the wire between them (lab/labtest/wire).
+type node = wire.Node
+type capture = wire.Capture
 
-// newPair makes two namespaces, each with eth1 carrying its outer
-// (underlay) address, joined through a third, the wire: a bridge between
-// two veth pairs. The wire does no IPsec, so a capture there shows what
-// really crosses between the nodes — on a node's own eth1 a policy-based
-// tunnel's decapsulated packets show too, since the kernel hands them back
-// to the stack on the device the ESP arrived on. Everything lives inside
-// the three namespaces, deleted when the test ends, passed or failed.
-func newPair(t *testing.T, outerA, outerB netip.Prefix) (a, b, wire node) {
-	t.Helper()
-	base := labtest.Name("ipsec")
-	a, b, wire = newNode(t, base+"-a"), newNode(t, base+"-b"), newNode(t, base+"-w")
-	if err := wire.h.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "br0"}}); err != nil {
-		t.Fatalf("%s: bridge: %v", wire.ns, err)
-	}
-	br, err := wire.h.LinkByName("br0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, x := range []struct {
-		n    node
-		port string
-		addr netip.Prefix
-	}{{a, "to-a", outerA}, {b, "to-b", outerB}} {
-		fd, err := kernel.Open(x.n.ns)
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = wire.h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: x.port, MasterIndex: br.Attrs().Index}, PeerName: "eth1", PeerNamespace: netlink.NsFd(int(fd))})
-		fd.Close()
-		if err != nil {
-			t.Fatalf("veth %s:%s - %s:eth1: %v", wire.ns, x.port, x.n.ns, err)
-		}
-		up(t, wire, x.port)
-		for _, dev := range []string{"lo", "eth1"} {
-			up(t, x.n, dev)
-		}
-		addAddr(t, x.n, "eth1", x.addr)
-	}
-	up(t, wire, "br0")
-	return a, b, wire
-}
+var (
+	run          = wire.Run
+	startCapture = wire.StartCapture
+)
 
-func newNode(t *testing.T, ns string) node {
-	t.Helper()
-	if err := kernel.NetNSAdd(ns); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := kernel.NetNSDel(ns); err != nil {
-			t.Error(err)
-		}
-	})
-	fd, err := kernel.Open(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fd.Close()
-	h, err := netlink.NewHandleAt(fd, unix.NETLINK_ROUTE, unix.NETLINK_XFRM)
-	if err != nil {
-		t.Fatalf("netlink in %s: %v", ns, err)
-	}
-	t.Cleanup(h.Close)
-	return node{ns: ns, h: h}
-}
-
-func up(t *testing.T, n node, dev string) {
-	t.Helper()
-	l, err := n.h.LinkByName(dev)
-	if err == nil {
-		err = n.h.LinkSetUp(l)
-	}
-	if err != nil {
-		t.Fatalf("%s: set %s up: %v", n.ns, dev, err)
-	}
-}
-
-// addAddr adds an address without duplicate address detection, so IPv6 is
-// usable at once.
-func addAddr(t *testing.T, n node, dev string, p netip.Prefix) {
-	t.Helper()
-	l, err := n.h.LinkByName(dev)
-	if err == nil {
-		err = n.h.AddrAdd(l, &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}, Flags: unix.IFA_F_NODAD})
-	}
-	if err != nil {
-		t.Fatalf("%s: add %s to %s: %v", n.ns, p, dev, err)
-	}
-}
-
-// run runs a command inside a namespace and returns its combined output.
-func run(ns string, argv ...string) (string, error) {
-	var out []byte
-	var err error
-	derr := kernel.Do(ns, func() error {
-		out, err = exec.Command(argv[0], argv[1:]...).CombinedOutput()
-		return nil
-	})
-	return string(out), errors.Join(derr, err)
+func newPair(t *testing.T, outerA, outerB netip.Prefix) (a, b, w node) {
+	return wire.NewPair(t, "ipsec", outerA, outerB)
 }
 
 // ping sends count echo requests from ns to dst, filled with pattern.
 func ping(ns, dst, pattern string, count int) (string, error) {
 	return run(ns, "ping", "-c", fmt.Sprint(count), "-i", "0.2", "-W", "2", "-p", pattern, dst)
-}
-
-// capture is tcpdump writing everything on an interface to a file.
-type capture struct {
-	cmd    *exec.Cmd
-	file   string
-	stderr bytes.Buffer
-	done   chan struct{}
-}
-
-// startCapture starts tcpdump in a namespace and waits until it listens.
-func startCapture(t *testing.T, ns, dev string) *capture {
-	t.Helper()
-	c := &capture{file: filepath.Join(t.TempDir(), ns+".pcap"), done: make(chan struct{})}
-	// -Z root: tcpdump would otherwise write the file as user tcpdump,
-	// which cannot enter the test's private temporary directory.
-	// --immediate-mode: without it packets reach tcpdump a ring block at a
-	// time, and those still in the ring when it is stopped are lost.
-	c.cmd = exec.Command("tcpdump", "-i", dev, "-nn", "-U", "--immediate-mode", "-Z", "root", "-w", c.file)
-	errPipe, err := c.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := kernel.Do(ns, c.cmd.Start); err != nil {
-		t.Fatalf("%s: tcpdump: %v", ns, err)
-	}
-	t.Cleanup(func() {
-		if c.cmd.ProcessState == nil {
-			c.cmd.Process.Kill()
-			<-c.done
-			c.cmd.Wait()
-		}
-	})
-	listening := make(chan struct{})
-	go func() {
-		defer close(c.done)
-		sc := bufio.NewScanner(errPipe)
-		for sc.Scan() {
-			c.stderr.WriteString(sc.Text() + "\n")
-			if strings.Contains(sc.Text(), "listening on") {
-				close(listening)
-			}
-		}
-	}()
-	select {
-	case <-listening:
-	case <-c.done:
-		t.Fatalf("%s: tcpdump ended before listening:\n%s", ns, c.stderr.String())
-	case <-time.After(20 * time.Second):
-		t.Fatalf("%s: tcpdump not listening after 20s", ns)
-	}
-	return c
-}
-
-// stop ends the capture and returns the pcap file's bytes.
-func (c *capture) stop(t *testing.T) []byte {
-	t.Helper()
-	time.Sleep(300 * time.Millisecond) // the last replies
-	c.cmd.Process.Signal(os.Interrupt)
-	<-c.done
-	c.cmd.Wait()
-	b, err := os.ReadFile(c.file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// read decodes the capture with tcpdump, one line a packet.
-func (c *capture) read(t *testing.T, filter string) []string {
-	t.Helper()
-	out, err := exec.Command("tcpdump", "-r", c.file, "-nn", filter).Output()
-	if err != nil {
-		t.Fatalf("tcpdump -r %s %q: %v", c.file, filter, err)
-	}
-	return strings.FieldsFunc(string(out), func(r rune) bool { return r == '\n' })
 }
 
 // key is n bytes of key material, different for every label.
@@ -314,16 +139,16 @@ func TestIntegrationXFRMTunnel(t *testing.T) {
 			for _, e := range []*end{a, b} {
 				for _, tun := range e.tuns {
 					t.Cleanup(func() {
-						if err := ipsec.Remove(e.n.h, tun); err != nil {
-							t.Errorf("%s: %v", e.n.ns, err)
+						if err := ipsec.Remove(e.n.H, tun); err != nil {
+							t.Errorf("%s: %v", e.n.NS, err)
 						}
 					})
-					if err := ipsec.Apply(e.n.h, tun); err != nil {
-						t.Fatalf("%s: %v", e.n.ns, err)
+					if err := ipsec.Apply(e.n.H, tun); err != nil {
+						t.Fatalf("%s: %v", e.n.NS, err)
 					}
 					// Applying again changes nothing.
-					if err := ipsec.Apply(e.n.h, tun); err != nil {
-						t.Fatalf("%s: apply again: %v", e.n.ns, err)
+					if err := ipsec.Apply(e.n.H, tun); err != nil {
+						t.Fatalf("%s: apply again: %v", e.n.NS, err)
 					}
 				}
 			}
@@ -332,21 +157,21 @@ func TestIntegrationXFRMTunnel(t *testing.T) {
 			var targets []string
 			if c.mode == ipsec.RouteBased {
 				for _, fam := range c.inner {
-					addAddr(t, a.n, "ipsec0", routeInner[fam][0])
-					addAddr(t, b.n, "ipsec0", routeInner[fam][1])
+					a.n.AddAddr(t, "ipsec0", routeInner[fam][0])
+					b.n.AddAddr(t, "ipsec0", routeInner[fam][1])
 					targets = append(targets, routeInner[fam][1].Addr().String())
 				}
 			} else {
-				addAddr(t, a.n, "lo", netip.MustParsePrefix("10.1.0.1/32"))
-				addAddr(t, b.n, "lo", netip.MustParsePrefix("10.2.0.1/32"))
+				a.n.AddAddr(t, "lo", netip.MustParsePrefix("10.1.0.1/32"))
+				b.n.AddAddr(t, "lo", netip.MustParsePrefix("10.2.0.1/32"))
 				route := func(n node, dst, gw, src string) {
-					eth1, err := n.h.LinkByName("eth1")
+					eth1, err := n.H.LinkByName("eth1")
 					if err == nil {
 						_, ipn, _ := net.ParseCIDR(dst)
-						err = n.h.RouteAdd(&netlink.Route{LinkIndex: eth1.Attrs().Index, Dst: ipn, Gw: net.ParseIP(gw), Src: net.ParseIP(src)})
+						err = n.H.RouteAdd(&netlink.Route{LinkIndex: eth1.Attrs().Index, Dst: ipn, Gw: net.ParseIP(gw), Src: net.ParseIP(src)})
 					}
 					if err != nil {
-						t.Fatalf("%s: route %s: %v", n.ns, dst, err)
+						t.Fatalf("%s: route %s: %v", n.NS, dst, err)
 					}
 				}
 				route(a.n, "10.2.0.0/24", c.outerB.Addr().String(), "10.1.0.1")
@@ -357,12 +182,12 @@ func TestIntegrationXFRMTunnel(t *testing.T) {
 			if c.natt {
 				// Without an encapsulation socket the kernel refuses
 				// ESP in UDP, SAs or not.
-				if out, err := run(a.n.ns, "ping", "-c1", "-W1", targets[0]); err == nil {
+				if out, err := run(a.n.NS, "ping", "-c1", "-W1", targets[0]); err == nil {
 					t.Errorf("NAT-T passed without encapsulation sockets:\n%s", out)
 				}
 				for _, e := range []*end{a, b} {
 					var sock *net.UDPConn
-					if err := kernel.Do(e.n.ns, func() (err error) {
+					if err := kernel.Do(e.n.NS, func() (err error) {
 						sock, err = ipsec.ListenEncap(e.tuns[0].Local, 0)
 						return err
 					}); err != nil {
@@ -373,18 +198,18 @@ func TestIntegrationXFRMTunnel(t *testing.T) {
 			}
 
 			const pings = 3
-			cap := startCapture(t, wire.ns, "to-a")
+			cap := startCapture(t, wire.NS, "to-a")
 			for _, dst := range targets {
-				if out, err := ping(a.n.ns, dst, tunnelPattern, pings); err != nil {
-					statA, _ := run(a.n.ns, "sh", "-c", "grep -v ' 0$' /proc/net/xfrm_stat")
-					statB, _ := run(b.n.ns, "sh", "-c", "grep -v ' 0$' /proc/net/xfrm_stat")
+				if out, err := ping(a.n.NS, dst, tunnelPattern, pings); err != nil {
+					statA, _ := run(a.n.NS, "sh", "-c", "grep -v ' 0$' /proc/net/xfrm_stat")
+					statB, _ := run(b.n.NS, "sh", "-c", "grep -v ' 0$' /proc/net/xfrm_stat")
 					t.Fatalf("ping %s through the tunnel: %v\n%s\nxfrm_stat, non-zero: a:\n%sb:\n%s", dst, err, out, statA, statB)
 				}
 			}
-			if out, err := ping(a.n.ns, c.outerB.Addr().String(), controlPattern, 1); err != nil {
+			if out, err := ping(a.n.NS, c.outerB.Addr().String(), controlPattern, 1); err != nil {
 				t.Fatalf("control ping on the underlay: %v\n%s", err, out)
 			}
-			raw := cap.stop(t)
+			raw := cap.Stop(t)
 			checkWire(t, cap, raw, c.outerA.Addr(), c.outerB.Addr(), c.natt, spis, len(targets)*pings)
 
 			// Status, both ends: the counters moved with the pings, one
@@ -392,17 +217,17 @@ func TestIntegrationXFRMTunnel(t *testing.T) {
 			for _, e := range []*end{a, b} {
 				for _, tun := range e.tuns {
 					info := status(t, e.n, tun)
-					checkInfo(t, e.n.ns, info, tun, c.natt)
+					checkInfo(t, e.n.NS, info, tun, c.natt)
 					if info.Out.Packets < pings || info.In.Packets < pings || info.Out.Bytes == 0 || info.Out.Seq < pings {
-						t.Errorf("%s %s: counters did not move with %d pings: out %+v, in %+v", e.n.ns, tun.Name, pings, *info.Out, *info.In)
+						t.Errorf("%s %s: counters did not move with %d pings: out %+v, in %+v", e.n.NS, tun.Name, pings, *info.Out, *info.In)
 					}
 					t.Logf("%s %s: out %d packets %d bytes seq %d; in %d packets %d bytes seq %d",
-						e.n.ns, tun.Name, info.Out.Packets, info.Out.Bytes, info.Out.Seq, info.In.Packets, info.In.Bytes, info.In.Seq)
+						e.n.NS, tun.Name, info.Out.Packets, info.Out.Bytes, info.Out.Seq, info.In.Packets, info.In.Bytes, info.In.Seq)
 				}
 			}
 
 			// An independent reader: ip xfrm state.
-			out, err := run(a.n.ns, "ip", "xfrm", "state")
+			out, err := run(a.n.NS, "ip", "xfrm", "state")
 			if err != nil {
 				t.Fatalf("ip xfrm state: %v\n%s", err, out)
 			}
@@ -433,10 +258,10 @@ func TestIntegrationXFRMTunnel(t *testing.T) {
 				// counted as integrity failures.
 				bad := b.tuns[0]
 				bad.KeyIn = keys(c.alg, "wrong")
-				if err := ipsec.Apply(b.n.h, bad); err != nil {
+				if err := ipsec.Apply(b.n.H, bad); err != nil {
 					t.Fatal(err)
 				}
-				if out, err := ping(a.n.ns, targets[0], tunnelPattern, 2); err == nil {
+				if out, err := ping(a.n.NS, targets[0], tunnelPattern, 2); err == nil {
 					t.Errorf("ping passed with the wrong key:\n%s", out)
 				}
 				if info := status(t, b.n, bad); info.In.IntegrityFailures < 2 || info.In.Packets != 0 {
@@ -451,16 +276,16 @@ func TestIntegrationXFRMTunnel(t *testing.T) {
 			for _, e := range []*end{a, b} {
 				for i, tun := range e.tuns {
 					for range 2 {
-						if err := ipsec.Remove(e.n.h, tun); err != nil {
-							t.Errorf("%s: remove %s: %v", e.n.ns, tun.Name, err)
+						if err := ipsec.Remove(e.n.H, tun); err != nil {
+							t.Errorf("%s: remove %s: %v", e.n.NS, tun.Name, err)
 						}
 					}
-					if _, err := ipsec.Status(e.n.h, tun); !errors.Is(err, ipsec.ErrNotFound) {
-						t.Errorf("%s: status of %s after remove: %v, want ErrNotFound", e.n.ns, tun.Name, err)
+					if _, err := ipsec.Status(e.n.H, tun); !errors.Is(err, ipsec.ErrNotFound) {
+						t.Errorf("%s: status of %s after remove: %v, want ErrNotFound", e.n.NS, tun.Name, err)
 					}
 					if i < len(e.tuns)-1 {
-						if _, err := e.n.h.LinkByName(tun.Interface); err != nil {
-							t.Errorf("%s: removing %s took the interface the other tunnels use: %v", e.n.ns, tun.Name, err)
+						if _, err := e.n.H.LinkByName(tun.Interface); err != nil {
+							t.Errorf("%s: removing %s took the interface the other tunnels use: %v", e.n.NS, tun.Name, err)
 						}
 					}
 				}
@@ -472,14 +297,14 @@ func TestIntegrationXFRMTunnel(t *testing.T) {
 	// The kernel's legacy replay state holds 32 packets: a larger window is
 	// cut to 32, which is why MaxReplayWindow is 32.
 	t.Run("replay-window-limit", func(t *testing.T) {
-		n := newNode(t, labtest.Name("ipsec")+"-r")
+		n := wire.NewNode(t, labtest.Name("ipsec")+"-r")
 		s := &netlink.XfrmState{Src: net.ParseIP("192.0.2.1"), Dst: net.ParseIP("192.0.2.2"), Proto: netlink.XFRM_PROTO_ESP,
 			Mode: netlink.XFRM_MODE_TUNNEL, Spi: 0x777, ReplayWindow: 64,
 			Aead: &netlink.XfrmStateAlgo{Name: "rfc4106(gcm(aes))", Key: key("replay", 20), ICVLen: 128}}
-		if err := n.h.XfrmStateAdd(s); err != nil {
+		if err := n.H.XfrmStateAdd(s); err != nil {
 			t.Fatal(err)
 		}
-		got, err := n.h.XfrmStateGet(&netlink.XfrmState{Src: s.Src, Dst: s.Dst, Proto: s.Proto, Spi: s.Spi})
+		got, err := n.H.XfrmStateGet(&netlink.XfrmState{Src: s.Src, Dst: s.Dst, Proto: s.Proto, Spi: s.Spi})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -505,7 +330,7 @@ func checkWire(t *testing.T, cap *capture, raw []byte, outerA, outerB netip.Addr
 	}
 	var esp, control int
 	var bad []string
-	for _, line := range cap.read(t, "ip or ip6") {
+	for _, line := range cap.Lines(t, "ip or ip6") {
 		var from netip.Addr
 		var rest string
 		switch {
@@ -540,11 +365,11 @@ func checkWire(t *testing.T, cap *capture, raw []byte, outerA, outerB netip.Addr
 	espFilter := "(ip proto 50 or ip6 proto 50)"
 	if natt {
 		espFilter = "udp port 4500"
-		if n := len(cap.read(t, "ip proto 50 or ip6 proto 50")); n != 0 {
+		if n := len(cap.Lines(t, "ip proto 50 or ip6 proto 50")); n != 0 {
 			t.Errorf("%d bare ESP packets with NAT-T on", n)
 		}
 	}
-	if n := len(cap.read(t, espFilter+" and host "+outerA.String()+" and host "+outerB.String())); n != esp {
+	if n := len(cap.Lines(t, espFilter+" and host "+outerA.String()+" and host "+outerB.String())); n != esp {
 		t.Errorf("BPF counts %d ESP packets between the outer addresses, tcpdump's text %d", n, esp)
 	}
 	pat := func(p string) []byte {
@@ -562,12 +387,12 @@ func checkWire(t *testing.T, cap *capture, raw []byte, outerA, outerB netip.Addr
 
 func status(t *testing.T, n node, tun ipsec.Tunnel) ipsec.Info {
 	t.Helper()
-	info, err := ipsec.Status(n.h, tun)
+	info, err := ipsec.Status(n.H, tun)
 	if err != nil {
-		t.Fatalf("%s: %v", n.ns, err)
+		t.Fatalf("%s: %v", n.NS, err)
 	}
 	if info.Out == nil || info.In == nil {
-		t.Fatalf("%s: status without SAs: %+v", n.ns, info)
+		t.Fatalf("%s: status without SAs: %+v", n.NS, info)
 	}
 	return info
 }
@@ -620,15 +445,15 @@ func checkInfo(t *testing.T, name string, info ipsec.Info, tun ipsec.Tunnel, nat
 // checkEmpty fails the test if anything of the tunnel is left in a node.
 func checkEmpty(t *testing.T, n node, tun ipsec.Tunnel) {
 	t.Helper()
-	if states, err := n.h.XfrmStateList(netlink.FAMILY_ALL); err != nil || len(states) != 0 {
-		t.Errorf("%s: %d SAs left (%v)", n.ns, len(states), err)
+	if states, err := n.H.XfrmStateList(netlink.FAMILY_ALL); err != nil || len(states) != 0 {
+		t.Errorf("%s: %d SAs left (%v)", n.NS, len(states), err)
 	}
-	if policies, err := n.h.XfrmPolicyList(netlink.FAMILY_ALL); err != nil || len(policies) != 0 {
-		t.Errorf("%s: %d policies left (%v)", n.ns, len(policies), err)
+	if policies, err := n.H.XfrmPolicyList(netlink.FAMILY_ALL); err != nil || len(policies) != 0 {
+		t.Errorf("%s: %d policies left (%v)", n.NS, len(policies), err)
 	}
 	if tun.Interface != "" {
-		if _, err := n.h.LinkByName(tun.Interface); err == nil {
-			t.Errorf("%s: %s left", n.ns, tun.Interface)
+		if _, err := n.H.LinkByName(tun.Interface); err == nil {
+			t.Errorf("%s: %s left", n.NS, tun.Interface)
 		}
 	}
 }
