@@ -2,6 +2,9 @@ package lab
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -87,13 +90,66 @@ func (e *MissingFeaturesError) Error() string {
 		fmt.Fprintf(&b, "  %s (%s, %v), needed by %s%s\n", n.Feature, kernel.FeatureOption(n.Feature), e.Reasons[n.Feature], strings.Join(where, ", "), more)
 	}
 	fmt.Fprintf(&b, "run the lab in erlab's microVM, which boots Debian's kernel with these as modules:\n")
-	fmt.Fprintf(&b, "  scripts/vm-run -- scripts/demo %s\n", e.File)
+	if src := SourceTree(e.File); src != "" {
+		fmt.Fprintf(&b, "  %s -- %s %s\n", filepath.Join(src, "scripts/vm-run"), filepath.Join(src, "scripts/demo"), e.File)
+	} else {
+		fmt.Fprintf(&b, "  scripts/vm-run -- scripts/demo %s   (from erlab's source tree)\n", e.File)
+	}
 	fmt.Fprintf(&b, "or on a host (or the Vagrant box) whose kernel has them")
 	return b.String()
 }
 
-// CheckKernel probes the running kernel for what the topology needs.
+// BuildSourceTree is the source tree erlab was built from, when the build
+// said (scripts/setup does: go build -ldflags "-X ...lab.BuildSourceTree=$PWD").
+var BuildSourceTree string
+
+// SourceTree finds erlab's source tree, where scripts/vm-run is, so that a
+// command erlab suggests works from wherever the user is: above the
+// topology file, above the working directory, above the binary, or where
+// it was built. "" when none is found.
+func SourceTree(file string) string {
+	var starts []string
+	if file != "" {
+		starts = append(starts, filepath.Dir(file))
+	}
+	if wd, err := os.Getwd(); err == nil {
+		starts = append(starts, wd)
+	}
+	if exe, err := os.Executable(); err == nil {
+		starts = append(starts, filepath.Dir(exe))
+	}
+	for _, dir := range starts {
+		for dir, _ = filepath.Abs(dir); ; dir = filepath.Dir(dir) {
+			if isSourceTree(dir) {
+				return dir
+			}
+			if dir == filepath.Dir(dir) {
+				break
+			}
+		}
+	}
+	if BuildSourceTree != "" && isSourceTree(BuildSourceTree) {
+		return BuildSourceTree
+	}
+	return ""
+}
+
+func isSourceTree(dir string) bool {
+	st, err := os.Stat(filepath.Join(dir, "scripts", "vm-run"))
+	if err != nil || st.Mode()&0o111 == 0 {
+		return false
+	}
+	_, err = os.Stat(filepath.Join(dir, "cmd", "erlab"))
+	return err == nil
+}
+
+// CheckKernel probes the running kernel for what the topology needs: each
+// node's sysctls (located in the file, like every other problem of it),
+// then the features.
 func CheckKernel(t *topo.Topology) error {
+	if err := checkSysctls(t); err != nil {
+		return err
+	}
 	needs := Needs(t)
 	var features []kernel.Feature
 	for _, n := range needs {
@@ -121,4 +177,81 @@ func kernelRelease() string {
 		return "unknown"
 	}
 	return unix.ByteSliceToString(u.Release[:])
+}
+
+// checkSysctls checks every sysctl a node sets against this kernel. A key of
+// one of the node's interfaces (net.ipv4.conf.eth1.rp_filter) is looked up
+// as the same key of "default", as the interface does not exist yet; an
+// interface the node does not have is an error of its own.
+func checkSysctls(t *topo.Topology) error {
+	type use struct {
+		node   *topo.Node
+		s      topo.Sysctl
+		lookup string
+	}
+	var uses []use
+	var errs topo.ErrorList
+	var keys []string
+	for _, n := range t.Nodes {
+		for _, s := range n.Sysctls {
+			lookup, msg := sysctlLookup(n, s.Key)
+			if msg != "" {
+				errs = append(errs, topo.Problem{File: t.File, Pos: s.Pos, Msg: fmt.Sprintf("node %q: sysctl %q: %s", n.Name, s.Key, msg)})
+				continue
+			}
+			uses = append(uses, use{n, s, lookup})
+			keys = append(keys, lookup)
+		}
+	}
+	if len(keys) > 0 {
+		exist, err := kernel.SysctlsExist(keys)
+		if err != nil {
+			return err
+		}
+		for _, u := range uses {
+			if !exist[u.lookup] {
+				errs = append(errs, topo.Problem{File: t.File, Pos: u.s.Pos,
+					Msg: fmt.Sprintf("node %q: sysctl %q: this kernel (%s) has no such setting in a network namespace", u.node.Name, u.s.Key, kernelRelease())})
+			}
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	sort.SliceStable(errs, func(i, j int) bool {
+		a, b := errs[i].Pos, errs[j].Pos
+		return a.Line < b.Line || a.Line == b.Line && a.Col < b.Col
+	})
+	return errs
+}
+
+// sysctlLookup maps a node's sysctl key to the key a fresh namespace has:
+// an interface of the node (net/ipv4/conf/IFACE/..., .../neigh/IFACE/...)
+// becomes "default". It says what is wrong when the key names an interface
+// the node does not have.
+func sysctlLookup(n *topo.Node, key string) (string, string) {
+	rel := strings.TrimPrefix(kernel.SysctlPath(key), "/proc/sys/")
+	parts := strings.Split(rel, "/")
+	if len(parts) < 5 || parts[0] != "net" || (parts[1] != "ipv4" && parts[1] != "ipv6") || (parts[2] != "conf" && parts[2] != "neigh") {
+		return key, ""
+	}
+	if !strings.Contains(key, "/") {
+		// eth1.100 in a dotted key reads as eth1, then 100.
+		rest := strings.Join(parts[3:], ".")
+		for _, i := range n.Interfaces {
+			if strings.Contains(i.Name, ".") && strings.HasPrefix(rest, i.Name+".") {
+				slash := strings.Join([]string{"net", parts[1], parts[2], i.Name, strings.ReplaceAll(strings.TrimPrefix(rest, i.Name+"."), ".", "/")}, "/")
+				return key, fmt.Sprintf("the interface name holds a dot, so write the key with slashes: %s", slash)
+			}
+		}
+	}
+	switch iface := parts[3]; {
+	case iface == "all" || iface == "default" || iface == "lo":
+		return key, ""
+	case n.Interface(iface) != nil:
+		parts[3] = "default"
+		return strings.Join(parts, "/"), ""
+	default:
+		return key, fmt.Sprintf("%s is not an interface of this node", iface)
+	}
 }

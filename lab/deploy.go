@@ -195,21 +195,38 @@ func (d *deployment) phases() []phase {
 	return []phase{ns, create, links, wire, config, settle, mkaStart, mkaWait, ikeStart, ikeWait, execs, start}
 }
 
+// baseSysctls are the settings every node gets, each written explicitly:
+// a new namespace takes its IPv4 settings from the host's (and, with
+// net.core.devconf_inherit_init_net, its IPv6 ones too), so a host where
+// dockerd set ip_forward=1 would otherwise hand forwarding to every node,
+// and one with rp_filter on would drop the asymmetric paths of a failover.
+//
+// No duplicate address detection on a lab's links: addresses are unique
+// by validation, and DAD holds even the kernel's own link-local addresses
+// tentative for a second or two, so IPv6 would not work yet when deploy
+// returns. IPv6 addresses stay on an interface set down, as IPv4 ones do,
+// so that a pulled link comes back with its addresses. A node's own
+// sysctls, written later, may change any of these.
+func baseSysctls(n *topo.Node) [][2]string {
+	fwd := "0"
+	if n.Forward {
+		fwd = "1"
+	}
+	return [][2]string{
+		{"net.ipv4.ip_forward", fwd}, {"net.ipv6.conf.all.forwarding", fwd}, {"net.ipv6.conf.default.forwarding", fwd},
+		{"net.ipv4.conf.all.rp_filter", "0"}, {"net.ipv4.conf.default.rp_filter", "0"},
+		{"net.ipv6.conf.all.disable_ipv6", "0"}, {"net.ipv6.conf.default.disable_ipv6", "0"},
+		{"net.ipv6.conf.all.accept_dad", "0"}, {"net.ipv6.conf.default.accept_dad", "0"},
+		{"net.ipv6.conf.all.keep_addr_on_down", "1"}, {"net.ipv6.conf.default.keep_addr_on_down", "1"},
+	}
+}
+
 func (d *deployment) makeNamespace(n *topo.Node) error {
 	name := NetNSName(d.t.Name, n.Name)
 	if err := kernel.NetNSAdd(name); err != nil {
 		return fmt.Errorf("node %s: %w", n.Name, err)
 	}
-	// No duplicate address detection on a lab's links: addresses are unique
-	// by validation, and DAD holds even the kernel's own link-local
-	// addresses tentative for a second or two, so IPv6 would not work yet
-	// when deploy returns. A node's sysctls may turn it back on.
-	// IPv6 addresses stay on an interface set down, as IPv4 ones do, so
-	// that a pulled link comes back with its addresses.
-	if err := kernel.SysctlSet(name, [][2]string{
-		{"net.ipv6.conf.all.accept_dad", "0"}, {"net.ipv6.conf.default.accept_dad", "0"},
-		{"net.ipv6.conf.all.keep_addr_on_down", "1"}, {"net.ipv6.conf.default.keep_addr_on_down", "1"},
-	}); err != nil {
+	if err := kernel.SysctlSet(name, baseSysctls(n)); err != nil {
 		return fmt.Errorf("node %s: %w", n.Name, err)
 	}
 	fd, err := kernel.Open(name)
@@ -327,9 +344,6 @@ func (d *deployment) configure(n *topo.Node) error {
 		return fmt.Errorf("node %s: %w", n.Name, err)
 	}
 	var kv [][2]string
-	if n.Forward {
-		kv = append(kv, [2]string{"net.ipv4.ip_forward", "1"}, [2]string{"net.ipv6.conf.all.forwarding", "1"})
-	}
 	for _, s := range n.Sysctls {
 		kv = append(kv, [2]string{s.Key, s.Value})
 	}
@@ -420,7 +434,7 @@ func configureInterface(h *netlink.Handle, iface *topo.Interface) error {
 	for _, p := range iface.Addresses {
 		a := &netlink.Addr{IPNet: prefixToIPNet(p)}
 		if p.Addr().Is6() {
-			a.Flags = unix.IFA_F_NODAD // see makeNamespace
+			a.Flags = unix.IFA_F_NODAD // see baseSysctls
 		}
 		if err := h.AddrReplace(link, a); err != nil {
 			return fmt.Errorf("add address %s: %w", p, err)

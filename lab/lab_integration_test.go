@@ -578,3 +578,102 @@ func TestIntegrationProviderQinQ(t *testing.T) {
 	// fragmentation (don't-fragment ping at the top interface's MTU).
 	labtest.Exec(t, name, "ce1", "ping", "-c1", "-W2", "-M", "do", "-s", "1472", "192.168.100.130")
 }
+
+// TestIntegrationSysctlsNotInherited: a new namespace takes its IPv4
+// settings from the host's, and dockerd turns the host's ip_forward on. So
+// the test turns on, in the host, what erlab must not inherit (forwarding,
+// rp_filter), deploys, and checks that each node has what the topology
+// says, whatever the host has.
+func TestIntegrationSysctlsNotInherited(t *testing.T) {
+	labtest.Integration(t)
+	for key, val := range map[string]string{
+		"net/ipv4/ip_forward": "1", "net/ipv4/conf/all/rp_filter": "1", "net/ipv4/conf/default/rp_filter": "1",
+	} {
+		path := filepath.Join("/proc/sys", key)
+		old, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.WriteFile(path, old, 0) })
+		if err := os.WriteFile(path, []byte(val), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	top := labtest.Parse(t, `name: x
+topology:
+  kinds:
+    netns: {forward: false}
+  nodes:
+    a:
+      interfaces: {eth1: {addresses: [10.0.0.1/30]}}
+    r:
+      forward: true
+      interfaces:
+        eth1: {addresses: [10.0.0.2/30]}
+        eth2: {addresses: [10.0.1.1/30]}
+    b:
+      interfaces: {eth1: {addresses: [10.0.1.2/30]}}
+  links:
+    - endpoints: ["a:eth1", "r:eth1"]
+    - endpoints: ["r:eth2", "b:eth1"]
+`)
+	labtest.Deploy(t, top)
+	for node, want := range map[string]map[string]string{
+		"a": {"net.ipv4.ip_forward": "0", "net.ipv6.conf.all.forwarding": "0", "net.ipv4.conf.all.rp_filter": "0", "net.ipv4.conf.default.rp_filter": "0"},
+		"r": {"net.ipv4.ip_forward": "1", "net.ipv6.conf.all.forwarding": "1", "net.ipv4.conf.all.rp_filter": "0"},
+		"b": {"net.ipv4.ip_forward": "0", "net.ipv6.conf.all.forwarding": "0"},
+	} {
+		for key, v := range want {
+			if got, err := kernel.SysctlGet(lab.NetNSName(top.Name, node), key); err != nil || got != v {
+				t.Errorf("%s: %s = %q (%v), want %s whatever the host has", node, key, got, err, v)
+			}
+		}
+	}
+	// r forwards: a reaches b through it.
+	labtest.Exec(t, top.Name, "a", "ip", "route", "add", "10.0.1.0/30", "via", "10.0.0.2")
+	labtest.Exec(t, top.Name, "b", "ip", "route", "add", "10.0.0.0/30", "via", "10.0.1.1")
+	labtest.Exec(t, top.Name, "a", "ping", "-c1", "-W2", "10.0.1.2")
+}
+
+// TestIntegrationSysctlsChecked: validate (CheckKernel) checks every
+// sysctl name against this kernel and locates the ones it lacks, before a
+// deploy would fail on them.
+func TestIntegrationSysctlsChecked(t *testing.T) {
+	labtest.Integration(t)
+	top := labtest.Parse(t, `name: x
+topology:
+  nodes:
+    a:
+      sysctls:
+        net.ipv4.no_such_knob: 1
+        net.ipv4.conf.eth1.rp_filter: 1
+        net.ipv4.conf.eth9.rp_filter: 1
+        net.ipv6.conf.all.forwarding: 0
+        net/ipv4/conf/eth1.100/rp_filter: 0
+        net.ipv4.conf.eth1.100.rp_filter: 0
+      interfaces:
+        eth1.100: {}
+    b: {}
+  links:
+    - endpoints: ["a:eth1", "b:eth1"]
+`)
+	err := lab.CheckKernel(top)
+	var el topo.ErrorList
+	if !errors.As(err, &el) {
+		t.Fatalf("CheckKernel = %v, want the file's problems", err)
+	}
+	var got []string
+	for _, p := range el {
+		got = append(got, fmt.Sprintf("%d:%d: %s", p.Pos.Line, p.Pos.Col, p.Msg))
+	}
+	uname, _ := exec.Command("uname", "-r").Output()
+	release := strings.TrimSpace(string(uname))
+	want := []string{
+		`6:9: node "a": sysctl "net.ipv4.no_such_knob": this kernel (` + release + `) has no such setting in a network namespace`,
+		`8:9: node "a": sysctl "net.ipv4.conf.eth9.rp_filter": eth9 is not an interface of this node`,
+		`11:9: node "a": sysctl "net.ipv4.conf.eth1.100.rp_filter": the interface name holds a dot, so write the key with slashes: net/ipv4/conf/eth1.100/rp_filter`,
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

@@ -67,18 +67,26 @@ func TestNeeds(t *testing.T) {
 }
 
 func TestMissingFeaturesMessage(t *testing.T) {
+	// The suggested command works from anywhere: absolute paths into the
+	// source tree, found above the working directory (here, lab/).
+	root, _ := filepath.Abs("..")
 	e := &lab.MissingFeaturesError{
-		Kernel: "6.18.44", File: "topologies/x.yml",
+		Kernel: "6.18.44", File: "/srv/labs/x.yml",
 		Missing: []lab.Need{{Feature: kernel.FeatMACsec, Where: []string{"a:m0", "b:m0", "c:m0", "d:m0", "e:m0", "f:m0"}}},
 		Reasons: map[kernel.Feature]error{kernel.FeatMACsec: errors.New("operation not supported")},
 	}
 	want := `this kernel (6.18.44) lacks what the lab needs:
   MACsec (CONFIG_MACSEC, operation not supported), needed by a:m0, b:m0, c:m0, d:m0 and 2 more
 run the lab in erlab's microVM, which boots Debian's kernel with these as modules:
-  scripts/vm-run -- scripts/demo topologies/x.yml
+  ` + root + `/scripts/vm-run -- ` + root + `/scripts/demo /srv/labs/x.yml
 or on a host (or the Vagrant box) whose kernel has them`
 	if diff := cmp.Diff(want, e.Error()); diff != "" {
 		t.Errorf("message (-want +got):\n%s", diff)
+	}
+	// Away from the tree, with no build-time path: say where to run it.
+	t.Chdir(t.TempDir())
+	if got := e.Error(); !strings.Contains(got, "  scripts/vm-run -- scripts/demo /srv/labs/x.yml   (from erlab's source tree)") {
+		t.Errorf("outside the source tree:\n%s", got)
 	}
 }
 

@@ -4,7 +4,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // SysctlPath turns a sysctl key into its /proc/sys path. Keys use dots
@@ -40,4 +44,40 @@ func SysctlGet(ns, key string) (string, error) {
 		return err
 	})
 	return val, err
+}
+
+// SysctlsExist reports, for each key, whether this kernel has it, as a
+// network namespace sees it: the keys are looked up from a thread inside a
+// new, unnamed namespace (so the answer is a fresh node's, and nothing is
+// left behind). Per-interface keys must name an interface that a fresh
+// namespace has (all, default, lo).
+func SysctlsExist(keys []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer orig.Close()
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("unshare: %w", err)
+			return
+		}
+		for _, k := range keys {
+			_, err := os.Stat(SysctlPath(k))
+			out[k] = err == nil
+		}
+		if serr := netns.Set(orig); serr == nil {
+			runtime.UnlockOSThread()
+		}
+		errc <- nil
+	}()
+	if err := <-errc; err != nil {
+		return nil, fmt.Errorf("look up sysctls: %w", err)
+	}
+	return out, nil
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/erlab-dev/erlab/lab/labtest"
 	"github.com/erlab-dev/erlab/lab/topo"
@@ -344,11 +345,11 @@ topology:
 		got[n.Name] = view{n.Kind, n.Forward, n.Sysctls, n.Exec}
 	}
 	want := map[string]view{
-		"a": {"netns", true, []topo.Sysctl{{"net.ipv4.tcp_syncookies", "0"}, {"net.core.somaxconn", "200"}, {"net.ipv4.conf.all.rp_filter", "2"}}, []string{"echo default"}},
-		"b": {"netns", false, []topo.Sysctl{{"net.core.somaxconn", "200"}, {"net.ipv4.conf.all.rp_filter", "2"}}, []string{"echo b"}},
-		"c": {"bridge", false, []topo.Sysctl{{"net.ipv4.conf.all.rp_filter", "2"}, {"net.core.somaxconn", "100"}}, []string{"echo default"}},
+		"a": {"netns", true, []topo.Sysctl{{Key: "net.ipv4.tcp_syncookies", Value: "0"}, {Key: "net.core.somaxconn", Value: "200"}, {Key: "net.ipv4.conf.all.rp_filter", Value: "2"}}, []string{"echo default"}},
+		"b": {"netns", false, []topo.Sysctl{{Key: "net.core.somaxconn", Value: "200"}, {Key: "net.ipv4.conf.all.rp_filter", Value: "2"}}, []string{"echo b"}},
+		"c": {"bridge", false, []topo.Sysctl{{Key: "net.ipv4.conf.all.rp_filter", Value: "2"}, {Key: "net.core.somaxconn", Value: "100"}}, []string{"echo default"}},
 	}
-	if diff := cmp.Diff(want, got); diff != "" {
+	if diff := cmp.Diff(want, got, cmpopts.IgnoreFields(topo.Sysctl{}, "Pos")); diff != "" {
 		t.Errorf("inherited (-want +got):\n%s", diff)
 	}
 }

@@ -195,6 +195,7 @@ const (
 type Sysctl struct {
 	Key   string // dotted form: net.ipv4.ip_forward
 	Value string
+	Pos   Pos
 }
 
 // Route is a static route.

@@ -157,7 +157,7 @@ func resolveNode(e Entry[NodeSpec], body *bodySpec, ps *problems, kinds KindSet)
 			ps.errorf(s.KeyPos, "node %q: sysctl %q: only net.* settings belong to a network namespace", n.Name, s.Key)
 			continue
 		}
-		n.Sysctls = append(n.Sysctls, Sysctl{Key: s.Key, Value: s.Value})
+		n.Sysctls = append(n.Sysctls, Sysctl{Key: s.Key, Value: s.Value, Pos: s.KeyPos})
 	}
 	for i, c := range n.Exec {
 		if strings.TrimSpace(c) == "" {
