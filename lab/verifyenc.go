@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -63,6 +64,9 @@ const verifyFlow = 20
 // check to links with an end among those NODE:IFACE; a plaintext link
 // named there is checked the same way, and fails.
 func VerifyEncryption(ctx context.Context, t *topo.Topology, only []string, opts Options) ([]EncryptionCheck, error) {
+	if err := checkTargets(t, only); err != nil {
+		return nil, err
+	}
 	var out []EncryptionCheck
 	for _, l := range t.Links {
 		if len(only) > 0 && !containsAny(only, l.A.String(), l.B.String()) {
@@ -95,6 +99,31 @@ func VerifyEncryption(ctx context.Context, t *topo.Topology, only []string, opts
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// checkTargets refuses a target of verify encryption that names no link
+// end and no tunnel: a typo must not read as a pass.
+func checkTargets(t *topo.Topology, only []string) error {
+	var known []string
+	for _, l := range t.Links {
+		known = append(known, l.A.String(), l.B.String())
+	}
+	for _, tu := range t.Tunnels {
+		known = append(known, tu.Name)
+	}
+	slices.SortFunc(known, topo.NaturalCompare)
+	for _, o := range only {
+		if containsAny(known, o, strings.TrimPrefix(o, "tunnel:")) {
+			continue
+		}
+		// A node that exists: its own link ends are what was meant.
+		cands := known
+		if node, _, ok := strings.Cut(o, ":"); ok && t.Node(node) != nil {
+			cands = slices.DeleteFunc(slices.Clone(known), func(k string) bool { return !strings.HasPrefix(k, node+":") })
+		}
+		return &UnknownError{Lab: t.Name, What: "link end (NODE:IFACE) or tunnel", Name: o, Known: cands}
+	}
+	return nil
 }
 
 func linkName(l *topo.Link) string { return l.A.String() + " <-> " + l.B.String() }

@@ -101,3 +101,7 @@ func editDistance(a, b string) int {
 	}
 	return prev[len(b)]
 }
+
+// Closest returns the candidate nearest to s by edit distance, if it is
+// near enough to be a likely typo, or "": what a "did you mean" names.
+func Closest(s string, candidates []string) string { return closest(s, candidates) }
