@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -112,12 +114,20 @@ func MACsecOverhead(includeSCI bool) int {
 
 func resolveMACsec(t *Topology, l *Link, spec *MACsecSpec, dir string, i int, ps *problems) {
 	where := fmt.Sprintf("links[%d]: macsec", i)
+	// A rejected value is reported once and the link keeps its MACsec all
+	// the same (with the cipher unknown, or the value as given), so that
+	// what depends on it — the devices stacked on it, the key files — is
+	// checked for what it is, and no error cascades from the first.
 	m := &MACsec{Cipher: "GCM-AES-128", Device: "macsec0", Encrypt: true, ReplayProtect: true, Validate: "strict", IncludeSCI: true, Window: spec.Window}
 	if spec.Cipher != "" {
 		norm := strings.ToUpper(spec.Cipher)
 		if _, ok := macsecCiphers[norm]; !ok {
-			ps.errorf(spec.Pos, "%s: cipher %q: one of GCM-AES-128, GCM-AES-256, GCM-AES-XPN-128, GCM-AES-XPN-256", where, spec.Cipher)
-			return
+			msg := fmt.Sprintf("%s: cipher %q: one of GCM-AES-128, GCM-AES-256, GCM-AES-XPN-128, GCM-AES-XPN-256", where, spec.Cipher)
+			if c := closest(norm, slices.Sorted(maps.Keys(macsecCiphers))); c != "" {
+				msg += fmt.Sprintf(" (did you mean %s?)", c)
+			}
+			ps.errorf(spec.Pos, "%s", msg)
+			norm = "" // unknown: key lengths cannot be checked
 		}
 		m.Cipher = norm
 	}
@@ -125,17 +135,20 @@ func resolveMACsec(t *Topology, l *Link, spec *MACsecSpec, dir string, i int, ps
 		m.Device = spec.Device
 	}
 	if sub := spec.Subinterface; sub != "" {
+		ok := true
 		for _, id := range strings.Split(sub, ".") {
 			if v, err := strconv.Atoi(id); err != nil || v < 1 || v > 4094 {
 				ps.errorf(spec.Pos, "%s: subinterface %q: VLAN IDs (1-4094) joined by dots, as in 100 or 10.100", where, sub)
-				return
+				ok = false
+				break
 			}
 		}
-		m.Subinterface = sub
+		if ok {
+			m.Subinterface = sub
+		}
 	}
 	if msg := ValidIfName(m.Device); msg != "" {
 		ps.errorf(spec.Pos, "%s: device: %s", where, msg)
-		return
 	}
 	for _, f := range []struct {
 		dst *bool
@@ -161,7 +174,11 @@ func resolveMACsec(t *Topology, l *Link, spec *MACsecSpec, dir string, i int, ps
 	case spec.MKA != nil:
 		resolveMKA(m, spec, dir, where, ps)
 	case spec.Keys == nil:
-		ps.errorf(spec.Pos, "%s: keys: required: a: and b:, each {file: PATH} or {env: NAME} of %d hex digits (static SAKs), or mka: {cak: ..., ckn: ...}", where, 2*macsecCiphers[m.Cipher])
+		digits := "32 or 64"
+		if n := macsecCiphers[m.Cipher]; n > 0 {
+			digits = strconv.Itoa(2 * n)
+		}
+		ps.errorf(spec.Pos, "%s: keys: required: a: and b:, each {file: PATH} or {env: NAME} of %s hex digits (static SAKs), or mka: {cak: ..., ckn: ...}", where, digits)
 	default:
 		m.KeyA, _ = readKey(spec.Keys.A, dir, macsecCiphers[m.Cipher], where+": keys: a", ps)
 		m.KeyB, _ = readKey(spec.Keys.B, dir, macsecCiphers[m.Cipher], where+": keys: b", ps)
@@ -173,7 +190,7 @@ func resolveMACsec(t *Topology, l *Link, spec *MACsecSpec, dir string, i int, ps
 // digits, up to 64; the CAK 32 hex digits for 128-bit ciphers and 64 for
 // 256-bit ones, a shorter one zero-padded on the right as Azure does.
 func resolveMKA(m *MACsec, spec *MACsecSpec, dir, where string, ps *problems) {
-	if m.Cipher != MKACipher {
+	if m.Cipher != MKACipher && m.Cipher != "" {
 		ps.errorf(spec.Pos, "%s: cipher %s needs static SAKs (keys:): in MKA mode Debian's wpa_supplicant 2.10 negotiates %s only (the 256-bit and XPN suites came in hostap 2.11)", where, m.Cipher, MKACipher)
 		return
 	}
@@ -198,7 +215,7 @@ func resolveMKA(m *MACsec, spec *MACsecSpec, dir, where string, ps *problems) {
 	}
 	n := macsecCiphers[m.Cipher]
 	text, from, ok = readSecret(spec.MKA.CAK, dir, n, where+": mka: cak", ps)
-	if ok {
+	if ok && n > 0 {
 		cak, err := hex.DecodeString(text)
 		switch {
 		case err != nil || len(text)%2 != 0:
@@ -222,7 +239,7 @@ func resolveMKA(m *MACsec, spec *MACsecSpec, dir, where string, ps *problems) {
 // source says. Errors name the source, never the key.
 func readKey(src KeySource, dir string, n int, where string, ps *problems) ([]byte, bool) {
 	text, from, ok := readSecret(src, dir, n, where, ps)
-	if !ok {
+	if !ok || n == 0 { // n == 0: the length is unknown, the cipher having been refused
 		return nil, false
 	}
 	key, err := hex.DecodeString(text)
@@ -245,7 +262,11 @@ func readSecret(src KeySource, dir string, n int, where string, ps *problems) (t
 		}
 		st, err := os.Stat(path)
 		if errors.Is(err, fs.ErrNotExist) {
-			ps.errorf(src.Pos, "%s: key file %s does not exist; make one with: erlab macsec keygen --bytes %d %s", where, src.File, n, path)
+			bytes := ""
+			if n > 0 {
+				bytes = fmt.Sprintf("--bytes %d ", n)
+			}
+			ps.errorf(src.Pos, "%s: key file %s does not exist; make one with: erlab macsec keygen %s%s", where, src.File, bytes, path)
 			return "", "", false
 		}
 		if err != nil {

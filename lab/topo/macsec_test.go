@@ -1,6 +1,7 @@
 package topo_test
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -84,7 +85,12 @@ topology:
 		`lab.yml:6:9: node "ce": interface "eth1": mtu 1500 is too small: carrying macsec0's 1500 bytes and its 32 bytes of SecTAG and ICV needs 1532`,
 		`lab.yml:12:51: links[0]: macsec: keys: a: the key in file a.key must be 64 hex digits for this cipher`,
 		`lab.yml:12:69: links[0]: macsec: keys: b: the key in hex must be 64 hex digits for this cipher`,
+		// links[1] keeps its MACsec despite the refused cipher: its device
+		// clashes with links[0]'s and it has no keys, two problems of its own.
+		`lab.yml:13:19: node "ce": MACsec device "macsec0" is on two links; give each link's macsec a device: name`,
+		`lab.yml:13:30: node "msee": MACsec device "macsec0" is on two links; give each link's macsec a device: name`,
 		`lab.yml:14:15: links[1]: macsec: cipher "AES-CMAC": one of GCM-AES-128, GCM-AES-256, GCM-AES-XPN-128, GCM-AES-XPN-256`,
+		`lab.yml:14:15: links[1]: macsec: keys: required: a: and b:, each {file: PATH} or {env: NAME} of 32 or 64 hex digits (static SAKs), or mka: {cak: ..., ckn: ...}`,
 		`lab.yml:16:39: links[2]: macsec: keys: a: key file open.key is readable by others (mode 0644); chmod 600 it`,
 		`lab.yml:16:60: links[2]: macsec: keys: b: environment variable NOT_SET_ANYWHERE is not set`,
 		`lab.yml:18:39: links[3]: macsec: keys: a: give exactly one of file:, env: or hex:`,
@@ -158,5 +164,49 @@ topology:
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("problems (-want +got):\n%s", diff)
+	}
+}
+
+// TestMACsecRejectedCipherDoesNotCascade: one typo in a cipher is one
+// error; the devices stacked on the link's MACsec device are still known
+// (no "parent is not an interface" for each), and a key file readable by
+// others is still reported.
+func TestMACsecRejectedCipherDoesNotCascade(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "a.key"), []byte(strings.Repeat("ab", 32)+"\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "b.key"), []byte(strings.Repeat("ab", 32)+"\n"), 0o600)
+	p := filepath.Join(dir, "lab.yml")
+	os.WriteFile(p, []byte(`name: m
+topology:
+  nodes:
+    ce:
+      interfaces:
+        macsec0.100: {addresses: [10.0.0.1/30]}
+        macsec0.200: {addresses: [10.0.1.1/30]}
+    msee:
+      interfaces:
+        macsec0.100: {addresses: [10.0.0.2/30]}
+        macsec0.200: {addresses: [10.0.1.2/30]}
+  links:
+    - endpoints: ["ce:eth1", "msee:eth1"]
+      macsec:
+        cipher: GCM-AES-XPN-265
+        keys: {a: {file: a.key}, b: {file: b.key}}
+`), 0o644)
+	_, err := topo.Load(p, topo.Options{Kinds: nodes.Builtin()})
+	var el topo.ErrorList
+	if !errors.As(err, &el) {
+		t.Fatalf("err = %v", err)
+	}
+	var got []string
+	for _, e := range el {
+		got = append(got, e.Msg)
+	}
+	want := []string{
+		`links[0]: macsec: cipher "GCM-AES-XPN-265": one of GCM-AES-128, GCM-AES-256, GCM-AES-XPN-128, GCM-AES-XPN-256 (did you mean GCM-AES-XPN-256?)`,
+		`links[0]: macsec: keys: a: key file a.key is readable by others (mode 0644); chmod 600 it`,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("errors (-want +got):\n%s", diff)
 	}
 }
