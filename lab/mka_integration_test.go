@@ -162,8 +162,13 @@ topology:
 
 	// One side only, with another CAK: nothing passes, and inspect says why.
 	newCAK := strings.Repeat("a7", 16)
-	if _, err := lab.RotateMKA(context.Background(), top, "ce", "eth1", lab.MKARotation{CAK: mustHex(newCAK), OneSide: true}); err != nil {
+	half, err := lab.RotateMKA(context.Background(), top, "ce", "eth1", lab.MKARotation{CAK: mustHex(newCAK), OneSide: true})
+	if err != nil {
 		t.Fatal(err)
+	}
+	// The report says the link went down, and the probe saw it.
+	if half.Completes || half.Down == 0 || half.Probe == nil || half.Probe.Lost == 0 || half.Probe.Duration > time.Minute {
+		t.Errorf("one-side rotation report: %+v, probe %+v", half, half.Probe)
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -180,8 +185,12 @@ topology:
 	if _, code, _ := labtest.TryExec(name, "ce", "ping", "-c2", "-W1", "192.168.100.130"); code == 0 {
 		t.Errorf("traffic passes between ends holding different CAKs")
 	}
-	if _, err := lab.RotateMKA(context.Background(), top, "msee", "eth1", lab.MKARotation{CAK: mustHex(newCAK), OneSide: true}); err != nil {
+	rest, err := lab.RotateMKA(context.Background(), top, "msee", "eth1", lab.MKARotation{CAK: mustHex(newCAK), OneSide: true})
+	if err != nil {
 		t.Fatal(err)
+	}
+	if !rest.Completes || rest.Secured == 0 {
+		t.Errorf("the second half of a one-side rotation: %+v", rest)
 	}
 	waitPing(t, name, "ce", "192.168.100.130", 60*time.Second)
 

@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -35,6 +36,13 @@ type MKARotateReport struct {
 	// Secured is the time from the first end's change until both ends were
 	// secured again (0 when one side only was changed).
 	Secured time.Duration `json:"secured_ns"`
+	// Down, when one side only was changed, is the time from the change
+	// until that end stopped being secured: the link is down from then on,
+	// until the other end gets the same key.
+	Down time.Duration `json:"down_ns,omitempty"`
+	// Completes says that a one-side change gave this end the key the other
+	// already held: the second half of a rotation done one side at a time.
+	Completes bool `json:"completes,omitempty"`
 	// Probe is the probe stream sent across the link during the rotation,
 	// from ProbeFrom to ProbeTo; nil when the link carries no addresses.
 	Probe     *probe.Report `json:"probe,omitempty"`
@@ -117,7 +125,37 @@ func RotateMKA(ctx context.Context, t *topo.Topology, node, iface string, r MKAR
 		}
 		rep.Sides = append(rep.Sides, ep.String())
 	}
-	if !r.OneSide {
+	// One side changed to the key the other already holds completes a
+	// rotation done one side at a time: the link comes back up.
+	completes := false
+	if r.OneSide {
+		cak, ckn, err := currentKeys(dir(peer), l.MACsec.Lower(peer.Iface))
+		completes = err == nil && bytes.Equal(cak, r.CAK) && bytes.Equal(ckn, r.CKN)
+	}
+	rep.Completes = completes
+	if r.OneSide && !completes {
+		// The link must go down: wait until this end is no longer secured,
+		// then keep probing a moment so the report shows the outage.
+		deadline := time.Now().Add(MKAUpTimeout)
+		for {
+			a, err := mkaState(dir(self), l.MACsec.Lower(self.Iface))
+			if err == nil && !a.Secured {
+				rep.Down = time.Since(start)
+				break
+			}
+			if time.Now().After(deadline) {
+				finish()
+				return nil, fmt.Errorf("%s: still secured %s after only one end got a new key", rep.Link, MKAUpTimeout)
+			}
+			select {
+			case <-ctx.Done():
+				finish()
+				return nil, ctx.Err()
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+		time.Sleep(2 * time.Second)
+	} else {
 		// Right after the change the old session may still say secured.
 		time.Sleep(time.Second)
 		deadline := time.Now().Add(MKAUpTimeout)
@@ -212,17 +250,35 @@ func above(n *topo.Node, i *topo.Interface, lower string) bool {
 
 // currentCKN reads the CKN an end's wpa_supplicant is configured with.
 func currentCKN(dir, port string) ([]byte, error) {
+	_, ckn, err := currentKeys(dir, port)
+	return ckn, err
+}
+
+// currentKeys reads the CAK and CKN an end's wpa_supplicant is configured
+// with (its 0600 configuration, the only place the CAK is written).
+func currentKeys(dir, port string) (cak, ckn []byte, err error) {
 	_, confPath := mkaFiles(dir, port)
 	b, err := os.ReadFile(confPath)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "mka_ckn="); ok {
-			return hex.DecodeString(v)
+		line = strings.TrimSpace(line)
+		if v, ok := strings.CutPrefix(line, "mka_ckn="); ok {
+			if ckn, err = hex.DecodeString(v); err != nil {
+				return nil, nil, err
+			}
+		}
+		if v, ok := strings.CutPrefix(line, "mka_cak="); ok {
+			if cak, err = hex.DecodeString(v); err != nil {
+				return nil, nil, err
+			}
 		}
 	}
-	return nil, fmt.Errorf("%s has no mka_ckn", confPath)
+	if ckn == nil || cak == nil {
+		return nil, nil, fmt.Errorf("%s has no mka_cak or mka_ckn", confPath)
+	}
+	return cak, ckn, nil
 }
 
 // applyMKAKey rewrites an end's wpa_supplicant configuration with a new

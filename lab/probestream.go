@@ -2,10 +2,12 @@ package lab
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 
 	"github.com/erlab-dev/erlab/lab/kernel"
 	"github.com/erlab-dev/erlab/lab/probe"
@@ -32,7 +34,7 @@ func ProbeTarget(t *topo.Topology, to string) (netip.Addr, string, error) {
 	name, ifname, _ := strings.Cut(to, ":")
 	n := t.Node(name)
 	if n == nil {
-		return netip.Addr{}, "", fmt.Errorf("%q is neither a node of lab %s nor an address", to, t.Name)
+		return netip.Addr{}, "", &UnknownError{Lab: t.Name, What: "node (or NODE:IFACE, or address)", Name: to, Known: nodeNames(t)}
 	}
 	var fallback netip.Addr
 	for _, i := range n.Interfaces {
@@ -59,7 +61,7 @@ func Probe(ctx context.Context, t *topo.Topology, from, to string, c probe.Confi
 		return probe.Report{}, err
 	}
 	if t.Node(from) == nil {
-		return probe.Report{}, fmt.Errorf("lab %s has no node %q", t.Name, from)
+		return probe.Report{}, &UnknownError{Lab: t.Name, What: "node", Name: from, Known: nodeNames(t)}
 	}
 	if c.Port == 0 {
 		c.Port = 7777
@@ -80,4 +82,72 @@ func Probe(ctx context.Context, t *topo.Topology, from, to string, c probe.Confi
 		return probe.Report{}, fmt.Errorf("sender on %s to %s: %w", from, addr, err)
 	}
 	return probe.Run(ctx, c, conns)
+}
+
+// Flow is one probe stream of ProbeFlows: from a node to a target (see
+// ProbeTarget).
+type Flow struct {
+	From string `json:"from"`
+	To   string `json:"to"`
+}
+
+// FlowReport is what one stream measured, and which way it went: a stream
+// is one-way, so loss on the return path does not show in it.
+type FlowReport struct {
+	Flow
+	Address   string `json:"address"`   // where it was sent
+	Receiver  string `json:"receiver"`  // the node that received it
+	Direction string `json:"direction"` // "one-way"
+	probe.Report
+}
+
+func (r FlowReport) String() string {
+	return fmt.Sprintf("%s → %s (%s), one-way: %s", r.From, r.Receiver, r.Address, r.Report)
+}
+
+// Reverse is the flow back: from the node that receives f to f's sender.
+func (f Flow) Reverse(t *topo.Topology) (Flow, error) {
+	_, owner, err := ProbeTarget(t, f.To)
+	if err != nil {
+		return Flow{}, err
+	}
+	return Flow{From: owner, To: f.From}, nil
+}
+
+// ProbeFlows runs several probe streams at once (say a flow and its
+// reverse), each on its own port from c.Port up, and reports each.
+func ProbeFlows(ctx context.Context, t *topo.Topology, flows []Flow, c probe.Config) ([]FlowReport, error) {
+	if c.Port == 0 {
+		c.Port = 7777
+	}
+	out := make([]FlowReport, len(flows))
+	errs := make([]error, len(flows))
+	var wg sync.WaitGroup
+	for i, f := range flows {
+		dst, owner, err := ProbeTarget(t, f.To)
+		if err != nil {
+			return nil, err
+		}
+		if t.Node(f.From) == nil {
+			return nil, &UnknownError{Lab: t.Name, What: "node", Name: f.From, Known: nodeNames(t)}
+		}
+		out[i] = FlowReport{Flow: f, Address: dst.String(), Receiver: owner, Direction: "one-way"}
+		fc := c
+		fc.Port = c.Port + i
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[i].Report, errs[i] = Probe(ctx, t, f.From, f.To, fc)
+		}()
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
+}
+
+func nodeNames(t *topo.Topology) []string {
+	names := make([]string, len(t.Nodes))
+	for i, n := range t.Nodes {
+		names[i] = n.Name
+	}
+	return names
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -71,7 +72,7 @@ other end gets the same key).`,
 	rotate.Flags().StringVar(&flags.ckn, "ckn", "", "MKA: the new CKN in hex (default: keep the current one)")
 	rotate.Flags().BoolVar(&flags.oneSide, "one-side", false, "MKA: change NODE's end only")
 	rotate.Flags().DurationVar(&flags.gap, "gap", 0, "MKA: wait this long before changing the other end")
-	cmd.AddCommand(rotate, newKeygen(g))
+	cmd.AddCommand(needsRoot(rotate, "it changes keys inside the nodes' kernels"), newKeygen(g))
 	return cmd
 }
 
@@ -85,7 +86,7 @@ func newKeygen(g *globals) *cobra.Command {
 		Long: `Write a random key of --bytes bytes, as hex digits, to each FILE, readable by its owner
 only — what a topology's keys: {file: ...} and mka: {cak: {file: ...}} expect. Static SAKs take
 16 bytes (GCM-AES-128, GCM-AES-XPN-128) or 32 (GCM-AES-256, GCM-AES-XPN-256); an MKA CAK 16; a
-CKN up to 32. An existing file is never overwritten.`,
+CKN up to 32. An existing file is never overwritten; a missing folder is made, mode 0700.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if bytes < 1 || bytes > 64 {
@@ -94,6 +95,11 @@ CKN up to 32. An existing file is never overwritten.`,
 			for _, path := range args {
 				key := make([]byte, bytes)
 				rand.Read(key)
+				// The folder too, as a fresh checkout has no topologies/keys/:
+				// only its owner may list it.
+				if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+					return err
+				}
 				f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 				if err != nil {
 					return err
@@ -147,8 +153,10 @@ func rotateMKA(cmd *cobra.Command, g *globals, t *topo.Topology, node, iface, ca
 		return json.NewEncoder(g.stdout).Encode(rep)
 	}
 	fmt.Fprintf(g.stdout, "%s: new CAK for CKN %s applied to %s\n", rep.Link, rep.CKN, strings.Join(rep.Sides, ", then "))
-	if oneSide {
-		fmt.Fprintf(g.stdout, "the other end keeps the old key: nothing passes until it gets this one\n")
+	if oneSide && rep.Completes {
+		fmt.Fprintf(g.stdout, "the other end already held this key: both ends secured again %s after the change\n", rep.Secured.Round(time.Millisecond))
+	} else if oneSide {
+		fmt.Fprintf(g.stdout, "the other end keeps the old key: the link went down %s after the change, and stays down until that end gets the same key (erlab macsec rotate on it, --one-side, with this CAK)\n", rep.Down.Round(time.Millisecond))
 	} else {
 		fmt.Fprintf(g.stdout, "both ends secured again %s after the first change\n", rep.Secured.Round(time.Millisecond))
 	}

@@ -31,6 +31,24 @@ const HeaderSize = 4 + 4 + 8 + 8
 
 var magic = [4]byte{'E', 'R', 'P', 'B'}
 
+// Check refuses a configuration no stream can have: what a user gave,
+// before defaults fill in what was left unset.
+func (c Config) Check() error {
+	switch {
+	case c.Rate < 1 || c.Rate > MaxRate:
+		return fmt.Errorf("rate %d pps: between 1 and %d", c.Rate, MaxRate)
+	case c.Size < HeaderSize || c.Size > 65507:
+		return fmt.Errorf("size %d: between %d and 65507 bytes", c.Size, HeaderSize)
+	case c.Duration <= 0:
+		return fmt.Errorf("duration %s: more than zero", c.Duration)
+	}
+	return nil
+}
+
+// MaxRate is the fastest stream: at 100,000 pps a packet leaves every 10 µs,
+// about what one goroutine's timer can pace.
+const MaxRate = 100_000
+
 func (c *Config) defaults() error {
 	if c.Rate == 0 {
 		c.Rate = 1000
@@ -47,20 +65,14 @@ func (c *Config) defaults() error {
 	if c.Grace == 0 {
 		c.Grace = 500 * time.Millisecond
 	}
-	switch {
-	case c.Rate < 1 || c.Rate > 100_000:
-		return fmt.Errorf("rate %d pps: between 1 and 100000", c.Rate)
-	case c.Size < HeaderSize || c.Size > 65507:
-		return fmt.Errorf("size %d: between %d and 65507 bytes", c.Size, HeaderSize)
-	case c.Duration < 0:
-		return errors.New("duration is negative")
-	}
-	return nil
+	return c.Check()
 }
 
 // Report is what a stream measured.
 type Report struct {
-	Rate       int           `json:"rate_pps"`
+	Rate int `json:"rate_pps"`
+	// Duration is how long the stream was sent for: the configured
+	// duration, or less when it was stopped early.
 	Duration   time.Duration `json:"duration_ns"`
 	Sent       int           `json:"sent"`
 	Received   int           `json:"received"` // distinct sequence numbers
@@ -112,7 +124,9 @@ func Run(ctx context.Context, c Config, conns Conns) (Report, error) {
 	recvDone := make(chan error, 1)
 	go func() { recvDone <- receive(conns.Recv, runID, acct) }()
 
+	start := time.Now()
 	sent, sendErr := send(ctx, c, conns.Send, runID)
+	took := time.Since(start)
 	// Wait for stragglers, then stop the receiver by closing its socket.
 	select {
 	case <-time.After(c.Grace):
@@ -123,7 +137,7 @@ func Run(ctx context.Context, c Config, conns Conns) (Report, error) {
 		return Report{}, err
 	}
 	rep := acct.report(sent)
-	rep.Duration = c.Duration
+	rep.Duration = min(took, c.Duration)
 	return rep, sendErr
 }
 

@@ -58,3 +58,39 @@ func TestConfigRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestDurationIsWhatWasSent: a stream stopped early reports how long it
+// ran, not how long it was asked to run (a rotation's probe is asked for
+// ten minutes and stopped after seconds).
+func TestDurationIsWhatWasSent(t *testing.T) {
+	recv, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	send, err := net.Dial("udp", recv.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	rep, err := Run(ctx, Config{Rate: 100, Duration: 10 * time.Minute}, Conns{Send: send, Recv: recv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Duration < 250*time.Millisecond || rep.Duration > 2*time.Second || rep.Sent > 200 {
+		t.Errorf("stopped after ~300 ms: duration %s, sent %d", rep.Duration, rep.Sent)
+	}
+}
+
+// TestCheckRefusesWhatUsersGive: a rate of 0 is refused, not replaced by
+// the default (a user's --rate 0 once sent 1000 pps).
+func TestCheckRefusesWhatUsersGive(t *testing.T) {
+	for _, c := range []Config{{Rate: 0, Size: 64, Duration: time.Second}, {Rate: 1_000_000, Size: 64, Duration: time.Second}, {Rate: 10, Size: 64}} {
+		if err := c.Check(); err == nil {
+			t.Errorf("%+v accepted", c)
+		}
+	}
+	if err := (Config{Rate: 10, Size: 64, Duration: time.Second}).Check(); err != nil {
+		t.Error(err)
+	}
+}
