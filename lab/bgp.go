@@ -7,12 +7,15 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	api "github.com/osrg/gobgp/v4/api"
 	"github.com/vishvananda/netlink"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/erlab-dev/erlab/lab/agent"
@@ -43,24 +46,77 @@ type RouteInfo struct {
 
 // bgpClient connects to a router's agent: GoBGP's gRPC API inside the
 // node's namespace.
+//
+// It first makes sure the node runs an agent at all, then that the agent
+// answers within AgentTimeout: a call to an agent that cannot answer (its
+// node's lo set down, the speaker restarting) must say so, not hang.
 func bgpClient(ctx context.Context, labName, node string) (api.GoBgpServiceClient, func(), error) {
-	ns := NetNSName(labName, node)
-	if !kernel.NetNSExists(ns) {
-		return nil, nil, fmt.Errorf("lab %q has no node %q deployed", labName, node)
+	var o Options
+	n, err := o.deployedNode(labName, node)
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := agent.ReadStatus(filepath.Join(o.labDir(labName), "nodes", node)); err != nil {
+		var routers []string
+		if st, err := o.readState(labName); err == nil {
+			for _, sn := range st.Nodes {
+				if _, err := agent.ReadStatus(filepath.Join(o.labDir(labName), "nodes", sn.Name)); err == nil {
+					routers = append(routers, sn.Name)
+				}
+			}
+		}
+		which := "no node of the lab runs one"
+		if len(routers) > 0 {
+			which = "the nodes that do: " + strings.Join(routers, ", ")
+		}
+		return nil, nil, fmt.Errorf("node %s runs no BGP agent (only a router node with a bgp: block does); %s", node, which)
 	}
 	conn, err := grpc.NewClient("passthrough:///"+agent.GRPCAddress,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
-			return nodes.DialNS(ctx, ns, addr)
+			return nodes.DialNS(ctx, n.NetNS, addr)
 		}))
 	if err != nil {
 		return nil, nil, err
 	}
+	// Wait for the connection, with a bound, so that an agent that cannot
+	// be reached is reported as such rather than as a timeout of the call.
+	wctx, cancel := context.WithTimeout(ctx, AgentTimeout)
+	defer cancel()
+	conn.Connect()
+	for s := conn.GetState(); s != connectivity.Ready; s = conn.GetState() {
+		if !conn.WaitForStateChange(wctx, s) {
+			conn.Close()
+			return nil, nil, agentUnreachable(n, fmt.Sprintf("no connection within %s", AgentTimeout))
+		}
+	}
 	return api.NewGoBgpServiceClient(conn), func() { conn.Close() }, nil
+}
+
+// AgentTimeout bounds how long a command waits for a router's agent to
+// accept a connection, and AgentCallTimeout how long it waits for an answer.
+const (
+	AgentTimeout     = 5 * time.Second
+	AgentCallTimeout = 30 * time.Second
+)
+
+// agentUnreachable says why a node's agent does not answer, as far as the
+// node shows it.
+func agentUnreachable(n *NodeState, what string) error {
+	hint := "its supervisor restarts a speaker that died: see erlab inspect (AGENT) and the agent's log"
+	if h, err := kernel.RouteHandle(n.NetNS); err == nil {
+		if lo, err := h.LinkByName("lo"); err == nil && lo.Attrs().Flags&net.FlagUp == 0 {
+			hint = "the node's loopback is down, and the API listens on it: erlab exec NODE -- ip link set lo up"
+		}
+		h.Close()
+	}
+	return fmt.Errorf("node %s: its BGP agent does not answer on %s inside the node (%s); %s", n.Name, agent.GRPCAddress, what, hint)
 }
 
 // BGPNeighbors lists a router's BGP sessions.
 func BGPNeighbors(ctx context.Context, labName, node string) ([]NeighborInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, AgentCallTimeout)
+	defer cancel()
 	client, done, err := bgpClient(ctx, labName, node)
 	if err != nil {
 		return nil, err
@@ -142,6 +198,8 @@ func bfdState(s api.BfdSessionState) string {
 // BGPRoutes lists a router's RIB: every path (all) or the best and
 // multipath ones, each with whether the kernel has it.
 func BGPRoutes(ctx context.Context, labName, node string, all bool) ([]RouteInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, AgentCallTimeout)
+	defer cancel()
 	client, done, err := bgpClient(ctx, labName, node)
 	if err != nil {
 		return nil, err

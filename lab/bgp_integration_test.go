@@ -174,6 +174,25 @@ func TestIntegrationBGP(t *testing.T) {
 			t.Errorf("a netns node shows an agent: %+v", n.Agent)
 		}
 	}
+
+	// Asking a node with no agent says so, and which nodes have one.
+	if _, err := lab.BGPNeighbors(context.Background(), name, "onprem"); err == nil ||
+		!strings.Contains(err.Error(), "node onprem runs no BGP agent") || !strings.Contains(err.Error(), "ce1, ce2") {
+		t.Errorf("bgp on a netns node: %v", err)
+	}
+	// An agent that cannot answer (its node's lo down: the API listens
+	// there) is reported within the agent timeout, not waited on forever.
+	labtest.Exec(t, name, "ce2", "ip", "link", "set", "lo", "down")
+	asked := time.Now()
+	_, err = lab.BGPNeighbors(context.Background(), name, "ce2")
+	if err == nil || !strings.Contains(err.Error(), "loopback is down") || time.Since(asked) > lab.AgentTimeout+5*time.Second {
+		t.Errorf("bgp with the node's lo down, after %s: %v", time.Since(asked).Round(time.Millisecond), err)
+	}
+	labtest.Exec(t, name, "ce2", "ip", "link", "set", "lo", "up")
+	// erlab link refuses the loopback: it is no link end.
+	if err := lab.LinkSet(name, "ce1", "lo", false, lab.Options{}); err == nil || !strings.Contains(err.Error(), `no link end "ce1:lo"`) {
+		t.Errorf("link down ce1:lo: %v", err)
+	}
 }
 
 const multipathLab = `name: mp

@@ -40,7 +40,11 @@ func (d *deployment) runExec(ctx context.Context, n *topo.Node) error {
 			err = fmt.Errorf("exit status %d", code)
 		}
 		if err != nil {
-			return fmt.Errorf("node %s: exec %q: %w\n%s", n.Name, c, err, indent(lastLines(out.String(), 10)))
+			keep := "kept with --retain"
+			if d.opts.Retain {
+				keep = "kept"
+			}
+			return fmt.Errorf("node %s: exec %q: %w; its output (all of it in %s, %s):\n%s", n.Name, c, err, logf.Name(), keep, indent(lastLines(out.String(), 20)))
 		}
 		rn.Log.Info("exec", "cmd", c, "output", strings.TrimSpace(out.String()))
 	}
@@ -53,11 +57,12 @@ func Exec(ctx context.Context, labName, node string, argv []string, stdin io.Rea
 	if len(argv) == 0 {
 		return 0, errors.New("no command given")
 	}
-	ns := NetNSName(labName, node)
-	if !kernel.NetNSExists(ns) {
-		return 0, fmt.Errorf("lab %q has no node %q deployed", labName, node)
+	var o Options
+	n, err := o.deployedNode(labName, node)
+	if err != nil {
+		return 0, err
 	}
-	return execIn(ctx, ns, argv, stdin, stdout, stderr)
+	return execIn(ctx, n.NetNS, argv, stdin, stdout, stderr)
 }
 
 // execIn starts argv in the namespace and waits for it. The child is forked
