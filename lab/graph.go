@@ -48,14 +48,24 @@ func linkLabel(t *topo.Topology, l *topo.Link) (string, string) {
 		if i := n.Interface(ep.Iface); i != nil && len(i.Addresses) > 0 {
 			s += " " + i.Addresses[0].String()
 		}
-		var tags []string
+		// What is stacked on the end, at any depth: VLANs with their tags
+		// (QinQ as S.C) and MACsec devices, each with its first address.
 		for _, i := range n.Interfaces {
-			if i.Type == topo.TypeVLAN && i.Parent == ep.Iface {
-				tags = append(tags, strconv.Itoa(i.VLAN))
+			tags, on := stackedOn(n, i, ep.Iface)
+			if !on {
+				continue
 			}
-		}
-		if len(tags) > 0 {
-			s += " vlan " + strings.Join(tags, ",")
+			switch {
+			case i.Type == topo.TypeVLAN:
+				s += " · vlan " + tags
+			case tags != "":
+				s += " · " + i.Name + " (" + string(i.Type) + " on vlan " + tags + ")"
+			default:
+				s += " · " + i.Name
+			}
+			if len(i.Addresses) > 0 {
+				s += " " + i.Addresses[0].String()
+			}
 		}
 		return s
 	}
@@ -101,4 +111,22 @@ func graphDot(w io.Writer, t *topo.Topology) error {
 	b.WriteString("}\n")
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// stackedOn says whether an interface sits, through its parents, on the
+// device base, and the VLAN tags on the way, outermost first ("10.100").
+func stackedOn(n *topo.Node, i *topo.Interface, base string) (string, bool) {
+	var tags []string
+	for cur := i; cur != nil && cur.Parent != ""; cur = n.Interface(cur.Parent) {
+		if cur.Type == topo.TypeVLAN {
+			tags = append([]string{strconv.Itoa(cur.VLAN)}, tags...)
+		}
+		if cur.Parent == base {
+			return strings.Join(tags, "."), true
+		}
+		if len(tags) > len(n.Interfaces) { // a cycle: validation refuses them
+			break
+		}
+	}
+	return "", false
 }

@@ -180,3 +180,19 @@ func Deployed(opts Options) ([]string, error) {
 	}
 	return names, nil
 }
+
+// TopologyFile returns the topology file a deployed lab was deployed from,
+// as its state records it.
+func TopologyFile(name string, opts Options) (string, error) {
+	st, err := opts.readState(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", &NotDeployedError{Name: name}
+	}
+	if err != nil {
+		return "", err
+	}
+	if st.File == "" {
+		return "", fmt.Errorf("lab %s: its state records no topology file", name)
+	}
+	return st.File, nil
+}

@@ -84,8 +84,12 @@ const IKEEstablishTimeout = 60 * time.Second
 // TunnelInfo is one end of an IPsec tunnel as inspect shows it: never a
 // key.
 type TunnelInfo struct {
-	Name   string      `json:"name"`
-	Keying string      `json:"keying"`          // static or ike
+	Name   string `json:"name"`
+	Keying string `json:"keying"` // static or ike
+	// Mode is route or policy; Interface the route-based end's xfrm
+	// interface, whatever keys the tunnel.
+	Mode      string      `json:"mode"`
+	Interface string      `json:"interface,omitempty"`
 	IPsec  *ipsec.Info `json:"ipsec,omitempty"` // static keying: the SAs erlab installed
 	// IKE is the connection's IKE and CHILD SAs as strongSwan reports them
 	// (IKE keying).
@@ -119,7 +123,7 @@ func inspectTunnels(ns, dir string, tunnels []TunnelState) []TunnelInfo {
 	}
 	defer h.Close()
 	for _, ts := range tunnels {
-		ti := TunnelInfo{Name: ts.IPsec.Name, Keying: ts.Keying}
+		ti := TunnelInfo{Name: ts.IPsec.Name, Keying: ts.Keying, Mode: string(ts.IPsec.Mode), Interface: ts.IPsec.Interface}
 		if ts.Keying == "ike" {
 			if ikeErr != nil {
 				ti.Error = ikeErr.Error()

@@ -82,7 +82,7 @@ The agent also serves GoBGP's own API, so the gobgp CLI works too: erlab exec -t
 	topoFlag(cmd, &flags.file)
 	cmd.Flags().StringVar(&flags.name, "name", "", "lab name")
 	cmd.Flags().StringVar(&flags.format, "format", "table", "table or json")
-	return cmd
+	return needsRoot(cmd, "it talks to the agent inside the node's network namespace")
 }
 
 func dash(s string) string {

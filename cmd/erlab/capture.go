@@ -66,5 +66,5 @@ A pcap filter may follow. Stop it with Ctrl-C, or give -c N frames.`,
 	cmd.Flags().StringVar(&flags.name, "name", "", "lab name")
 	cmd.Flags().StringVarP(&flags.write, "write", "w", "", "pcap file, or - for stdout")
 	cmd.Flags().IntVarP(&flags.count, "count", "c", 0, "stop after N frames")
-	return cmd
+	return needsRoot(cmd, "it runs tcpdump inside the node's network namespace")
 }

@@ -60,6 +60,91 @@ func TestUsageErrors(t *testing.T) {
 	}
 }
 
+// TestNeedsRoot: run as an ordinary user, a command that needs root says so,
+// and why, before it touches anything; those that do not need it work.
+func TestNeedsRoot(t *testing.T) {
+	defer func(f func() int) { geteuid = f }(geteuid)
+	geteuid = func() int { return 1000 }
+	file := "../../topologies/er-private-peering.yml"
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"deploy", "-t", file}, "erlab deploy needs root: it creates network namespaces"},
+		{[]string{"inspect", "--all"}, "erlab inspect needs root: it reads the lab's namespaces, and its state in /run/erlab"},
+		{[]string{"validate", "-t", file}, "checking this kernel needs root"},
+		{[]string{"macsec", "rotate", "-t", file, "ce:eth1"}, "erlab rotate needs root"},
+	} {
+		_, stderr, code := run(t, c.args...)
+		if code != 1 || !strings.Contains(stderr, c.want) || strings.Contains(stderr, "permission denied") || strings.Contains(stderr, "not permitted") {
+			t.Errorf("%v: exit %d\n%s", c.args, code, stderr)
+		}
+	}
+	if _, stderr, code := run(t, "validate", "--no-kernel", "-t", file); code != 0 {
+		t.Errorf("validate --no-kernel as a user: exit %d %s", code, stderr)
+	}
+	if _, stderr, code := run(t, "graph", "-t", file); code != 0 {
+		t.Errorf("graph as a user: exit %d %s", code, stderr)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		out, _, code := run(t, args...)
+		if code != 0 || !strings.HasPrefix(out, "erlab ") || !strings.Contains(out, "go1.") || !strings.Contains(out, "GoBGP v4.8.0") {
+			t.Errorf("%v: exit %d %q", args, code, out)
+		}
+	}
+}
+
+// TestRefusedBeforeAnything: bad flags are refused before any output that
+// would read as a start (a probe at "0 pps" once sent 1000).
+func TestRefusedBeforeAnything(t *testing.T) {
+	file := "../../topologies/er-private-peering.yml"
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"probe", "-t", file, "onprem", "vnet", "--rate", "0"}, "rate 0 pps: between 1 and 100000"},
+		{[]string{"probe", "-t", file, "onprem", "vnet", "--rate", "1000000"}, "rate 1000000 pps"},
+		{[]string{"probe", "-t", file, "onprem", "vnet", "--duration", "0s"}, "duration 0s"},
+		{[]string{"exec", "onprem", "-t", file, "--", "true"}, "erlab's own flags go before NODE"},
+		{[]string{"exec", "-t", file, "onprem"}, "no command after NODE"},
+		{[]string{"verify", "encryption", "-t", file, "--format", "yaml"}, `unknown format "yaml"`},
+	} {
+		out, stderr, code := run(t, c.args...)
+		if code != 1 || !strings.Contains(stderr, c.want) || strings.Contains(stderr, "probing") || out != "" {
+			t.Errorf("%v: exit %d\nstdout %q\nstderr %q", c.args, code, out, stderr)
+		}
+	}
+}
+
+// TestKeygenMakesTheFolder: the README's keygen commands write into
+// topologies/keys/, which a fresh checkout does not have.
+func TestKeygenMakesTheFolder(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "keys")
+	out, stderr, code := run(t, "macsec", "keygen", "--bytes", "16", filepath.Join(dir, "a.cak"), filepath.Join(dir, "a.ckn"))
+	if code != 0 {
+		t.Fatalf("keygen: exit %d %s", code, stderr)
+	}
+	if st, err := os.Stat(dir); err != nil || st.Mode().Perm() != 0o700 {
+		t.Errorf("keys folder: %v %v", st.Mode(), err)
+	}
+	for _, f := range []string{"a.cak", "a.ckn"} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		st, _ := os.Stat(filepath.Join(dir, f))
+		if err != nil || len(strings.TrimSpace(string(b))) != 32 || st.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %q %v %v", f, b, err, st.Mode())
+		}
+	}
+	if !strings.Contains(out, "16 random bytes, mode 0600") {
+		t.Errorf("keygen said %q", out)
+	}
+	if _, stderr, code := run(t, "macsec", "keygen", filepath.Join(dir, "a.cak")); code != 1 || !strings.Contains(stderr, "exists") {
+		t.Errorf("keygen over an existing key: exit %d %s", code, stderr)
+	}
+}
+
 func TestGraphCommand(t *testing.T) {
 	out, _, code := run(t, "graph", "-t", "../../topologies/er-private-peering.yml", "--format", "dot")
 	if code != 0 || !strings.Contains(out, `"ce" -- "pe1" [taillabel="eth1 192.168.100.129/30", headlabel="eth1"];`) {
@@ -104,6 +189,72 @@ func TestIntegrationCLI(t *testing.T) {
 	}
 	if _, _, code := run(t, "exec", "-t", file, "ce", "--", "sh", "-c", "exit 42"); code != 42 {
 		t.Errorf("exec exit status %d, want 42", code)
+	}
+
+	// The command's own flags need no --; a typo of a node is told apart.
+	if out, _, code := run(t, "exec", "-t", file, "onprem", "ping", "-c1", "-W2", "10.10.0.4"); code != 0 || !strings.Contains(out, "1 received") {
+		t.Errorf("exec without --: exit %d\n%s", code, out)
+	}
+	if _, stderr, code := run(t, "exec", "-t", file, "msee", "--", "true"); code != 1 || !strings.Contains(stderr, `has no node "msee" (did you mean "msee1"?`) {
+		t.Errorf("exec in a node that is not there: exit %d %s", code, stderr)
+	}
+	if _, stderr, code := run(t, "link", "down", "-t", file, "ce:lo"); code != 1 || !strings.Contains(stderr, `no link end "ce:lo"`) || !strings.Contains(stderr, "ce:eth1") {
+		t.Errorf("link down of the loopback: exit %d %s", code, stderr)
+	}
+	if _, stderr, code := run(t, "bgp", "-t", file, "ce"); code != 1 || !strings.Contains(stderr, "node ce runs no BGP agent") {
+		t.Errorf("bgp on a netns node: exit %d %s", code, stderr)
+	}
+
+	// verify: a verdict in every format, and the exit status with it.
+	for _, format := range []string{"table", "json"} {
+		out, stderr, code := run(t, "verify", "connectivity", "-t", file, "--format", format)
+		if code != 0 || !strings.Contains(out, "10.10.0.4") {
+			t.Errorf("verify connectivity --format %s: exit %d\n%s\n%s", format, code, out, stderr)
+		}
+		// No MACsec or IPsec in this lab: nothing checked is no pass.
+		out, stderr, code = run(t, "verify", "encryption", "-t", file, "--format", format)
+		if code != 1 || !strings.Contains(stderr, "nothing to check") {
+			t.Errorf("verify encryption of a lab with nothing encrypted --format %s: exit %d\n%s\n%s", format, code, out, stderr)
+		}
+		// A plaintext link named: checked, and it fails.
+		out, stderr, code = run(t, "verify", "encryption", "-t", file, "--format", format, "ce:eth1")
+		if code != 1 || !strings.Contains(stderr, "1 of 1 links and tunnels failed") {
+			t.Errorf("verify encryption of a plaintext link --format %s: exit %d\n%s\n%s", format, code, out, stderr)
+		}
+		if format == "json" {
+			var v struct {
+				Pass   bool
+				Checks []lab.EncryptionCheck
+			}
+			if err := json.Unmarshal([]byte(out), &v); err != nil || v.Pass || len(v.Checks) != 1 || v.Checks[0].Pass {
+				t.Errorf("verify encryption json: %v\n%s", err, out)
+			}
+		}
+		for _, target := range []string{"nosuch", "ce:eth7"} {
+			out, stderr, code = run(t, "verify", "encryption", "-t", file, "--format", format, target)
+			if code != 1 || !strings.Contains(stderr, "has no link end (NODE:IFACE) or tunnel") || out != "" {
+				t.Errorf("verify encryption %s --format %s: exit %d\n%s\n%s", target, format, code, out, stderr)
+			}
+		}
+	}
+	if _, stderr, _ := run(t, "verify", "encryption", "-t", file, "ce:eth7"); !strings.Contains(stderr, `(did you mean "ce:eth1"?)`) {
+		t.Errorf("verify encryption ce:eth7: %s", stderr)
+	}
+
+	// probe --both: a stream each way, each saying which way it went.
+	out, stderr, code = run(t, "probe", "-t", file, "onprem", "vnet", "--both", "--rate", "200", "--duration", "1s", "--format", "json")
+	var flows []lab.FlowReport
+	if err := json.Unmarshal([]byte(out), &flows); code != 0 || err != nil || len(flows) != 2 {
+		t.Fatalf("probe --both: exit %d %v\n%s\n%s", code, err, out, stderr)
+	}
+	for i, want := range [][2]string{{"onprem", "vnet"}, {"vnet", "onprem"}} {
+		f := flows[i]
+		if f.From != want[0] || f.Receiver != want[1] || f.Direction != "one-way" || f.Sent != 200 || f.Received != 200 || f.Duration > 2*time.Second {
+			t.Errorf("probe --both stream %d: %+v", i, f)
+		}
+	}
+	if out, _, _ := run(t, "graph", "--name", name); !strings.Contains(out, "title: "+name) && !strings.Contains(out, "n_ce") {
+		t.Errorf("graph --name:\n%s", out)
 	}
 
 	// capture: two ICMP frames of a ping across ce:eth1, to a pcap file.

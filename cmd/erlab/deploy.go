@@ -31,7 +31,7 @@ func newDeploy(g *globals) *cobra.Command {
 				return err
 			}
 			if !g.quiet {
-				fmt.Fprintf(g.stderr, "lab %s deployed: %d nodes, %d links in %s\n", t.Name, len(t.Nodes), len(t.Links), time.Since(start).Round(time.Millisecond))
+				fmt.Fprintf(g.stderr, "lab %s deployed: %s, %s in %s\n", t.Name, plural(len(t.Nodes), "node"), plural(len(t.Links), "link"), time.Since(start).Round(time.Millisecond))
 			}
 			info, err := lab.Inspect(cmd.Context(), t.Name, opts)
 			if err != nil {
@@ -43,7 +43,7 @@ func newDeploy(g *globals) *cobra.Command {
 	topoFlag(cmd, &flags.file)
 	cmd.Flags().BoolVar(&flags.retain, "retain", false, "keep what a failed deploy made, for debugging")
 	cmd.Flags().StringVar(&flags.format, "format", "table", "summary format: table or json")
-	return cmd
+	return needsRoot(cmd, "it creates network namespaces, veth pairs and kernel devices over netlink")
 }
 
 func newDestroy(g *globals) *cobra.Command {
@@ -85,7 +85,7 @@ func newDestroy(g *globals) *cobra.Command {
 				}
 			}
 			for _, r := range reps {
-				fmt.Fprintf(g.stdout, "lab %s: removed %d namespaces, %d processes%s\n", r.Lab, r.Namespaces, r.Processes, map[bool]string{true: ", state directory", false: ""}[r.StateDir])
+				fmt.Fprintf(g.stdout, "lab %s: removed %s, %s%s\n", r.Lab, plural(r.Namespaces, "namespace"), plural(r.Processes, "process"), map[bool]string{true: ", state directory", false: ""}[r.StateDir])
 			}
 			return nil
 		},
@@ -93,5 +93,5 @@ func newDestroy(g *globals) *cobra.Command {
 	topoFlag(cmd, &flags.file)
 	cmd.Flags().StringVar(&flags.name, "name", "", "lab name")
 	cmd.Flags().BoolVar(&flags.all, "all", false, "destroy every lab on this host")
-	return cmd
+	return needsRoot(cmd, "it stops the lab's processes and removes its namespaces")
 }

@@ -45,7 +45,7 @@ func newInspect(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&flags.name, "name", "", "lab name")
 	cmd.Flags().BoolVar(&flags.all, "all", false, "every lab on this host")
 	cmd.Flags().StringVar(&flags.format, "format", "table", "table or json")
-	return cmd
+	return needsRoot(cmd, "it reads the lab's namespaces, and its state in /run/erlab, which only root may read")
 }
 
 func printInspect(w io.Writer, format string, infos []*lab.LabInfo) error {
@@ -170,7 +170,11 @@ func printMACsec(w io.Writer, info *lab.LabInfo) {
 			if m.Encrypt {
 				enc = "encrypt"
 			}
-			rows = append(rows, fmt.Sprintf("%s:%s\t%s\t%s\t%s\t%d\t%d\t%s\t%d\t%d\t%d", n.Name, i.Name, m.Cipher, enc, m.SCI, m.EncodingSA, m.NextPN, m.KeyID, m.OutPktsEncrypted+m.OutPktsProtected, m.InPktsOK, m.InPktsNotValid+m.InPktsInvalid))
+			keyID := m.KeyID
+			if keyID == "" {
+				keyID = "- (no SA: not secured)"
+			}
+			rows = append(rows, fmt.Sprintf("%s:%s\t%s\t%s\t%s\t%d\t%d\t%s\t%d\t%d\t%d", n.Name, i.Name, m.Cipher, enc, m.SCI, m.EncodingSA, m.NextPN, keyID, m.OutPktsEncrypted+m.OutPktsProtected, m.InPktsOK, m.InPktsNotValid+m.InPktsInvalid))
 		}
 	}
 	printSection(w, "MACSEC\tCIPHER\tMODE\tSCI\tAN\tNEXT PN\tKEY ID\tOUT PKTS\tIN OK\tIN BAD", rows)
@@ -219,12 +223,15 @@ func printTunnels(w io.Writer, info *lab.LabInfo) {
 	var rows []string
 	for _, n := range info.Nodes {
 		for _, t := range n.Tunnels {
-			state, mode, alg, ends, spis, ifid, pkts := "up", "-", "-", "-", "-", "-", "-"
+			state, mode, alg, ends, spis, ifid, pkts := "up", orDash(t.Mode), "-", "-", "-", "-", "-"
+			if t.Interface != "" {
+				mode += " (" + t.Interface + ")"
+			}
 			if t.Error != "" {
 				state = "BROKEN: " + t.Error
 			}
 			if c := t.IKE; c != nil {
-				mode, state = "ike", "IKE "+orDash(c.IKEState)+", CHILD "+orDash(c.ChildState)
+				state = "IKE " + orDash(c.IKEState) + ", CHILD " + orDash(c.ChildState)
 				if len(c.IKE) > 0 {
 					sa := c.IKE[0]
 					ends = sa.Local.Addr().String() + " → " + sa.Remote.Addr().String()
@@ -238,9 +245,7 @@ func printTunnels(w io.Writer, info *lab.LabInfo) {
 				}
 			}
 			if i := t.IPsec; i != nil {
-				mode = string(i.Mode)
 				if i.Interface != nil {
-					mode += " (" + i.Interface.Name + ")"
 					ifid = fmt.Sprint(i.Interface.IfID)
 				}
 				if i.Out != nil && i.In != nil {

@@ -51,6 +51,6 @@ old one: nothing should be lost.`,
 	topoFlag(rekey, &flags.file)
 	rekey.Flags().StringVar(&flags.format, "format", "text", "text or json")
 	rekey.Flags().BoolVar(&flags.ike, "ike", false, "rekey the IKE SA instead of the CHILD SA")
-	cmd.AddCommand(rekey)
+	cmd.AddCommand(needsRoot(rekey, "it drives strongSwan inside the nodes and probes through the tunnel"))
 	return cmd
 }

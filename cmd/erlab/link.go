@@ -42,5 +42,5 @@ func newLink(g *globals) *cobra.Command {
 	}
 	topoFlag(cmd, &flags.file)
 	cmd.Flags().StringVar(&flags.name, "name", "", "lab name")
-	return cmd
+	return needsRoot(cmd, "it sets interfaces down and up inside the node's network namespace")
 }

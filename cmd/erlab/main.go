@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -34,12 +35,18 @@ type globals struct {
 	stderr  io.Writer
 }
 
-func (g *globals) options() lab.Options {
+// log is the logger every command logs through: warnings, and with -v
+// everything the library does.
+func (g *globals) log() *slog.Logger {
 	level := slog.LevelWarn
 	if g.verbose {
 		level = slog.LevelDebug
 	}
-	opts := lab.Options{Log: slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))}
+	return slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
+}
+
+func (g *globals) options() lab.Options {
+	opts := lab.Options{Log: g.log()}
 	if g.quiet {
 		opts.Status = quietStatus{}
 	} else {
@@ -60,11 +67,54 @@ func newRoot(g *globals) *cobra.Command {
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log what is done")
 	root.SetOut(g.stdout)
 	root.SetErr(g.stderr)
+	root.Version = version()
+	root.SetVersionTemplate("erlab {{.Version}}\n")
 	root.AddCommand(
 		newDeploy(g), newDestroy(g), newInspect(g), newExec(g), newLink(g),
 		newGraph(g), newValidate(g), newCapabilities(g), newVerify(g), newProbe(g), newBGP(g), newCapture(g), newMACsec(g), newIPsec(g),
+		newVersion(g),
 	)
+	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
+		g.log().Debug("erlab", "command", cmd.CommandPath(), "args", args)
+		return needRoot(cmd)
+	}
 	return root
+}
+
+// rootAnnotation holds, on a command that needs root, why it does.
+const rootAnnotation = "erlab-needs-root"
+
+// needsRoot marks a command as needing root, saying why.
+func needsRoot(cmd *cobra.Command, why string) *cobra.Command {
+	if cmd.Annotations == nil {
+		cmd.Annotations = map[string]string{}
+	}
+	cmd.Annotations[rootAnnotation] = why
+	return cmd
+}
+
+// geteuid is os.Geteuid, replaced in tests.
+var geteuid = os.Geteuid
+
+// needRoot refuses, with the reason, a command that needs root when erlab
+// does not run as root: better than the EPERM of the first system call.
+func needRoot(cmd *cobra.Command) error {
+	why, ok := cmd.Annotations[rootAnnotation]
+	if !ok || geteuid() == 0 {
+		return nil
+	}
+	return fmt.Errorf("erlab %s needs root: %s; run it as root (sudo erlab %s ...)", cmd.Name(), why, cmd.CommandPath()[len("erlab "):])
+}
+
+// plural says "1 node", "2 nodes".
+func plural(n int, one string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	if strings.HasSuffix(one, "s") {
+		return fmt.Sprintf("%d %ses", n, one)
+	}
+	return fmt.Sprintf("%d %ss", n, one)
 }
 
 func main() {

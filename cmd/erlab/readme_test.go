@@ -1,0 +1,226 @@
+package main
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/erlab-dev/erlab/lab/kernel"
+	"github.com/erlab-dev/erlab/lab/labtest"
+)
+
+// block is a fenced code block of the README.
+type block struct {
+	lang   string
+	text   string
+	line   int    // of the opening fence
+	before string // the paragraph above it
+}
+
+func readmeBlocks(t *testing.T) []block {
+	t.Helper()
+	f, err := os.Open("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var (
+		blocks []block
+		cur    *block
+		para   []string
+		body   strings.Builder
+		blank  bool // a blank line ended the last paragraph
+	)
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		switch {
+		case cur == nil && strings.HasPrefix(line, "```"):
+			cur = &block{lang: strings.TrimPrefix(line, "```"), line: n, before: strings.Join(para, "\n")}
+			blank = false
+			body.Reset()
+		case cur != nil && line == "```":
+			cur.text = body.String()
+			blocks = append(blocks, *cur)
+			cur, para = nil, nil
+			blank = false
+		case cur != nil:
+			body.WriteString(line + "\n")
+		case strings.TrimSpace(line) == "":
+			blank = true
+		default:
+			if blank {
+				para, blank = nil, false
+			}
+			para = append(para, line)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return blocks
+}
+
+// readmeHarness wraps each README topology fragment (known by its first
+// line) into a whole lab, so that the fragment is checked as a user would
+// paste it. A fragment with no harness here fails the test: a new snippet
+// must be registered to be checked.
+var readmeHarness = map[string]string{
+	"    ce1:": `name: readme-bgp
+topology:
+  nodes:
+{{}}
+    msee1:
+      kind: router
+      interfaces:
+        eth1: { addresses: [192.168.100.130/30] }
+      bgp: {asn: 12076, neighbors: [{interface: eth1, remote-as: 65010}]}
+  links:
+    - endpoints: ["ce1:eth1", "msee1:eth1"]
+`,
+	"  links:": `name: readme-macsec
+topology:
+  nodes:
+    ce:
+      interfaces: {macsec0: {addresses: [192.168.100.129/30]}}
+    msee:
+      interfaces: {macsec0: {addresses: [192.168.100.130/30]}}
+{{}}
+`,
+	"      macsec:": `name: readme-mka
+topology:
+  nodes:
+    ce:
+      interfaces: {macsec0: {addresses: [192.168.100.129/30]}}
+    msee:
+      interfaces: {macsec0: {addresses: [192.168.100.130/30]}}
+  links:
+    - endpoints: ["ce:eth1", "msee:eth1"]
+{{}}
+`,
+	"  tunnels:": `name: readme-ipsec
+topology:
+  nodes:
+    ce:
+      forward: true
+      interfaces:
+        eth1: {addresses: [198.51.100.1/30]}
+        eth2: {addresses: [10.10.0.1/24]}
+        ipsec0: {addresses: [169.254.21.1/30]}
+    azure:
+      forward: true
+      interfaces:
+        eth1: {addresses: [198.51.100.2/30]}
+        eth2: {addresses: [10.20.0.1/24]}
+        ipsec0: {addresses: [169.254.21.2/30]}
+    host: {interfaces: {eth1: {addresses: [10.10.0.4/24]}}}
+    vm: {interfaces: {eth1: {addresses: [10.20.0.4/24]}}}
+  links:
+    - endpoints: ["ce:eth1", "azure:eth1"]
+    - endpoints: ["host:eth1", "ce:eth2"]
+    - endpoints: ["vm:eth1", "azure:eth2"]
+{{}}
+`,
+}
+
+var readmeKeyFile = regexp.MustCompile(`file:\s*(keys/[\w.-]+)`)
+
+// TestREADMETopologies validates every topology the README shows, whole
+// files as they are and fragments inside a harness, with the keys and
+// environment variables they name made up; and checks that the README's
+// validate example prints exactly what the README says.
+func TestREADMETopologies(t *testing.T) {
+	t.Setenv("PRIMARY_SAK_B", strings.Repeat("ab", 32))
+	t.Setenv("BGP_MD5", "not-a-secret")
+	blocks := readmeBlocks(t)
+	checked := 0
+	for i, b := range blocks {
+		if b.lang != "yaml" {
+			continue
+		}
+		checked++
+		first, _, _ := strings.Cut(b.text, "\n")
+		src := b.text
+		if !strings.HasPrefix(src, "name:") {
+			h, ok := readmeHarness[first]
+			if !ok {
+				t.Errorf("README.md:%d: a topology fragment starting %q has no harness in readme_test.go", b.line, first)
+				continue
+			}
+			src = strings.Replace(h, "{{}}\n", b.text, 1)
+		}
+		dir := t.TempDir()
+		t.Chdir(dir)
+		os.Mkdir("keys", 0o700)
+		for _, m := range readmeKeyFile.FindAllStringSubmatch(src, -1) {
+			// As labtest.WithKeys: 16 bytes for a CAK or CKN, 36 for an
+			// AES-256-GCM ESP key with its salt, 32 for the rest.
+			n := map[string]int{".cak": 16, ".ckn": 16, ".esp": 36}[filepath.Ext(m[1])]
+			if n == 0 {
+				n = 32
+			}
+			key := make([]byte, n)
+			rand.Read(key)
+			os.WriteFile(m[1], []byte(hex.EncodeToString(key)+"\n"), 0o600)
+		}
+		name := "readme.yml"
+		if strings.Contains(b.before, "`bad.yml`") {
+			name = "bad.yml"
+		}
+		os.WriteFile(name, []byte(src), 0o644)
+		_, stderr, code := run(t, "validate", "--no-kernel", "-t", name)
+		if name != "bad.yml" {
+			if code != 0 {
+				t.Errorf("README.md:%d: the topology does not validate:\n%s\n%s", b.line, stderr, src)
+			}
+			continue
+		}
+		// The next block is the session the README shows for it.
+		want := ""
+		if i+1 < len(blocks) {
+			want = blocks[i+1].text
+		}
+		cmdLine, output, _ := strings.Cut(want, "\n")
+		if cmdLine != "$ erlab validate -t bad.yml" || code != 1 || stderr != output {
+			t.Errorf("README.md:%d: erlab validate -t bad.yml exits %d and prints\n%s\nthe README shows:\n%s", b.line, code, stderr, want)
+		}
+	}
+	if checked < 6 {
+		t.Errorf("found %d topologies in the README; the parser lost some", checked)
+	}
+}
+
+// TestIntegrationREADMECapabilityError: on a kernel without 802.1Q, the
+// starter lab's deploy prints what the README shows, with this kernel's
+// release and this tree's paths, and a command that runs from anywhere.
+func TestIntegrationREADMECapabilityError(t *testing.T) {
+	labtest.Integration(t)
+	if missing, err := kernel.Probe([]kernel.Feature{kernel.FeatVLAN}); err != nil || len(missing) == 0 {
+		t.Skip("this kernel has 802.1Q: the starter lab deploys here (the README's example is for kernels without it)")
+	}
+	var want string
+	for _, b := range readmeBlocks(t) {
+		if strings.HasPrefix(b.text, "erlab: this kernel (") {
+			want = b.text
+		}
+	}
+	if want == "" {
+		t.Fatal("the README shows no capability error")
+	}
+	root, _ := filepath.Abs("../..")
+	file := filepath.Join(root, "topologies/er-peerings-vlan.yml")
+	uname, _ := exec.Command("uname", "-r").Output()
+	want = regexp.MustCompile(`this kernel \([^)]*\)`).ReplaceAllString(want, "this kernel ("+strings.TrimSpace(string(uname))+")")
+	want = strings.ReplaceAll(want, "/work/main/", root+"/")
+	t.Chdir(t.TempDir()) // anywhere but the tree
+	_, stderr, code := run(t, "deploy", "-q", "-t", file)
+	if code != 1 || stderr != want {
+		t.Errorf("deploy on this kernel: exit %d\n%s\nthe README shows:\n%s", code, stderr, want)
+	}
+}
