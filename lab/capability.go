@@ -4,68 +4,66 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/erlab-dev/erlab/lab/feature"
 	"github.com/erlab-dev/erlab/lab/kernel"
 	"github.com/erlab-dev/erlab/lab/topo"
+	"github.com/erlab-dev/erlab/nodes"
 )
 
 // Need is a kernel feature a topology needs, and where.
-type Need struct {
-	Feature kernel.Feature
-	Where   []string // node:iface or node
+type Need = kernel.Need
+
+// KernelFeatures lists every kernel feature erlab may use: the engine's
+// (veth, and what kinds need), then each feature's, in order.
+func KernelFeatures(opts Options) []*kernel.Feature {
+	out := []*kernel.Feature{kernel.Veth}
+	add := func(f *kernel.Feature) {
+		if !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	for _, k := range opts.kinds().All() {
+		if nd, ok := k.(nodes.Needer); ok {
+			for _, f := range nd.Needs(&topo.Node{}) {
+				add(f)
+			}
+		}
+	}
+	for _, h := range hooks[feature.KernelHook](&opts) {
+		for _, f := range h.KernelFeatures() {
+			add(f)
+		}
+	}
+	return out
 }
 
-// Needs computes the kernel features a topology needs, in kernel.AllFeatures
-// order, each with the places that need it.
-func Needs(t *topo.Topology) []Need {
-	where := map[kernel.Feature][]string{}
-	add := func(f kernel.Feature, w string) { where[f] = append(where[f], w) }
+// Needs computes the kernel features a topology needs, each with the places
+// that need it, in KernelFeatures order.
+func Needs(t *topo.Topology, opts Options) []Need {
+	where := map[*kernel.Feature][]string{}
 	for _, l := range t.Links {
-		add(kernel.FeatVeth, l.A.String())
+		where[kernel.Veth] = append(where[kernel.Veth], l.A.String())
 	}
 	for _, n := range t.Nodes {
-		if n.Kind == "bridge" {
-			add(kernel.FeatBridge, n.Name)
-			for _, i := range n.Interfaces {
-				if i.Access != 0 || len(i.Trunk) > 0 {
-					add(kernel.FeatBridgeVLAN, n.Name+":"+i.Name)
-					if n.BridgeVLANProtocol == topo.Dot1ad {
-						add(kernel.FeatQinQ, n.Name+":"+i.Name)
-					}
-				}
-			}
-		}
-		for _, i := range n.Interfaces {
-			if i.Type == topo.TypeMACsec {
-				add(kernel.FeatMACsec, n.Name+":"+i.Name)
-			}
-			if i.Type == topo.TypeXfrm {
-				add(kernel.FeatXfrmi, n.Name+":"+i.Name)
-			}
-			if i.Type != topo.TypeVLAN {
-				continue
-			}
-			if i.VLANProtocol == topo.Dot1ad {
-				add(kernel.FeatQinQ, n.Name+":"+i.Name)
-			} else {
-				add(kernel.FeatVLAN, n.Name+":"+i.Name)
+		kind, _ := opts.kinds().Get(n.Kind)
+		if nd, ok := kind.(nodes.Needer); ok {
+			for _, f := range nd.Needs(n) {
+				where[f] = append(where[f], n.Name)
 			}
 		}
 	}
-	for _, tu := range t.Tunnels {
-		add(kernel.FeatESP, "tunnel "+tu.Name)
-	}
-	var needs []Need
-	for _, f := range kernel.AllFeatures {
-		if w, ok := where[f]; ok {
-			needs = append(needs, Need{Feature: f, Where: w})
+	for _, h := range hooks[feature.KernelHook](&opts) {
+		for _, need := range h.Needs(t) {
+			where[need.Feature] = append(where[need.Feature], need.Where...)
 		}
 	}
-	return needs
+	return kernel.Needs(where, KernelFeatures(opts)...)
 }
 
 // MissingFeaturesError says which features the running kernel lacks for a
@@ -74,7 +72,7 @@ type MissingFeaturesError struct {
 	Kernel  string
 	File    string
 	Missing []Need
-	Reasons map[kernel.Feature]error
+	Reasons map[*kernel.Feature]error
 }
 
 func (e *MissingFeaturesError) Error() string {
@@ -87,7 +85,7 @@ func (e *MissingFeaturesError) Error() string {
 			more = fmt.Sprintf(" and %d more", len(where)-4)
 			where = where[:4]
 		}
-		fmt.Fprintf(&b, "  %s (%s, %v), needed by %s%s\n", n.Feature, kernel.FeatureOption(n.Feature), e.Reasons[n.Feature], strings.Join(where, ", "), more)
+		fmt.Fprintf(&b, "  %s (%s, %v), needed by %s%s\n", n.Feature.Name, n.Feature.Option, e.Reasons[n.Feature], strings.Join(where, ", "), more)
 	}
 	fmt.Fprintf(&b, "run the lab in erlab's microVM, which boots Debian's kernel with these as modules:\n")
 	if src := SourceTree(e.File); src != "" {
@@ -146,12 +144,12 @@ func isSourceTree(dir string) bool {
 // CheckKernel probes the running kernel for what the topology needs: each
 // node's sysctls (located in the file, like every other problem of it),
 // then the features.
-func CheckKernel(t *topo.Topology) error {
+func CheckKernel(t *topo.Topology, opts Options) error {
 	if err := checkSysctls(t); err != nil {
 		return err
 	}
-	needs := Needs(t)
-	var features []kernel.Feature
+	needs := Needs(t, opts)
+	var features []*kernel.Feature
 	for _, n := range needs {
 		features = append(features, n.Feature)
 	}
@@ -254,4 +252,31 @@ func sysctlLookup(n *topo.Node, key string) (string, string) {
 	default:
 		return key, fmt.Sprintf("%s is not an interface of this node", iface)
 	}
+}
+
+// Capability is one kernel feature as erlab capabilities shows it.
+type Capability struct {
+	Name, Option string
+	Missing      error // why the kernel lacks it; nil when it has it
+}
+
+// Capabilities probes this kernel for every feature erlab uses, or, given
+// a topology, for those it needs.
+func Capabilities(t *topo.Topology, opts Options) ([]Capability, error) {
+	features := KernelFeatures(opts)
+	if t != nil {
+		features = nil
+		for _, n := range Needs(t, opts) {
+			features = append(features, n.Feature)
+		}
+	}
+	missing, err := kernel.Probe(features)
+	if err != nil {
+		return nil, err
+	}
+	var out []Capability
+	for _, f := range features {
+		out = append(out, Capability{Name: f.Name, Option: f.Option, Missing: missing[f]})
+	}
+	return out, nil
 }

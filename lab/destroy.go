@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/erlab-dev/erlab/lab/kernel"
+	"github.com/erlab-dev/erlab/nodes"
 )
 
 // StopGrace is how long processes in a lab's namespaces get to exit after
@@ -20,25 +21,31 @@ type DestroyReport struct {
 	Lab        string
 	Namespaces int
 	Processes  int
-	StateDir   bool
+	// Other counts what node kinds kept outside the lab's namespaces
+	// (containers, networks) and removed.
+	Other    int
+	StateDir bool
 }
 
-// Destroy removes everything of the named lab: the processes in its
-// namespaces, the namespaces (and with them every link and device in them),
-// and its state directory. It finds all of it by name, so it works for a lab
-// whose deploy was killed half-way or whose state directory is gone, and it
-// is idempotent: destroying nothing is not an error.
+// Destroy removes everything of the named lab (see Lab.Destroy).
 func Destroy(ctx context.Context, name string, opts Options) error {
-	_, err := destroy(ctx, name, opts)
+	_, err := (&Lab{name: name, opts: opts}).Destroy(ctx)
 	return err
 }
 
 // DestroyWithReport is Destroy, returning what was removed.
 func DestroyWithReport(ctx context.Context, name string, opts Options) (DestroyReport, error) {
-	return destroy(ctx, name, opts)
+	return (&Lab{name: name, opts: opts}).Destroy(ctx)
 }
 
-func destroy(ctx context.Context, name string, opts Options) (DestroyReport, error) {
+// Destroy removes everything of the lab: the processes in its namespaces,
+// what each node kind keeps elsewhere (its Sweeper), the namespaces (and
+// with them every link and device in them), and its state directory. It
+// finds all of it by name, so it works for a lab whose deploy was killed
+// half-way or whose state directory is gone, and it is idempotent:
+// destroying nothing is not an error.
+func (l *Lab) Destroy(ctx context.Context) (DestroyReport, error) {
+	name, opts := l.name, l.opts
 	rep := DestroyReport{Lab: name}
 	log := opts.log().With("lab", name)
 	nss, err := kernel.NetNSList(labNetNSPrefix(name))
@@ -59,6 +66,15 @@ func destroy(ctx context.Context, name string, opts Options) (DestroyReport, err
 		stopProcesses(ctx, all)
 	}
 	var errs []error
+	for _, k := range opts.kinds().All() {
+		if s, ok := k.(nodes.Sweeper); ok {
+			n, err := s.Sweep(ctx, name, log)
+			rep.Other += n
+			if err != nil {
+				errs = append(errs, fmt.Errorf("remove the lab's %s nodes: %w", k.Name(), err))
+			}
+		}
+	}
 	for _, ns := range nss {
 		if err := kernel.NetNSDel(ns); err != nil {
 			errs = append(errs, err)
@@ -88,7 +104,7 @@ func stopProcesses(ctx context.Context, pids []int) {
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		alive := 0
 		for _, pid := range pids {
-			if processAlive(pid) {
+			if kernel.ProcessAlive(pid) {
 				alive++
 			}
 		}
@@ -102,22 +118,6 @@ func stopProcesses(ctx context.Context, pids []int) {
 	}
 }
 
-// processAlive reports whether pid still runs (a zombie no longer counts:
-// it holds no namespace).
-func processAlive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	// The state follows the command name in parentheses: "pid (comm) S ...".
-	for i := len(b) - 1; i > 0; i-- {
-		if b[i] == ')' && i+2 < len(b) {
-			return b[i+2] != 'Z' && b[i+2] != 'X'
-		}
-	}
-	return true
-}
-
 // DestroyAll destroys every lab that has anything on this host.
 func DestroyAll(ctx context.Context, opts Options) ([]DestroyReport, error) {
 	names, err := Deployed(opts)
@@ -127,7 +127,7 @@ func DestroyAll(ctx context.Context, opts Options) ([]DestroyReport, error) {
 	var reps []DestroyReport
 	var errs []error
 	for _, n := range names {
-		rep, err := destroy(ctx, n, opts)
+		rep, err := (&Lab{name: n, opts: opts}).Destroy(ctx)
 		reps = append(reps, rep)
 		if err != nil {
 			errs = append(errs, err)

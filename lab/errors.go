@@ -2,37 +2,14 @@ package lab
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/erlab-dev/erlab/lab/kernel"
 	"github.com/erlab-dev/erlab/lab/topo"
 )
 
 // UnknownError says that a name given on the command line names nothing
-// in a lab, and what it may have meant: a typo never reads as success.
-type UnknownError struct {
-	Lab   string
-	What  string   // "node", "link end (NODE:IFACE)", ...
-	Name  string   // what was given
-	Known []string // what there is
-}
-
-func (e *UnknownError) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "lab %s has no %s %q", e.Lab, e.What, e.Name)
-	if c := topo.Closest(e.Name, e.Known); c != "" {
-		fmt.Fprintf(&b, " (did you mean %q?)", c)
-	}
-	switch {
-	case len(e.Known) == 0:
-		b.WriteString("; it has none")
-	case len(e.Known) <= 12:
-		fmt.Fprintf(&b, "; it has: %s", strings.Join(e.Known, ", "))
-	default:
-		fmt.Fprintf(&b, "; it has %d, such as %s", len(e.Known), strings.Join(e.Known[:8], ", "))
-	}
-	return b.String()
-}
+// in a lab (see topo.UnknownError).
+type UnknownError = topo.UnknownError
 
 // deployedNode finds a node of a deployed lab — in its state, or, when the
 // state is gone, among its namespaces — and says what there is when it is
@@ -44,7 +21,7 @@ func (o *Options) deployedNode(labName, node string) (*NodeState, error) {
 		nss, _ := kernel.NetNSList(labNetNSPrefix(labName))
 		for _, ns := range nss {
 			_, n, _ := splitNetNSName(ns)
-			st.Nodes = append(st.Nodes, NodeState{Name: n, NetNS: ns})
+			st.Nodes = append(st.Nodes, NodeState{Name: n, Kind: "?", NetNS: ns})
 		}
 		if len(st.Nodes) == 0 {
 			return nil, &NotDeployedError{Name: labName}

@@ -14,39 +14,46 @@ import (
 	"time"
 
 	"github.com/erlab-dev/erlab/lab/kernel"
-	"github.com/erlab-dev/erlab/lab/topo"
+	"github.com/erlab-dev/erlab/nodes"
 )
 
 // ExecTimeout bounds each exec command of a deploy.
 const ExecTimeout = 2 * time.Minute
 
-// runExec runs a node's exec commands in order through /bin/sh, inside its
-// namespace; their output goes to the node's exec.log. A command that fails
+// runExec runs a node's exec commands in order through /bin/sh, inside the
+// node; their output goes to the node's exec.log. A command that fails
 // fails the deploy, with its output in the error.
-func (d *deployment) runExec(ctx context.Context, n *topo.Node) error {
-	rn := d.node(n.Name)
-	logf, err := os.OpenFile(filepath.Join(rn.Dir, "exec.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
-	defer logf.Close()
-	for _, c := range n.Exec {
-		cctx, cancel := context.WithTimeout(ctx, ExecTimeout)
-		var out bytes.Buffer
-		fmt.Fprintf(logf, "$ %s\n", c)
-		code, err := execIn(cctx, rn.NetNS, []string{"/bin/sh", "-c", c}, nil, io.MultiWriter(&out, logf), io.MultiWriter(&out, logf))
-		cancel()
-		if err == nil && code != 0 {
-			err = fmt.Errorf("exit status %d", code)
-		}
-		if err != nil {
-			keep := "kept with --retain"
-			if d.opts.Retain {
-				keep = "kept"
+func (d *deployment) runExec(ctx context.Context, n *nodes.Node) error {
+	logPath := filepath.Join(n.Dir, "exec.log")
+	for _, c := range n.Spec.Exec {
+		err := n.Exec("/bin/sh -c "+kernel.Quote(c), func() error {
+			logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+			if err != nil {
+				return err
 			}
-			return fmt.Errorf("node %s: exec %q: %w; its output (all of it in %s, %s):\n%s", n.Name, c, err, logf.Name(), keep, indent(lastLines(out.String(), 20)))
+			defer logf.Close()
+			cctx, cancel := context.WithTimeout(ctx, ExecTimeout)
+			defer cancel()
+			var out bytes.Buffer
+			fmt.Fprintf(logf, "$ %s\n", c)
+			ns := &NodeState{Name: n.Spec.Name, Kind: n.Spec.Kind, NetNS: n.NetNS}
+			code, err := d.opts.execIn(cctx, d.t.Name, ns, []string{"/bin/sh", "-c", c}, nil, io.MultiWriter(&out, logf), io.MultiWriter(&out, logf))
+			if err == nil && code != 0 {
+				err = fmt.Errorf("exit status %d", code)
+			}
+			if err != nil {
+				keep := "kept with --retain"
+				if d.opts.Retain {
+					keep = "kept"
+				}
+				return fmt.Errorf("node %s: exec %q: %w; its output (all of it in %s, %s):\n%s", n.Spec.Name, c, err, logPath, keep, indent(lastLines(out.String(), 20)))
+			}
+			n.Log.Info("exec", "cmd", c, "output", strings.TrimSpace(out.String()))
+			return nil
+		})
+		if err != nil {
+			return err
 		}
-		rn.Log.Info("exec", "cmd", c, "output", strings.TrimSpace(out.String()))
 	}
 	return nil
 }
@@ -54,34 +61,44 @@ func (d *deployment) runExec(ctx context.Context, n *topo.Node) error {
 // Exec runs argv inside a node of a deployed lab, with the given streams,
 // and returns its exit status: erlab's `ip netns exec`.
 func Exec(ctx context.Context, labName, node string, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
-	if len(argv) == 0 {
-		return 0, errors.New("no command given")
-	}
-	var o Options
-	n, err := o.deployedNode(labName, node)
+	l, err := OpenName(labName, Options{})
 	if err != nil {
 		return 0, err
 	}
-	return execIn(ctx, n.NetNS, argv, stdin, stdout, stderr)
+	return l.Exec(ctx, node, argv, stdin, stdout, stderr)
 }
 
-// execIn starts argv in the namespace and waits for it. The child is forked
-// from a thread inside the namespace, so it is born there; nothing else of
-// ours runs in it. A signal ends the child with the status 128+N, as a
-// shell reports it.
-func execIn(ctx context.Context, ns string, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
-	path, err := exec.LookPath(argv[0])
-	if err != nil {
-		return 127, err
+// execIn starts argv in the node and waits for it. A kind that runs
+// commands in more than a network namespace (a container) makes the
+// command itself; otherwise the child is forked from a thread inside the
+// node's namespace, so it is born there, and nothing else of ours runs in
+// it. A signal ends the child with the status 128+N, as a shell reports it.
+func (o *Options) execIn(ctx context.Context, labName string, n *NodeState, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	var cmd *exec.Cmd
+	kind, _ := o.kinds().Get(n.Kind)
+	if e, ok := kind.(nodes.Execer); ok {
+		var err error
+		if cmd, err = e.Command(ctx, labName, n.Name, n.NetNS, argv); err != nil {
+			return 0, err
+		}
+	} else {
+		path, err := exec.LookPath(argv[0])
+		if err != nil {
+			return 127, err
+		}
+		cmd = exec.CommandContext(ctx, path, argv[1:]...)
+		cmd.Args[0] = argv[0]
 	}
-	cmd := exec.CommandContext(ctx, path, argv[1:]...)
-	cmd.Args[0] = argv[0]
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
-	cmd.Env = append(os.Environ(), "ERLAB_NETNS="+ns)
-	if err := kernel.Do(ns, cmd.Start); err != nil {
+	cmd.Env = append(os.Environ(), "ERLAB_NETNS="+n.NetNS)
+	start := cmd.Start
+	if _, ok := kind.(nodes.Execer); !ok {
+		start = func() error { return kernel.Do(n.NetNS, cmd.Start) }
+	}
+	if err := start(); err != nil {
 		return 0, err
 	}
-	err = cmd.Wait()
+	err := cmd.Wait()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		if ctx.Err() != nil {

@@ -6,7 +6,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/erlab-dev/erlab/lab/feature"
 	"github.com/erlab-dev/erlab/lab/topo"
+	"github.com/erlab-dev/erlab/nodes"
 )
 
 // GraphFormats are the formats Graph writes.
@@ -15,11 +17,21 @@ var GraphFormats = []string{"mermaid", "dot"}
 // Graph writes the topology's nodes and links, with interface names, as a
 // Mermaid flowchart or a Graphviz graph.
 func Graph(w io.Writer, t *topo.Topology, format string) error {
+	return FromTopology(t, Options{}).Graph(w, format)
+}
+
+// Graph writes the lab's topology as a graph (see the package function).
+func (l *Lab) Graph(w io.Writer, format string) error {
+	t, err := l.needTopology("graph")
+	if err != nil {
+		return err
+	}
+	g := grapher{t: t, opts: &l.opts}
 	switch format {
 	case "mermaid":
-		return graphMermaid(w, t)
+		return g.mermaid(w)
 	case "dot":
-		return graphDot(w, t)
+		return g.dot(w)
 	}
 	return fmt.Errorf("unknown graph format %q (%s)", format, strings.Join(GraphFormats, ", "))
 }
@@ -40,29 +52,44 @@ func nodeLabel(n *topo.Node) string {
 	return label
 }
 
+type grapher struct {
+	t    *topo.Topology
+	opts *Options
+}
+
+// shape says how a node is drawn: "switch" or "".
+func (g grapher) shape(n *topo.Node) string {
+	kind, _ := g.opts.kinds().Get(n.Kind)
+	if s, ok := kind.(nodes.Shaper); ok {
+		return s.Shape()
+	}
+	return ""
+}
+
 // linkLabel names both ends and, where they have them, their addresses.
-func linkLabel(t *topo.Topology, l *topo.Link) (string, string) {
+func (g grapher) linkLabel(l *topo.Link) (string, string) {
+	t := g.t
+	labels := hooks[feature.GraphHook](g.opts)
 	end := func(ep topo.Endpoint) string {
 		n := t.Node(ep.Node)
 		s := ep.Iface
 		if i := n.Interface(ep.Iface); i != nil && len(i.Addresses) > 0 {
 			s += " " + i.Addresses[0].String()
 		}
-		// What is stacked on the end, at any depth: VLANs with their tags
-		// (QinQ as S.C) and MACsec devices, each with its first address.
+		// What is stacked on the end, at any depth, as its feature names it
+		// (a VLAN with its tags, a MACsec device), with its first address.
 		for _, i := range n.Interfaces {
-			tags, on := stackedOn(n, i, ep.Iface)
-			if !on {
+			if !n.Above(i, ep.Iface) {
 				continue
 			}
-			switch {
-			case i.Type == topo.TypeVLAN:
-				s += " · vlan " + tags
-			case tags != "":
-				s += " · " + i.Name + " (" + string(i.Type) + " on vlan " + tags + ")"
-			default:
-				s += " · " + i.Name
+			label := i.Name
+			for _, h := range labels {
+				if l, ok := h.GraphLabel(n, i); ok {
+					label = l
+					break
+				}
 			}
+			s += " · " + label
 			if len(i.Addresses) > 0 {
 				s += " " + i.Addresses[0].String()
 			}
@@ -76,57 +103,41 @@ func linkLabel(t *topo.Topology, l *topo.Link) (string, string) {
 // '-', which Mermaid reads as an edge).
 func mermaidID(name string) string { return "n_" + strings.ReplaceAll(name, "-", "_") }
 
-func graphMermaid(w io.Writer, t *topo.Topology) error {
+func (g grapher) mermaid(w io.Writer) error {
+	t := g.t
 	var b strings.Builder
 	fmt.Fprintf(&b, "---\ntitle: %s\n---\ngraph LR\n", t.Name)
 	for _, n := range t.Nodes {
 		shape := `["%s"]`
-		if n.Kind == "bridge" {
+		if g.shape(n) == "switch" {
 			shape = `{{"%s"}}`
 		}
 		fmt.Fprintf(&b, "  %s"+shape+"\n", mermaidID(n.Name), nodeLabel(n))
 	}
 	for _, l := range t.Links {
-		a, z := linkLabel(t, l)
+		a, z := g.linkLabel(l)
 		fmt.Fprintf(&b, "  %s ---|\"%s — %s\"| %s\n", mermaidID(l.A.Node), a, z, mermaidID(l.B.Node))
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
 
-func graphDot(w io.Writer, t *topo.Topology) error {
+func (g grapher) dot(w io.Writer) error {
+	t := g.t
 	var b strings.Builder
 	fmt.Fprintf(&b, "graph %s {\n  rankdir=LR;\n  node [shape=box];\n", strconv.Quote(t.Name))
 	for _, n := range t.Nodes {
 		shape := ""
-		if n.Kind == "bridge" {
+		if g.shape(n) == "switch" {
 			shape = ", shape=hexagon"
 		}
 		fmt.Fprintf(&b, "  %s [label=%s%s];\n", strconv.Quote(n.Name), strconv.Quote(nodeLabel(n)), shape)
 	}
 	for _, l := range t.Links {
-		a, z := linkLabel(t, l)
+		a, z := g.linkLabel(l)
 		fmt.Fprintf(&b, "  %s -- %s [taillabel=%s, headlabel=%s];\n", strconv.Quote(l.A.Node), strconv.Quote(l.B.Node), strconv.Quote(a), strconv.Quote(z))
 	}
 	b.WriteString("}\n")
 	_, err := io.WriteString(w, b.String())
 	return err
-}
-
-// stackedOn says whether an interface sits, through its parents, on the
-// device base, and the VLAN tags on the way, outermost first ("10.100").
-func stackedOn(n *topo.Node, i *topo.Interface, base string) (string, bool) {
-	var tags []string
-	for cur := i; cur != nil && cur.Parent != ""; cur = n.Interface(cur.Parent) {
-		if cur.Type == topo.TypeVLAN {
-			tags = append([]string{strconv.Itoa(cur.VLAN)}, tags...)
-		}
-		if cur.Parent == base {
-			return strings.Join(tags, "."), true
-		}
-		if len(tags) > len(n.Interfaces) { // a cycle: validation refuses them
-			break
-		}
-	}
-	return "", false
 }

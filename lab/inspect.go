@@ -6,13 +6,12 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
-	"path/filepath"
 	"sort"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
-	"github.com/erlab-dev/erlab/lab/agent"
+	"github.com/erlab-dev/erlab/lab/feature"
 	"github.com/erlab-dev/erlab/lab/kernel"
 	"github.com/erlab-dev/erlab/lab/topo"
 )
@@ -24,6 +23,10 @@ type LabInfo struct {
 	Status string     `json:"status"` // deployed, deploying, incomplete (state lost)
 	Nodes  []NodeInfo `json:"nodes"`
 	Links  []LinkInfo `json:"links"`
+	// Features holds each feature's part (its InspectHook's data), by
+	// feature name; Sections the same as tables, in feature order.
+	Features map[string]any     `json:"features,omitempty"`
+	Sections []*feature.Section `json:"-"`
 }
 
 // NodeInfo is one node of a deployed lab.
@@ -33,36 +36,23 @@ type NodeInfo struct {
 	NetNS      string      `json:"netns"`
 	Present    bool        `json:"present"` // its namespace exists
 	Interfaces []IfaceInfo `json:"interfaces"`
-	Agent      *AgentInfo  `json:"agent,omitempty"`
-	// Tunnels are the node's IPsec tunnel ends, read from its kernel.
-	Tunnels []TunnelInfo `json:"tunnels,omitempty"`
-}
-
-// AgentInfo is the state of a router's agent.
-type AgentInfo struct {
-	PID      int    `json:"pid"`
-	Alive    bool   `json:"alive"`    // the supervisor runs
-	Speaking bool   `json:"speaking"` // the BGP speaker runs
-	Restarts int    `json:"restarts"`
-	LastExit string `json:"last_exit,omitempty"`
-	Log      string `json:"log"`
 }
 
 // IfaceInfo is one interface of a node, read from the kernel.
 type IfaceInfo struct {
-	Name      string      `json:"name"`
-	Type      string      `json:"type"`
-	State     string      `json:"state"` // up, down, no-carrier
-	AdminUp   bool        `json:"admin_up"`
-	Carrier   bool        `json:"carrier"`
-	MTU       int         `json:"mtu"`
-	MAC       string      `json:"mac,omitempty"`
-	Addresses []string    `json:"addresses,omitempty"`
-	Master    string      `json:"master,omitempty"`
-	Parent    string      `json:"parent,omitempty"`
-	VLAN      int         `json:"vlan,omitempty"`
-	VLANProto string      `json:"vlan_protocol,omitempty"`
-	MACsec    *MACsecInfo `json:"macsec,omitempty"`
+	Name      string   `json:"name"`
+	Type      string   `json:"type"`
+	State     string   `json:"state"` // up, down, no-carrier
+	AdminUp   bool     `json:"admin_up"`
+	Carrier   bool     `json:"carrier"`
+	MTU       int      `json:"mtu"`
+	MAC       string   `json:"mac,omitempty"`
+	Addresses []string `json:"addresses,omitempty"`
+	Master    string   `json:"master,omitempty"`
+	Parent    string   `json:"parent,omitempty"`
+	// Detail is what a feature says the interface is ("802.1Q 100 on
+	// eth1").
+	Detail string `json:"detail,omitempty"`
 }
 
 // LinkInfo is one link with the state of both ends.
@@ -80,10 +70,20 @@ func (e *NotDeployedError) Error() string {
 	return fmt.Sprintf("lab %q is not deployed", e.Name)
 }
 
-// Inspect reads a deployed lab's nodes, interfaces and links from the
-// kernel. A lab whose state file is gone is still shown, from its
-// namespaces, with status "incomplete".
+// Inspect reads a deployed lab by name (see Lab.Inspect).
 func Inspect(ctx context.Context, name string, opts Options) (*LabInfo, error) {
+	l, err := OpenName(name, opts)
+	if err != nil {
+		return nil, err
+	}
+	return l.Inspect(ctx)
+}
+
+// Inspect reads the lab's nodes, interfaces and links from the kernel, and
+// each feature's part. A lab whose state file is gone is still shown,
+// from its namespaces, with status "incomplete".
+func (l *Lab) Inspect(ctx context.Context) (*LabInfo, error) {
+	name, opts := l.name, &l.opts
 	nss, err := kernel.NetNSList(labNetNSPrefix(name))
 	if err != nil {
 		return nil, err
@@ -105,48 +105,45 @@ func Inspect(ctx context.Context, name string, opts Options) (*LabInfo, error) {
 			st.Nodes = append(st.Nodes, NodeState{Name: node, Kind: "?", NetNS: ns})
 		}
 	}
+	details := hooks[feature.DetailHook](opts)
 	states := map[string]string{}
 	for _, ns := range st.Nodes {
 		ni := NodeInfo{Name: ns.Name, Kind: ns.Kind, NetNS: ns.NetNS}
 		if kernel.NetNSExists(ns.NetNS) {
 			ni.Present = true
-			ifaces, err := readInterfaces(ns.NetNS)
+			ifaces, err := readInterfaces(ns.NetNS, details)
 			if err != nil {
 				return nil, fmt.Errorf("node %s: %w", ns.Name, err)
 			}
 			ni.Interfaces = ifaces
-			dir := filepath.Join(opts.labDir(name), "nodes", ns.Name)
-			for k, i := range ifaces {
+			for _, i := range ifaces {
 				states[ns.Name+":"+i.Name] = i.State
-				if i.MACsec != nil && i.Parent != "" {
-					if mi, err := mkaState(dir, i.Parent); err == nil {
-						ifaces[k].MACsec.MKA = mi
-					}
-				}
 			}
 		}
-		if ni.Present {
-			ni.Tunnels = inspectTunnels(ns.NetNS, filepath.Join(opts.labDir(name), "nodes", ns.Name), ns.Tunnels)
-		}
-		ni.Agent = agentInfo(filepath.Join(opts.labDir(name), "nodes", ns.Name))
 		info.Nodes = append(info.Nodes, ni)
 	}
-	for _, l := range st.Links {
-		info.Links = append(info.Links, LinkInfo{A: l.A, B: l.B, AState: orGone(states[l.A]), BState: orGone(states[l.B])})
+	for _, lk := range st.Links {
+		info.Links = append(info.Links, LinkInfo{A: lk.A, B: lk.B, AState: orGone(states[lk.A]), BState: orGone(states[lk.B])})
+	}
+	for _, f := range opts.features() {
+		h, ok := f.(feature.InspectHook)
+		if !ok {
+			continue
+		}
+		sec, err := h.Inspect(ctx, l)
+		if err != nil {
+			return nil, fmt.Errorf("inspect %s: %w", f.Name(), err)
+		}
+		if sec == nil {
+			continue
+		}
+		if info.Features == nil {
+			info.Features = map[string]any{}
+		}
+		info.Features[f.Name()] = sec.Data
+		info.Sections = append(info.Sections, sec)
 	}
 	return info, nil
-}
-
-// agentInfo reads a node's agent status, if the node has an agent.
-func agentInfo(dir string) *AgentInfo {
-	st, err := agent.ReadStatus(dir)
-	if err != nil {
-		return nil
-	}
-	return &AgentInfo{
-		PID: st.PID, Alive: processAlive(st.PID), Speaking: st.SpeakerPID != 0 && processAlive(st.SpeakerPID),
-		Restarts: st.Restarts, LastExit: st.LastExit, Log: filepath.Join(dir, "agent.log"),
-	}
 }
 
 func orGone(s string) string {
@@ -178,15 +175,16 @@ func InspectAll(ctx context.Context, opts Options) ([]*LabInfo, error) {
 	return out, nil
 }
 
-// readInterfaces lists a namespace's interfaces: ip -d addr show. The
-// loopback is listed only when it holds more than its usual addresses.
-func readInterfaces(ns string) ([]IfaceInfo, error) {
+// readInterfaces lists a namespace's interfaces: ip -d addr show, with
+// what features say of theirs. The loopback is listed only when it holds
+// more than its usual addresses.
+func readInterfaces(ns string, details []feature.DetailHook) ([]IfaceInfo, error) {
 	h, err := kernel.RouteHandle(ns)
 	if err != nil {
 		return nil, err
 	}
 	defer h.Close()
-	links, err := h.LinkList()
+	links, err := kernel.Dump(func() ([]netlink.Link, error) { return h.LinkList() })
 	if err != nil {
 		return nil, err
 	}
@@ -197,7 +195,7 @@ func readInterfaces(ns string) ([]IfaceInfo, error) {
 	var out []IfaceInfo
 	for _, l := range links {
 		a := l.Attrs()
-		addrs, err := h.AddrList(l, netlink.FAMILY_ALL)
+		addrs, err := kernel.Dump(func() ([]netlink.Addr, error) { return h.AddrList(l, netlink.FAMILY_ALL) })
 		if err != nil {
 			return nil, err
 		}
@@ -213,19 +211,14 @@ func readInterfaces(ns string) ([]IfaceInfo, error) {
 		if len(a.HardwareAddr) == 6 {
 			ii.MAC = a.HardwareAddr.String()
 		}
-		if v, ok := l.(*netlink.Vlan); ok {
-			ii.Parent, ii.VLAN = byIndex[a.ParentIndex], v.VlanId
-			ii.VLANProto = "802.1Q"
-			if v.VlanProtocol == netlink.VLAN_PROTOCOL_8021AD {
-				ii.VLANProto = "802.1ad"
-			}
+		if l.Type() != "veth" && a.ParentIndex != 0 {
+			ii.Parent = byIndex[a.ParentIndex] // a stacked device's (a veth's is its peer, elsewhere)
 		}
-		if l.Type() == "macsec" {
-			mi, err := readMACsec(ns, a.Index)
-			if err != nil {
-				return nil, fmt.Errorf("macsec %s: %w", a.Name, err)
+		for _, d := range details {
+			if s, ok := d.Detail(l, byIndex); ok {
+				ii.Detail = s
+				break
 			}
-			ii.MACsec, ii.Parent = mi, byIndex[a.ParentIndex]
 		}
 		for _, ad := range addrs {
 			if ad.IP.IsLinkLocalUnicast() && ad.IP.To4() == nil {

@@ -1,6 +1,9 @@
 // Package lab is erlab's engine: it loads and validates topologies, probes
-// the kernel, deploys labs as phases of small concurrent steps, and
-// inspects, drives and destroys them. cmd/erlab is a thin shell over it.
+// the kernel, deploys labs as a plan of small steps with dependencies, and
+// inspects, drives and destroys them. It names no feature and no kind: it
+// iterates what is registered (builtin.go) through two seams, package
+// feature for features and package nodes for node kinds. cmd/erlab is a
+// thin shell over it.
 package lab
 
 import (
@@ -8,16 +11,15 @@ import (
 	"log/slog"
 	"runtime"
 
+	"github.com/erlab-dev/erlab/lab/feature"
+	"github.com/erlab-dev/erlab/lab/kernel"
 	"github.com/erlab-dev/erlab/lab/topo"
 	"github.com/erlab-dev/erlab/nodes"
 )
 
 // Status reports progress the way kind does: Start("Creating links") then
 // End(true) or End(false). The CLI draws it; the library only calls it.
-type Status interface {
-	Start(msg string)
-	End(ok bool)
-}
+type Status = feature.Status
 
 // Options carry what every lab operation shares.
 type Options struct {
@@ -25,8 +27,11 @@ type Options struct {
 	Log *slog.Logger
 	// Status shows progress; none when nil.
 	Status Status
-	// Kinds is the node-kind registry; nodes.Builtin() when nil.
+	// Kinds is the node-kind registry; the built-in kinds when nil.
 	Kinds *nodes.Registry
+	// Features are the features topologies are read and labs deployed
+	// with, in the order their hooks run; the built-in ones when nil.
+	Features []feature.Feature
 	// StateRoot is where lab directories live; DefaultStateRoot when empty.
 	StateRoot string
 	// Workers bounds how many steps run at once; 4 per CPU when zero
@@ -34,6 +39,9 @@ type Options struct {
 	Workers int
 	// Retain keeps what a failed deploy made, for debugging.
 	Retain bool
+	// Ops makes the kernel changes of a deploy; kernel.Real when nil. A
+	// kernel.Recorder records them instead (tests without root).
+	Ops kernel.Ops
 }
 
 func (o *Options) log() *slog.Logger {
@@ -45,9 +53,24 @@ func (o *Options) log() *slog.Logger {
 
 func (o *Options) kinds() *nodes.Registry {
 	if o.Kinds == nil {
-		o.Kinds = nodes.Builtin()
+		o.Kinds = BuiltinKinds()
 	}
 	return o.Kinds
+}
+
+func (o *Options) features() []feature.Feature {
+	if o.Features == nil {
+		o.Features = BuiltinFeatures()
+	}
+	return o.Features
+}
+
+func (o *Options) ops() kernel.Ops {
+	if o.Ops == nil {
+		log := o.log()
+		o.Ops = kernel.Real{Log: func(ns, cmd string) { log.Debug("kernel", "netns", ns, "do", cmd) }}
+	}
+	return o.Ops
 }
 
 // Registry returns the node kinds these options use.
@@ -72,7 +95,39 @@ func (o *Options) status() Status {
 	return o.Status
 }
 
-// Load reads and validates a topology file with the registry's kinds.
+// TopoOptions are the loader's options for these: the kinds, and the
+// features as its extensions.
+func (o Options) TopoOptions() topo.Options {
+	var exts []topo.Extension
+	for _, f := range o.features() {
+		exts = append(exts, f)
+	}
+	return topo.Options{Kinds: o.kinds(), Extensions: exts}
+}
+
+// Load reads and validates a topology file with the registered kinds and
+// features.
 func Load(path string, opts Options) (*topo.Topology, error) {
-	return topo.Load(path, topo.Options{Kinds: opts.kinds()})
+	return topo.Load(path, opts.TopoOptions())
+}
+
+// hooks returns the registered features that implement hook H, in order.
+func hooks[H any](o *Options) []H {
+	var out []H
+	for _, f := range o.features() {
+		if h, ok := f.(H); ok {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// featureNamed returns the registered feature of that name.
+func (o *Options) featureNamed(name string) feature.Feature {
+	for _, f := range o.features() {
+		if f.Name() == name {
+			return f
+		}
+	}
+	return nil
 }

@@ -16,8 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/erlab-dev/erlab/lab/bridgevlan"
+	"github.com/erlab-dev/erlab/lab/vlan"
+
 	"github.com/erlab-dev/erlab/lab"
-	"github.com/erlab-dev/erlab/lab/agent"
 	"github.com/erlab-dev/erlab/lab/kernel"
 	"github.com/erlab-dev/erlab/lab/labtest"
 	"github.com/erlab-dev/erlab/lab/probe"
@@ -27,13 +29,13 @@ import (
 // TestMain doubles as a deploy process for TestIntegrationDestroyAfterKill,
 // which needs a deploy it can kill -9 half-way.
 func TestMain(m *testing.M) {
-	agent.MaybeRun()  // router nodes re-execute this test binary as their agent
-	lab.MaybeRunMKA() // and as an MKA link end's keeper
+	lab.MaybeRunHelper(lab.Options{}) // deploys re-execute this test binary as their helpers (agents, keepers)
 	if file := os.Getenv("ERLAB_TEST_DEPLOY"); file != "" {
-		top, err := lab.Load(file, lab.Options{})
+		opts := lab.Options{StateRoot: os.Getenv("ERLAB_TEST_STATE_ROOT")}
+		top, err := lab.Load(file, opts)
 		if err == nil {
 			top.Name = os.Getenv("ERLAB_TEST_LAB")
-			err = lab.Deploy(context.Background(), top, lab.Options{})
+			err = lab.Deploy(context.Background(), top, opts)
 		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -44,42 +46,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func inspect(t *testing.T, name string) *lab.LabInfo {
-	t.Helper()
-	info, err := lab.Inspect(context.Background(), name, lab.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return info
-}
-
-func iface(t *testing.T, info *lab.LabInfo, node, name string) lab.IfaceInfo {
-	t.Helper()
-	for _, n := range info.Nodes {
-		if n.Name != node {
-			continue
-		}
-		for _, i := range n.Interfaces {
-			if i.Name == name {
-				return i
-			}
-		}
-	}
-	t.Fatalf("inspect shows no %s:%s", node, name)
-	return lab.IfaceInfo{}
-}
-
-// routeVia returns the gateway `ip route get` picks for dst in a node.
-func routeVia(t *testing.T, labName, node, dst string) string {
-	t.Helper()
-	out := labtest.Exec(t, labName, node, "ip", "route", "get", dst)
-	f := strings.Fields(out)
-	if i := slices.Index(f, "via"); i >= 0 && i+1 < len(f) {
-		return f[i+1]
-	}
-	return ""
-}
-
 // TestIntegrationPrivatePeering deploys the shipped dual-link lab and checks
 // it end to end: addresses and routes as written, forwarding on where a node
 // routes, IPv4 and IPv6 across four hops, and the CE moving its routes to the
@@ -87,18 +53,18 @@ func routeVia(t *testing.T, labName, node, dst string) string {
 func TestIntegrationPrivatePeering(t *testing.T) {
 	labtest.Integration(t)
 	top := labtest.Load(t, "../topologies/er-private-peering.yml")
-	labtest.Deploy(t, top)
+	l := labtest.Deploy(t, top)
 	name := top.Name
 
-	info := inspect(t, name)
+	info := labtest.Inspect(t, l)
 	if info.Status != "deployed" || len(info.Nodes) != 8 || len(info.Links) != 8 {
 		t.Fatalf("inspect: status %s, %d nodes, %d links", info.Status, len(info.Nodes), len(info.Links))
 	}
-	eth1 := iface(t, info, "ce", "eth1")
+	eth1 := labtest.Iface(t, info, "ce", "eth1")
 	if !slices.Equal(eth1.Addresses, []string{"192.168.100.129/30", "2001:db8:100::1/126"}) || eth1.State != "up" || eth1.MTU != 1500 {
 		t.Errorf("ce:eth1 = %+v", eth1)
 	}
-	if port := iface(t, info, "pe1", "eth1"); port.Master != "br0" {
+	if port := labtest.Iface(t, info, "pe1", "eth1"); port.Master != "br0" {
 		t.Errorf("pe1:eth1 is not a bridge port: %+v", port)
 	}
 	for node, want := range map[string]string{"ce": "1", "msee1": "1", "onprem": "0"} {
@@ -107,47 +73,47 @@ func TestIntegrationPrivatePeering(t *testing.T) {
 			t.Errorf("%s: ip_forward = %q (%v), want %s", node, got, err, want)
 		}
 	}
-	labtest.Exec(t, name, "onprem", "ping", "-c1", "-W2", "10.10.0.4")
-	labtest.Exec(t, name, "onprem", "ping", "-6", "-c1", "-W2", "2001:db8:10::4")
-	if via := routeVia(t, name, "ce", "10.10.0.4"); via != "192.168.100.130" {
+	labtest.Exec(t, l, "onprem", "ping", "-c1", "-W2", "10.10.0.4")
+	labtest.Exec(t, l, "onprem", "ping", "-6", "-c1", "-W2", "2001:db8:10::4")
+	if via := labtest.RouteVia(t, l, "ce", "10.10.0.4"); via != "192.168.100.130" {
 		t.Fatalf("primary path: ce routes via %q, want the primary MSEE 192.168.100.130", via)
 	}
 
 	// Pull the primary link at the CE: its routes over eth1 go dead
 	// (ignore_routes_with_linkdown), so traffic takes the secondary.
-	if err := lab.LinkSet(name, "ce", "eth1", false, lab.Options{}); err != nil {
+	if err := l.LinkSet(context.Background(), "ce", "eth1", false); err != nil {
 		t.Fatal(err)
 	}
-	info = inspect(t, name)
-	if s := iface(t, info, "ce", "eth1").State; s != "down" {
+	info = labtest.Inspect(t, l)
+	if s := labtest.Iface(t, info, "ce", "eth1").State; s != "down" {
 		t.Errorf("ce:eth1 after link down: %s", s)
 	}
-	if s := iface(t, info, "pe1", "eth1").State; s != "no-carrier" {
+	if s := labtest.Iface(t, info, "pe1", "eth1").State; s != "no-carrier" {
 		t.Errorf("pe1:eth1 (the peer) after link down: %s, want no-carrier", s)
 	}
 	if l := info.Links[1]; l.A != "ce:eth1" || l.AState != "down" || l.BState != "no-carrier" {
 		t.Errorf("link 2 after link down: %+v", l)
 	}
-	if via := routeVia(t, name, "ce", "10.10.0.4"); via != "192.168.100.134" {
+	if via := labtest.RouteVia(t, l, "ce", "10.10.0.4"); via != "192.168.100.134" {
 		t.Errorf("after pulling the primary: ce routes via %q, want the secondary 192.168.100.134", via)
 	}
 
-	if err := lab.LinkSet(name, "ce", "eth1", true, lab.Options{}); err != nil {
+	if err := l.LinkSet(context.Background(), "ce", "eth1", true); err != nil {
 		t.Fatal(err)
 	}
-	if s := iface(t, inspect(t, name), "pe1", "eth1").State; s != "up" {
+	if s := labtest.Iface(t, labtest.Inspect(t, l), "pe1", "eth1").State; s != "up" {
 		t.Errorf("pe1:eth1 after link up: %s", s)
 	}
 	// The kernel revives routes on carrier events, which linkwatch delivers
 	// up to a second late.
 	deadline := time.Now().Add(3 * time.Second)
-	for routeVia(t, name, "ce", "10.10.0.4") != "192.168.100.130" {
+	for labtest.RouteVia(t, l, "ce", "10.10.0.4") != "192.168.100.130" {
 		if time.Now().After(deadline) {
-			t.Fatalf("after restoring the primary: ce still routes via %q", routeVia(t, name, "ce", "10.10.0.4"))
+			t.Fatalf("after restoring the primary: ce still routes via %q", labtest.RouteVia(t, l, "ce", "10.10.0.4"))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if err := lab.LinkSet(name, "ce", "eth9", false, lab.Options{}); err == nil {
+	if err := l.LinkSet(context.Background(), "ce", "eth9", false); err == nil {
 		t.Error("link down of a missing interface succeeded")
 	}
 }
@@ -174,17 +140,17 @@ topology:
 func TestIntegrationExecAndProcesses(t *testing.T) {
 	labtest.Integration(t)
 	top := labtest.Parse(t, twoNodes)
-	labtest.Deploy(t, top)
+	l := labtest.Deploy(t, top)
 	ns := lab.NetNSName(top.Name, "a")
 	marker := "/run/erlab-test-" + ns
 	defer os.Remove(marker)
 	if b, err := os.ReadFile(marker); err != nil || string(b) != "deployed\n" {
 		t.Errorf("exec command did not run: %q, %v", b, err)
 	}
-	if _, code, err := labtest.TryExec(top.Name, "b", "sh", "-c", "exit 7"); err != nil || code != 7 {
+	if _, code, err := labtest.TryExec(l, "b", "sh", "-c", "exit 7"); err != nil || code != 7 {
 		t.Errorf("exit status: %d, %v; want 7", code, err)
 	}
-	if _, _, err := labtest.TryExec(top.Name, "nosuch", "true"); err == nil {
+	if _, _, err := labtest.TryExec(l, "nosuch", "true"); err == nil {
 		t.Error("exec in a missing node succeeded")
 	}
 	pids, err := kernel.PIDsIn([]string{ns})
@@ -192,7 +158,7 @@ func TestIntegrationExecAndProcesses(t *testing.T) {
 		t.Fatalf("want the one sleep in %s, got %v (%v)", ns, pids, err)
 	}
 	sleeper := pids[ns][0]
-	labtest.Destroy(t, top.Name)
+	labtest.Destroy(t, l)
 	if err := syscall.Kill(sleeper, 0); err == nil {
 		if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", sleeper)); !strings.Contains(string(b), ") Z") {
 			t.Errorf("process %d in the lab survived destroy", sleeper)
@@ -205,18 +171,19 @@ func TestIntegrationExecAndProcesses(t *testing.T) {
 func TestIntegrationFailedDeployRollsBack(t *testing.T) {
 	labtest.Integration(t)
 	top := labtest.Parse(t, strings.Replace(twoNodes, "echo deployed > /run/erlab-test-$ERLAB_NETNS", "echo broken config >&2; exit 3", 1))
-	t.Cleanup(func() { labtest.Destroy(t, top.Name) })
-	err := lab.Deploy(context.Background(), top, lab.Options{})
+	l := lab.FromTopology(top, labtest.Options(t))
+	t.Cleanup(func() { labtest.Destroy(t, l) })
+	err := l.Deploy(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "exit status 3") || !strings.Contains(err.Error(), "broken config") {
 		t.Fatalf("deploy error = %v; want the exec's status and output", err)
 	}
 	if left, _ := kernel.NetNSList(lab.NetNSName(top.Name, "")); len(left) > 0 {
 		t.Errorf("failed deploy left namespaces: %v", left)
 	}
-	if _, err := os.Stat(filepath.Join(lab.DefaultStateRoot, top.Name)); err == nil {
+	if _, err := os.Stat(l.Dir()); err == nil {
 		t.Error("failed deploy left its state directory")
 	}
-	if labs, _ := lab.Deployed(lab.Options{}); slices.Contains(labs, top.Name) {
+	if labs, _ := lab.Deployed(l.Options()); slices.Contains(labs, top.Name) {
 		t.Error("failed deploy still listed as deployed")
 	}
 }
@@ -226,24 +193,22 @@ func TestIntegrationFailedDeployRollsBack(t *testing.T) {
 func TestIntegrationSideBySide(t *testing.T) {
 	labtest.Integration(t)
 	one, two := labtest.Parse(t, twoNodes), labtest.Parse(t, twoNodes)
-	for _, top := range []*topo.Topology{one, two} {
-		top.Nodes[0].Exec = nil
-		labtest.Deploy(t, top)
-	}
-	top := *one
-	if err := lab.Deploy(context.Background(), &top, lab.Options{}); !errors.As(err, new(*lab.AlreadyDeployedError)) {
+	one.Nodes[0].Exec, two.Nodes[0].Exec = nil, nil
+	l1, l2 := labtest.Deploy(t, one), labtest.Deploy(t, two)
+	again := *one
+	if err := lab.FromTopology(&again, l1.Options()).Deploy(context.Background()); !errors.As(err, new(*lab.AlreadyDeployedError)) {
 		t.Errorf("second deploy of %s: %v, want AlreadyDeployedError", one.Name, err)
 	}
-	if err := lab.LinkSet(one.Name, "a", "eth1", false, lab.Options{}); err != nil {
+	if err := l1.LinkSet(context.Background(), "a", "eth1", false); err != nil {
 		t.Fatal(err)
 	}
-	if _, code, _ := labtest.TryExec(one.Name, "a", "ping", "-c1", "-W1", "10.0.0.2"); code == 0 {
+	if _, code, _ := labtest.TryExec(l1, "a", "ping", "-c1", "-W1", "10.0.0.2"); code == 0 {
 		t.Error("ping across a pulled link succeeded")
 	}
-	labtest.Exec(t, two.Name, "a", "ping", "-c1", "-W2", "10.0.0.2")
-	labtest.Destroy(t, one.Name)
-	labtest.Exec(t, two.Name, "a", "ping", "-c1", "-W2", "10.0.0.2")
-	if s := iface(t, inspect(t, two.Name), "a", "eth1").State; s != "up" {
+	labtest.Exec(t, l2, "a", "ping", "-c1", "-W2", "10.0.0.2")
+	labtest.Destroy(t, l1)
+	labtest.Exec(t, l2, "a", "ping", "-c1", "-W2", "10.0.0.2")
+	if s := labtest.Iface(t, labtest.Inspect(t, l2), "a", "eth1").State; s != "up" {
 		t.Errorf("the other lab's interface: %s", s)
 	}
 }
@@ -260,9 +225,11 @@ func TestIntegrationDestroyAfterKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	name := labtest.Name("kill")
-	t.Cleanup(func() { labtest.Destroy(t, name) })
+	opts := labtest.Options(t)
+	l, _ := lab.OpenName(name, opts)
+	t.Cleanup(func() { labtest.Destroy(t, l) })
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "ERLAB_TEST_DEPLOY="+file, "ERLAB_TEST_LAB="+name)
+	cmd.Env = append(os.Environ(), "ERLAB_TEST_DEPLOY="+file, "ERLAB_TEST_LAB="+name, "ERLAB_TEST_STATE_ROOT="+opts.StateRoot)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -280,29 +247,23 @@ func TestIntegrationDestroyAfterKill(t *testing.T) {
 		}
 		return false
 	}
-	for !sleeping() {
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			cmd.Wait()
-			t.Fatal("deploy never reached its exec phase")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	labtest.Eventually(t, time.Until(deadline), "the deploy reaches its exec phase", sleeping)
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
-	if err := os.RemoveAll(filepath.Join(lab.DefaultStateRoot, name)); err != nil {
+	if err := os.RemoveAll(l.Dir()); err != nil {
 		t.Fatal(err)
 	}
-	labs, err := lab.Deployed(lab.Options{})
+	labs, err := lab.Deployed(opts)
 	if err != nil || !slices.Contains(labs, name) {
 		t.Fatalf("the killed lab is not found from its namespaces: %v %v", labs, err)
 	}
-	info := inspect(t, name)
+	info := labtest.Inspect(t, l)
 	if info.Status != "incomplete" || len(info.Nodes) != 2 {
 		t.Errorf("inspect of the killed lab: %+v", info)
 	}
 	pids, _ := kernel.PIDsIn([]string{ns})
-	rep, err := lab.DestroyWithReport(context.Background(), name, lab.Options{})
+	rep, err := l.Destroy(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -314,7 +275,7 @@ func TestIntegrationDestroyAfterKill(t *testing.T) {
 			t.Errorf("orphan %d survived destroy", pid)
 		}
 	}
-	if rep, err := lab.DestroyWithReport(context.Background(), name, lab.Options{}); err != nil || rep.Namespaces != 0 {
+	if rep, err := l.Destroy(context.Background()); err != nil || rep.Namespaces != 0 {
 		t.Errorf("second destroy: %+v, %v; want nothing to do", rep, err)
 	}
 }
@@ -326,15 +287,16 @@ func TestIntegrationDestroyAfterKill(t *testing.T) {
 func TestIntegrationCapabilityGate(t *testing.T) {
 	labtest.Integration(t)
 	top := labtest.Load(t, "../topologies/er-peerings-vlan.yml")
-	missing, err := kernel.Probe([]kernel.Feature{kernel.FeatVLAN})
+	missing, err := kernel.Probe([]*kernel.Feature{vlan.KernelDot1Q})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, lacks := missing[kernel.FeatVLAN]; lacks {
+	if _, lacks := missing[vlan.KernelDot1Q]; lacks {
 		if labtest.KernelTier() {
 			t.Fatal("the kernel tier's kernel lacks 802.1Q")
 		}
-		err := lab.Deploy(context.Background(), top, lab.Options{})
+		opts := labtest.Options(t)
+		err := lab.Deploy(context.Background(), top, opts)
 		var mf *lab.MissingFeaturesError
 		if !errors.As(err, &mf) {
 			t.Fatalf("deploy on a kernel without 802.1Q: %v", err)
@@ -345,27 +307,27 @@ func TestIntegrationCapabilityGate(t *testing.T) {
 				t.Errorf("refusal does not name %q:\n%s", want, msg)
 			}
 		}
-		if labs, _ := lab.Deployed(lab.Options{}); slices.Contains(labs, top.Name) {
+		if labs, _ := lab.Deployed(opts); slices.Contains(labs, top.Name) {
 			t.Error("a refused deploy left something behind")
 		}
 		return
 	}
-	labtest.Deploy(t, top)
-	info := inspect(t, top.Name)
-	if i := iface(t, info, "ce", "eth1.100"); i.VLAN != 100 || i.VLANProto != "802.1Q" || i.Parent != "eth1" || i.State != "up" {
+	l := labtest.Deploy(t, top)
+	info := labtest.Inspect(t, l)
+	if i := labtest.Iface(t, info, "ce", "eth1.100"); i.Detail != "802.1Q 100 on eth1" || i.Parent != "eth1" || i.State != "up" {
 		t.Errorf("ce:eth1.100 = %+v", i)
 	}
-	labtest.Exec(t, top.Name, "onprem", "ping", "-c1", "-W2", "10.10.0.4")                             // private peering
-	labtest.Exec(t, top.Name, "onprem", "ping", "-c1", "-W2", "198.51.100.10")                         // Microsoft peering
-	labtest.Exec(t, top.Name, "ce", "ping", "-6", "-c1", "-W2", "2001:db8:10::4")                      // IPv6 private peering
-	labtest.Exec(t, top.Name, "ce", "ping", "-M", "do", "-s", "1472", "-c1", "-W2", "192.168.100.130") // full 1500-byte frame, DF
+	labtest.Exec(t, l, "onprem", "ping", "-c1", "-W2", "10.10.0.4")                             // private peering
+	labtest.Exec(t, l, "onprem", "ping", "-c1", "-W2", "198.51.100.10")                         // Microsoft peering
+	labtest.Exec(t, l, "ce", "ping", "-6", "-c1", "-W2", "2001:db8:10::4")                      // IPv6 private peering
+	labtest.Exec(t, l, "ce", "ping", "-M", "do", "-s", "1472", "-c1", "-W2", "192.168.100.130") // full 1500-byte frame, DF
 }
 
 // TestIntegrationQinQ stacks a C-tag on an S-tag, with each outer EtherType:
 // 802.1ad as providers use, and 802.1Q as ExpressRoute Direct requires.
 func TestIntegrationQinQ(t *testing.T) {
 	labtest.Integration(t)
-	labtest.RequireFeatures(t, kernel.FeatVLAN, kernel.FeatQinQ)
+	labtest.RequireFeatures(t, vlan.KernelDot1Q, vlan.KernelDot1ad)
 	for _, proto := range []string{"802.1ad", "802.1Q"} {
 		t.Run(proto, func(t *testing.T) {
 			top := labtest.Parse(t, `name: q
@@ -382,15 +344,15 @@ topology:
   links:
     - endpoints: ["ce:eth1", "msee:eth1"]
 `)
-			labtest.Deploy(t, top)
-			info := inspect(t, top.Name)
-			if i := iface(t, info, "ce", "s10"); i.VLAN != 10 || i.VLANProto != proto {
+			l := labtest.Deploy(t, top)
+			info := labtest.Inspect(t, l)
+			if i := labtest.Iface(t, info, "ce", "s10"); i.Detail != proto+" 10 on eth1" {
 				t.Errorf("outer tag: %+v", i)
 			}
-			if i := iface(t, info, "ce", "s10.100"); i.VLAN != 100 || i.VLANProto != "802.1Q" || i.Parent != "s10" {
+			if i := labtest.Iface(t, info, "ce", "s10.100"); i.Detail != "802.1Q 100 on s10" || i.Parent != "s10" {
 				t.Errorf("inner tag: %+v", i)
 			}
-			labtest.Exec(t, top.Name, "ce", "ping", "-c1", "-W2", "192.168.100.130")
+			labtest.Exec(t, l, "ce", "ping", "-c1", "-W2", "192.168.100.130")
 		})
 	}
 }
@@ -400,7 +362,8 @@ topology:
 // /boot/config-RELEASE). In the kernel tier every feature must be there.
 func TestIntegrationProbeAgreesWithConfig(t *testing.T) {
 	labtest.Integration(t)
-	missing, err := kernel.Probe(kernel.AllFeatures)
+	all := lab.KernelFeatures(lab.Options{})
+	missing, err := kernel.Probe(all)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -414,9 +377,9 @@ func TestIntegrationProbeAgreesWithConfig(t *testing.T) {
 		}
 		t.Skip("no kernel configuration to compare with (/proc/config.gz, /boot/config-*)")
 	}
-	for _, f := range kernel.AllFeatures {
+	for _, f := range all {
 		built := true
-		for _, opt := range strings.Split(kernel.FeatureOption(f), ", ") {
+		for _, opt := range strings.Split(f.Option, ", ") {
 			if v := config[opt]; v != "y" && v != "m" {
 				built = false
 			}
@@ -487,8 +450,8 @@ topology:
   links:
     - endpoints: ["a:eth1", "b:eth1"]
 `)
-	labtest.Deploy(t, top)
-	if _, owner, err := lab.ProbeTarget(top, "b"); err != nil || owner != "b" {
+	l := labtest.Deploy(t, top)
+	if _, owner, err := probe.Target(top, "b"); err != nil || owner != "b" {
 		t.Fatalf("target b: %s %v", owner, err)
 	}
 	type result struct {
@@ -498,16 +461,16 @@ topology:
 	done := make(chan result, 1)
 	start := time.Now()
 	go func() {
-		rep, err := lab.Probe(context.Background(), top, "a", "b:eth1", probe.Config{Rate: 1000, Duration: 1500 * time.Millisecond, Port: 7001})
+		rep, err := probe.Between(context.Background(), top, "a", "b:eth1", probe.Config{Rate: 1000, Duration: 1500 * time.Millisecond, Port: 7001})
 		done <- result{rep, err}
 	}()
 	time.Sleep(500*time.Millisecond - time.Since(start))
 	pulled := time.Now()
-	if err := lab.LinkSet(top.Name, "b", "eth1", false, lab.Options{}); err != nil {
+	if err := l.LinkSet(context.Background(), "b", "eth1", false); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(300 * time.Millisecond)
-	if err := lab.LinkSet(top.Name, "b", "eth1", true, lab.Options{}); err != nil {
+	if err := l.LinkSet(context.Background(), "b", "eth1", true); err != nil {
 		t.Fatal(err)
 	}
 	pull := time.Since(pulled)
@@ -526,7 +489,7 @@ topology:
 	if rep.FirstLoss < 350*time.Millisecond || rep.FirstLoss > 700*time.Millisecond {
 		t.Errorf("first loss at %s, the link went down at about 500ms", rep.FirstLoss)
 	}
-	if _, _, err := lab.ProbeTarget(top, "10.9.9.9"); err == nil {
+	if _, _, err := probe.Target(top, "10.9.9.9"); err == nil {
 		t.Error("a target no node owns was accepted")
 	}
 }
@@ -538,15 +501,15 @@ func TestIntegrationVerifyEncryptionPlaintext(t *testing.T) {
 	labtest.Integration(t)
 	top := labtest.Parse(t, twoNodes)
 	top.Nodes[0].Exec = nil
-	labtest.Deploy(t, top)
-	res, err := lab.VerifyEncryption(context.Background(), top, nil, lab.Options{})
+	l := labtest.Deploy(t, top)
+	res, err := l.VerifyEncryption(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(res) != 1 || res[0].Checked || res[0].Declared != "plaintext" {
 		t.Errorf("declared plaintext: %+v", res)
 	}
-	res, err = lab.VerifyEncryption(context.Background(), top, []string{"a:eth1"}, lab.Options{})
+	res, err = l.VerifyEncryption(context.Background(), []string{"a:eth1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -561,22 +524,21 @@ func TestIntegrationVerifyEncryptionPlaintext(t *testing.T) {
 // port the frames are 802.1ad → 802.1Q, as tcpdump decodes them.
 func TestIntegrationProviderQinQ(t *testing.T) {
 	labtest.Integration(t)
-	labtest.RequireFeatures(t, kernel.FeatVLAN, kernel.FeatQinQ, kernel.FeatBridgeVLAN)
+	labtest.RequireFeatures(t, vlan.KernelDot1Q, vlan.KernelDot1ad, bridgevlan.KernelBridgeVLAN)
 	top := labtest.Load(t, "../topologies/er-provider-qinq.yml")
-	labtest.Deploy(t, top)
-	name := top.Name
-	labtest.Exec(t, name, "ce1", "ping", "-c1", "-W2", "192.168.100.130") // circuit 1, private
-	labtest.Exec(t, name, "ce1", "ping", "-c1", "-W2", "203.0.113.2")     // circuit 1, Microsoft
-	labtest.Exec(t, name, "ce2", "ping", "-c1", "-W2", "192.168.200.130") // circuit 2, private, same C-tag
+	l := labtest.Deploy(t, top)
+	labtest.Exec(t, l, "ce1", "ping", "-c1", "-W2", "192.168.100.130") // circuit 1, private
+	labtest.Exec(t, l, "ce1", "ping", "-c1", "-W2", "203.0.113.2")     // circuit 1, Microsoft
+	labtest.Exec(t, l, "ce2", "ping", "-c1", "-W2", "192.168.200.130") // circuit 2, private, same C-tag
 	// On the MSEE's port circuit 2's frames carry S-tag 20 over C-tag 100
 	// (the filter matches the two tags: a plain "icmp" would not).
-	out := labtest.Exec(t, name, "msee", "sh", "-c", "timeout 10 tcpdump -i eth1 -c 2 -nn -e 'vlan 20 and vlan 100 and icmp' 2>/dev/null & sleep 1; ip netns exec "+lab.NetNSName(name, "ce2")+" ping -c1 -W2 192.168.200.130 >/dev/null; wait")
+	out := labtest.Capture(t, l, "msee", "eth1", 2, "vlan 20 and vlan 100 and icmp", func() { labtest.TryExec(l, "ce2", "ping", "-c1", "-W2", "192.168.200.130") })
 	if !strings.Contains(out, "ethertype 802.1Q-QinQ (0x88a8)") || !strings.Contains(out, "vlan 20, p 0, ethertype 802.1Q (0x8100), vlan 100") {
 		t.Errorf("frames on the MSEE's port are not S-tag 20 over C-tag 100:\n%s", out)
 	}
 	// A full 1500-byte packet on the C-tag subinterface crosses without
 	// fragmentation (don't-fragment ping at the top interface's MTU).
-	labtest.Exec(t, name, "ce1", "ping", "-c1", "-W2", "-M", "do", "-s", "1472", "192.168.100.130")
+	labtest.Exec(t, l, "ce1", "ping", "-c1", "-W2", "-M", "do", "-s", "1472", "192.168.100.130")
 }
 
 // TestIntegrationSysctlsNotInherited: a new namespace takes its IPv4
@@ -617,7 +579,7 @@ topology:
     - endpoints: ["a:eth1", "r:eth1"]
     - endpoints: ["r:eth2", "b:eth1"]
 `)
-	labtest.Deploy(t, top)
+	l := labtest.Deploy(t, top)
 	for node, want := range map[string]map[string]string{
 		"a": {"net.ipv4.ip_forward": "0", "net.ipv6.conf.all.forwarding": "0", "net.ipv4.conf.all.rp_filter": "0", "net.ipv4.conf.default.rp_filter": "0"},
 		"r": {"net.ipv4.ip_forward": "1", "net.ipv6.conf.all.forwarding": "1", "net.ipv4.conf.all.rp_filter": "0"},
@@ -630,9 +592,9 @@ topology:
 		}
 	}
 	// r forwards: a reaches b through it.
-	labtest.Exec(t, top.Name, "a", "ip", "route", "add", "10.0.1.0/30", "via", "10.0.0.2")
-	labtest.Exec(t, top.Name, "b", "ip", "route", "add", "10.0.0.0/30", "via", "10.0.1.1")
-	labtest.Exec(t, top.Name, "a", "ping", "-c1", "-W2", "10.0.1.2")
+	labtest.Exec(t, l, "a", "ip", "route", "add", "10.0.1.0/30", "via", "10.0.0.2")
+	labtest.Exec(t, l, "b", "ip", "route", "add", "10.0.0.0/30", "via", "10.0.1.1")
+	labtest.Exec(t, l, "a", "ping", "-c1", "-W2", "10.0.1.2")
 }
 
 // TestIntegrationSysctlsChecked: validate (CheckKernel) checks every
@@ -657,7 +619,7 @@ topology:
   links:
     - endpoints: ["a:eth1", "b:eth1"]
 `)
-	err := lab.CheckKernel(top)
+	err := lab.CheckKernel(top, lab.Options{})
 	var el topo.ErrorList
 	if !errors.As(err, &el) {
 		t.Fatalf("CheckKernel = %v, want the file's problems", err)

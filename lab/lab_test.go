@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/erlab-dev/erlab/lab/macsec"
+	"github.com/erlab-dev/erlab/lab/vlan"
+
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/erlab-dev/erlab/lab"
@@ -57,11 +60,12 @@ func TestNeeds(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []lab.Need{
-		{Feature: kernel.FeatVeth, Where: []string{"onprem:eth1", "ce:eth1", "pe:eth2", "msee:eth2"}},
-		{Feature: kernel.FeatBridge, Where: []string{"pe"}},
-		{Feature: kernel.FeatVLAN, Where: []string{"ce:eth1.100", "ce:eth1.200", "msee:eth1.100", "msee:eth1.200"}},
+		{Feature: kernel.Veth, Where: []string{"onprem:eth1", "ce:eth1", "pe:eth2", "msee:eth2"}},
+		{Feature: kernel.Bridge, Where: []string{"pe"}},
+		{Feature: vlan.KernelDot1Q, Where: []string{"ce:eth1.100", "ce:eth1.200", "msee:eth1.100", "msee:eth1.200"}},
 	}
-	if diff := cmp.Diff(want, lab.Needs(top)); diff != "" {
+	// Features compare by identity: each is declared once.
+	if diff := cmp.Diff(want, lab.Needs(top, lab.Options{}), cmp.Comparer(func(a, b *kernel.Feature) bool { return a == b })); diff != "" {
 		t.Errorf("needs (-want +got):\n%s", diff)
 	}
 }
@@ -72,8 +76,8 @@ func TestMissingFeaturesMessage(t *testing.T) {
 	root, _ := filepath.Abs("..")
 	e := &lab.MissingFeaturesError{
 		Kernel: "6.18.44", File: "/srv/labs/x.yml",
-		Missing: []lab.Need{{Feature: kernel.FeatMACsec, Where: []string{"a:m0", "b:m0", "c:m0", "d:m0", "e:m0", "f:m0"}}},
-		Reasons: map[kernel.Feature]error{kernel.FeatMACsec: errors.New("operation not supported")},
+		Missing: []lab.Need{{Feature: macsec.KernelMACsec, Where: []string{"a:m0", "b:m0", "c:m0", "d:m0", "e:m0", "f:m0"}}},
+		Reasons: map[*kernel.Feature]error{macsec.KernelMACsec: errors.New("operation not supported")},
 	}
 	want := `this kernel (6.18.44) lacks what the lab needs:
   MACsec (CONFIG_MACSEC, operation not supported), needed by a:m0, b:m0, c:m0, d:m0 and 2 more

@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -10,15 +11,26 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/erlab-dev/erlab/lab/kernel"
+	"github.com/erlab-dev/erlab/nodes"
 )
+
+// LinkSet pulls or restores a link of a deployed lab by name (see
+// Lab.LinkSet).
+func LinkSet(ctx context.Context, labName, node, iface string, up bool, opts Options) error {
+	l, err := OpenName(labName, opts)
+	if err != nil {
+		return err
+	}
+	return l.LinkSet(ctx, node, iface, up)
+}
 
 // LinkSet pulls (up=false) or restores an interface of a deployed node:
 // ip -n NS link set IFACE down|up. On a veth end, the peer then loses (or
 // regains) carrier, as the far side of a pulled cable does. The kernel
-// flushes the routes of an interface set down (and of the VLANs on it);
+// flushes the routes of an interface set down (and of the devices on it);
 // restoring it puts the node's static routes back.
-func LinkSet(labName, node, iface string, up bool, opts Options) error {
-	n, err := opts.deployedNode(labName, node)
+func (l *Lab) LinkSet(ctx context.Context, node, iface string, up bool) error {
+	n, err := l.opts.deployedNode(l.name, node)
 	if err != nil {
 		return err
 	}
@@ -27,28 +39,30 @@ func LinkSet(labName, node, iface string, up bool, opts Options) error {
 		return err
 	}
 	defer h.Close()
-	link, err := linkEnd(h, labName, node, iface, opts)
+	link, err := l.linkEnd(h, node, iface)
 	if err != nil {
 		return err
 	}
+	word := map[bool]string{true: "up", false: "down"}[up]
+	l.Log().Info("link set", "node", node, "interface", iface, "state", word)
 	if up {
 		err = h.LinkSetUp(link)
 	} else {
 		err = h.LinkSetDown(link)
 	}
 	if err != nil {
-		return fmt.Errorf("set %s:%s %s: %w", node, iface, map[bool]string{true: "up", false: "down"}[up], err)
+		return fmt.Errorf("set %s:%s %s: %w", node, iface, word, err)
 	}
 	if up {
-		return restoreRoutes(h, labName, node, opts)
+		return l.restoreRoutes(h, node)
 	}
 	return nil
 }
 
 // restoreRoutes puts back the node's static routes. Routes through links
 // that are still down cannot be added yet; they come back with their link.
-func restoreRoutes(h *netlink.Handle, labName, node string, opts Options) error {
-	st, err := opts.readState(labName)
+func (l *Lab) restoreRoutes(h *netlink.Handle, node string) error {
+	st, err := l.opts.readState(l.name)
 	if err != nil {
 		return fmt.Errorf("read lab state to restore routes: %w", err)
 	}
@@ -57,7 +71,7 @@ func restoreRoutes(h *netlink.Handle, labName, node string, opts Options) error 
 			continue
 		}
 		for _, r := range n.Routes {
-			if err := addRoute(h, r); err != nil && !errors.Is(err, unix.ENETDOWN) && !errors.Is(err, unix.ENETUNREACH) {
+			if err := kernel.RouteReplace(h, nodes.KernelRoute(r)); err != nil && !errors.Is(err, unix.ENETDOWN) && !errors.Is(err, unix.ENETUNREACH) {
 				return fmt.Errorf("restore route %s on %s: %w", r.Dst, node, err)
 			}
 		}
@@ -66,15 +80,14 @@ func restoreRoutes(h *netlink.Handle, labName, node string, opts Options) error 
 }
 
 // linkEnd finds the interface a link pull acts on: an end of one of the
-// lab's links, or a device stacked on one (a VLAN, a MACsec device). Any
-// other interface — the loopback, a tunnel's interface, a bridge — is no
-// link to pull, and setting it down would break the node itself (its
+// lab's links, or a device stacked on one. Any other interface — the
+// loopback, a bridge — is no link to pull, and setting it down would break the node itself (its
 // agent's API listens on lo).
-func linkEnd(h *netlink.Handle, labName, node, iface string, opts Options) (netlink.Link, error) {
+func (l *Lab) linkEnd(h *netlink.Handle, node, iface string) (netlink.Link, error) {
 	var ends []string
-	if st, err := opts.readState(labName); err == nil {
-		for _, l := range st.Links {
-			for _, e := range []string{l.A, l.B} {
+	if st, err := l.opts.readState(l.name); err == nil {
+		for _, lk := range st.Links {
+			for _, e := range []string{lk.A, lk.B} {
 				if n, _, _ := strings.Cut(e, ":"); n == node {
 					ends = append(ends, e)
 				}
@@ -82,7 +95,7 @@ func linkEnd(h *netlink.Handle, labName, node, iface string, opts Options) (netl
 		}
 	}
 	notEnd := func() error {
-		return &UnknownError{Lab: labName, What: "link end", Name: node + ":" + iface, Known: ends}
+		return &UnknownError{Lab: l.name, What: "link end", Name: node + ":" + iface, Known: ends}
 	}
 	link, err := h.LinkByName(iface)
 	if err != nil {
@@ -92,10 +105,10 @@ func linkEnd(h *netlink.Handle, labName, node, iface string, opts Options) (netl
 		if slices.Contains(ends, node+":"+cur.Attrs().Name) {
 			return link, nil
 		}
-		// Only stacked devices have their parent in this namespace (a
-		// veth's IFLA_LINK is its peer's index, in the other one).
+		// A stacked device's parent is in this namespace; a veth's
+		// IFLA_LINK is its peer's index, in the other one.
 		p := cur.Attrs().ParentIndex
-		if (cur.Type() != "vlan" && cur.Type() != "macsec") || p == 0 {
+		if cur.Type() == "veth" || p == 0 || p == cur.Attrs().Index {
 			break
 		}
 		if cur, err = h.LinkByIndex(p); err != nil {

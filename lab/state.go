@@ -10,10 +10,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/erlab-dev/erlab/lab/ike"
-	"github.com/erlab-dev/erlab/lab/ipsec"
+	"github.com/erlab-dev/erlab/lab/fileutil"
 	"github.com/erlab-dev/erlab/lab/kernel"
 	"github.com/erlab-dev/erlab/lab/topo"
+	"github.com/erlab-dev/erlab/nodes"
 )
 
 // DefaultStateRoot holds one directory per deployed lab: its state file,
@@ -21,13 +21,12 @@ import (
 // so a reboot clears both together.
 const DefaultStateRoot = "/run/erlab"
 
-// NetNSPrefix starts the name of every namespace erlab makes. The full name
-// is erlab-<lab>.<node>: lab and node names hold no dot, so the name alone
-// says which lab owns a namespace, even when the lab's state is gone.
-const NetNSPrefix = "erlab-"
+// NetNSPrefix starts the name of every namespace erlab makes (see
+// nodes.NetNS).
+const NetNSPrefix = nodes.NetNSPrefix
 
 // NetNSName is the namespace of a lab's node.
-func NetNSName(lab, node string) string { return NetNSPrefix + lab + "." + node }
+func NetNSName(lab, node string) string { return nodes.NetNS(lab, node) }
 
 // labNetNSPrefix is the prefix shared by all namespaces of one lab.
 func labNetNSPrefix(lab string) string { return NetNSPrefix + lab + "." }
@@ -43,7 +42,8 @@ func splitNetNSName(ns string) (lab, node string, ok bool) {
 
 // State is what a lab's directory records about it (state.json). The kernel
 // is the truth for what exists; the state adds what the kernel cannot say:
-// kinds, links and where the topology came from.
+// kinds, links, where the topology came from, and what each feature
+// records of each node.
 type State struct {
 	Name     string      `json:"name"`
 	File     string      `json:"file"`
@@ -62,16 +62,9 @@ type NodeState struct {
 	// Routes are the node's static routes, kept so that restoring a pulled
 	// link can put back the routes the kernel flushed when it went down.
 	Routes []topo.Route `json:"routes,omitempty"`
-	// Tunnels are the node's ends of IPsec tunnels, without keys: what
-	// inspect reads back from the kernel.
-	Tunnels []TunnelState `json:"tunnels,omitempty"`
-}
-
-// TunnelState is one end of an IPsec tunnel as recorded in the state.
-type TunnelState struct {
-	Keying string       `json:"keying"`        // static or ike
-	IPsec  ipsec.Tunnel `json:"ipsec"`         // its keys are never marshaled
-	IKE    *ike.Conn    `json:"ike,omitempty"` // nor is its PSK
+	// Features holds what each feature records of the node (its
+	// StateHook), by feature name: never a key.
+	Features map[string]json.RawMessage `json:"features,omitempty"`
 }
 
 // LinkState is a link as recorded in the state.
@@ -80,46 +73,55 @@ type LinkState struct {
 	B string `json:"b"`
 }
 
-func stateFromTopology(t *topo.Topology, status string) *State {
+func (o *Options) stateFromTopology(t *topo.Topology, status string) (*State, error) {
 	s := &State{Name: t.Name, File: t.File, Status: status, Deployed: time.Now().UTC()}
+	stateHooks := hooks[interface {
+		Name() string
+		State(*topo.Topology, string) any
+	}](o)
 	for _, n := range t.Nodes {
 		ns := NodeState{Name: n.Name, Kind: n.Kind, NetNS: NetNSName(t.Name, n.Name), Group: n.Group, Routes: n.Routes}
-		for _, tu := range t.Tunnels {
-			if _, _, ok := tu.End(n.Name); ok {
-				keying := "static"
-				if tu.IKE != nil {
-					keying = "ike"
-				}
-				ts := TunnelState{Keying: keying, IPsec: tu.IPsec(n.Name)}
-				for _, c := range ikeNode(t, n.Name, "", "").Conns {
-					if c.Name == tu.Name {
-						c.PSK = nil
-						ts.IKE = &c
-					}
-				}
-				ns.Tunnels = append(ns.Tunnels, ts)
+		for _, h := range stateHooks {
+			v := h.State(t, n.Name)
+			if v == nil {
+				continue
 			}
+			b, err := json.Marshal(v)
+			if err != nil {
+				return nil, fmt.Errorf("state of %s on %s: %w", h.Name(), n.Name, err)
+			}
+			if ns.Features == nil {
+				ns.Features = map[string]json.RawMessage{}
+			}
+			ns.Features[h.Name()] = b
 		}
 		s.Nodes = append(s.Nodes, ns)
 	}
 	for _, l := range t.Links {
 		s.Links = append(s.Links, LinkState{A: l.A.String(), B: l.B.String()})
 	}
-	return s
+	return s, nil
 }
 
 // labDir returns the lab's state directory.
 func (o *Options) labDir(lab string) string { return filepath.Join(o.stateRoot(), lab) }
 
+// StateRootEnv, when set, is the state root of options that give none:
+// tests of the CLI run it against a state root of their own.
+const StateRootEnv = "ERLAB_STATE_ROOT"
+
 func (o *Options) stateRoot() string {
 	if o.StateRoot != "" {
 		return o.StateRoot
 	}
+	if env := os.Getenv(StateRootEnv); env != "" {
+		return env
+	}
 	return DefaultStateRoot
 }
 
-// writeState saves the state atomically, readable by root only: later
-// issues keep key material beside it.
+// writeState saves the state atomically, readable by root only: key
+// material lives beside it.
 func (o *Options) writeState(s *State) error {
 	dir := o.labDir(s.Name)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -129,11 +131,10 @@ func (o *Options) writeState(s *State) error {
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(dir, ".state.json.tmp")
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+	if err := fileutil.WriteFile(filepath.Join(dir, "state.json"), b, 0o600); err != nil {
 		return fmt.Errorf("write lab state: %w", err)
 	}
-	return os.Rename(tmp, filepath.Join(dir, "state.json"))
+	return nil
 }
 
 // readState loads a lab's state; fs.ErrNotExist when it has none.

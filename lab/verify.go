@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/erlab-dev/erlab/lab/feature"
 	"github.com/erlab-dev/erlab/lab/topo"
 )
 
@@ -29,6 +30,16 @@ var rttRe = regexp.MustCompile(`time=([0-9.]+) ms`)
 // address from its own (one echo, one second to answer), IPv4 and IPv6. It
 // proves each link and VLAN carries traffic, whatever the routes say.
 func VerifyConnectivity(ctx context.Context, t *topo.Topology, opts Options) ([]Reach, error) {
+	return FromTopology(t, opts).VerifyConnectivity(ctx)
+}
+
+// VerifyConnectivity is the package function's, on the lab.
+func (l *Lab) VerifyConnectivity(ctx context.Context) ([]Reach, error) {
+	t, err := l.needTopology("verify connectivity")
+	if err != nil {
+		return nil, err
+	}
+	opts := &l.opts
 	type end struct {
 		node, iface string
 		p           netip.Prefix
@@ -55,13 +66,14 @@ func VerifyConnectivity(ctx context.Context, t *topo.Topology, opts Options) ([]
 		}
 	}
 	var mu sync.Mutex
-	p := phase{title: fmt.Sprintf("Checking %d neighbours", len(checks))}
+	var p feature.Plan
+	title := fmt.Sprintf("Checking %d neighbours", len(checks))
 	for i := range checks {
 		c := &checks[i]
-		p.steps = append(p.steps, step{c.From, func(ctx context.Context) error {
+		p.Add(feature.Step{ID: fmt.Sprint(i), Group: title, Run: func(ctx context.Context) error {
 			node, _, _ := strings.Cut(c.From, ":")
 			var out strings.Builder
-			code, err := execIn(ctx, NetNSName(t.Name, node), []string{"ping", "-n", "-c1", "-W1", "-I", srcs[i], c.Addr}, nil, &out, &out)
+			code, err := l.Exec(ctx, node, []string{"ping", "-n", "-c1", "-W1", "-I", srcs[i], c.Addr}, nil, &out, &out)
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -80,13 +92,6 @@ func VerifyConnectivity(ctx context.Context, t *topo.Topology, opts Options) ([]
 			return nil
 		}})
 	}
-	st := opts.status()
-	st.Start(p.title)
-	err := runPhase(ctx, p, opts.workers())
-	ok := err == nil
-	for _, c := range checks {
-		ok = ok && c.OK
-	}
-	st.End(ok)
+	err = p.Run(ctx, opts.workers(), opts.status())
 	return checks, err
 }

@@ -14,16 +14,6 @@ func (Netns) Name() string { return "netns" }
 func (Netns) Check(n *topo.Node, r topo.Reporter) { refuseContainerFields(n, r) }
 
 func refuseContainerFields(n *topo.Node, r topo.Reporter) {
-	if n.Kind != "bridge" {
-		for _, i := range n.Interfaces {
-			if i.Access != 0 || len(i.Trunk) > 0 {
-				r.Errorf(i.Pos, "node %q: interface %q: access and trunk are for the ports of a bridge node", n.Name, i.Name)
-			}
-		}
-	}
-	if n.BGP != nil && n.Kind != "router" {
-		r.Errorf(n.Pos, "node %q: bgp: needs kind: router (a %s node runs no BGP speaker)", n.Name, n.Kind)
-	}
 	for _, f := range []struct {
 		name string
 		set  bool

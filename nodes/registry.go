@@ -1,18 +1,32 @@
-// Package nodes is the registry of node kinds. Each kind is one small Kind
-// value; what a kind does beyond validation it offers through optional
-// single-method interfaces (Creator, Wirer, Starter) that the lab engine
-// finds by type assertion, so adding a kind never touches the engine.
+// Package nodes is the registry of node kinds: the engine's seam for what
+// a node is. Each kind is one small Kind value; what it does beyond
+// validation it offers through optional single-method interfaces, found by
+// type assertion, so adding a kind never touches the engine:
+//
+//   - Preparer: what the kind says of its nodes as soon as they exist (a
+//     switch, one that forwards);
+//   - Needer: the kernel features its nodes need;
+//   - NamespaceMaker: where a node's network namespace comes from, when
+//     not from the engine (a container's, bound at the usual name);
+//   - Creator, Wirer, Starter: its devices, its ports, its processes;
+//   - Execer: how a command runs in a node, when entering its network
+//     namespace is not enough (a container's mount and PID namespaces);
+//   - Sweeper: how to find and remove what its nodes leave behind, from
+//     the lab's name alone (after a deploy killed half-way too);
+//   - Shaper: how a graph draws its nodes.
 package nodes
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os/exec"
 	"slices"
 	"sort"
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/erlab-dev/erlab/lab/kernel"
 	"github.com/erlab-dev/erlab/lab/topo"
 )
 
@@ -20,19 +34,68 @@ import (
 type Kind interface {
 	// Name is the kind's name in topology files.
 	Name() string
-	// Check applies the kind's own rules, and its defaults, to a node of
-	// this kind.
+	// Check applies the kind's own rules to a resolved node of this kind.
 	Check(n *topo.Node, r topo.Reporter)
 }
 
-// Node is a node being deployed, as a kind sees it.
+// NetNSPrefix starts the name of every namespace erlab makes. The full name
+// is erlab-<lab>.<node>: lab and node names hold no dot, so the name alone
+// says which lab owns a namespace, even when the lab's state is gone.
+const NetNSPrefix = "erlab-"
+
+// NetNS is the namespace of a lab's node.
+func NetNS(lab, node string) string { return NetNSPrefix + lab + "." + node }
+
+// Node is a node being deployed, as a kind (and a feature) sees it.
 type Node struct {
 	Lab   string
 	Spec  *topo.Node
-	NetNS string          // the node's namespace name
-	Dir   string          // the node's directory under the lab's state directory
-	NL    *netlink.Handle // netlink bound to the node's namespace
+	NetNS string // the node's namespace name
+	Dir   string // the node's directory under the lab's state directory
 	Log   *slog.Logger
+	// Ops is what changes the kernel (or records the changes, in tests).
+	Ops kernel.Ops
+}
+
+// Netlink runs fn with netlink bound to the node's namespace; cmd is its ip
+// equivalent (without "-n NS").
+func (n *Node) Netlink(cmd string, fn func(h *netlink.Handle) error) error {
+	return n.Ops.Netlink(n.NetNS, cmd, fn)
+}
+
+// Do runs fn on a thread inside the node's namespace; cmd is what it amounts
+// to as a command line.
+func (n *Node) Do(cmd string, fn func() error) error { return n.Ops.Do(n.NetNS, cmd, fn) }
+
+// Exec runs fn, which starts a process in the node (or talks to one);
+// cmd is the command line.
+func (n *Node) Exec(cmd string, fn func() error) error { return n.Ops.Exec(n.NetNS, cmd, fn) }
+
+// Wait waits for a condition of the node.
+func (n *Node) Wait(what string, fn func() error) error { return n.Ops.Wait(n.NetNS, what, fn) }
+
+// Dry says whether the node's kernel operations are only recorded (a
+// test of the deploy plan): a step that would wait for what it started,
+// or read the kernel back, has nothing to wait for.
+func (n *Node) Dry() bool { _, real := n.Ops.(kernel.Real); return !real }
+
+// Preparer is a kind that says something of its nodes as soon as they
+// exist, before any feature reads them: a switch (topo.Node.Switch), one
+// that forwards.
+type Preparer interface {
+	Prepare(n *topo.Node)
+}
+
+// Needer is a kind whose nodes need kernel features.
+type Needer interface {
+	Needs(n *topo.Node) []*kernel.Feature
+}
+
+// NamespaceMaker is a kind whose nodes bring their own network namespace:
+// it makes it and binds it at n.NetNS (ip netns attach), so that everything
+// downstream finds it as any other node's.
+type NamespaceMaker interface {
+	MakeNamespace(ctx context.Context, n *Node) error
 }
 
 // Creator is a kind that makes devices of its own once the node's namespace
@@ -51,6 +114,26 @@ type Wirer interface {
 // addresses and routes are in place.
 type Starter interface {
 	Start(ctx context.Context, n *Node) error
+}
+
+// Execer is a kind whose nodes run commands in more than their network
+// namespace. Command returns the command, not started; the engine starts
+// it with the caller's streams.
+type Execer interface {
+	Command(ctx context.Context, lab, node, netns string, argv []string) (*exec.Cmd, error)
+}
+
+// Sweeper is a kind that leaves things outside the lab's namespaces and
+// state directory (containers, networks): Sweep finds and removes those of
+// the lab from its name alone, and says how many it removed.
+type Sweeper interface {
+	Sweep(ctx context.Context, lab string, log *slog.Logger) (int, error)
+}
+
+// Shaper is a kind whose nodes a graph draws otherwise than as boxes:
+// "switch" (a hexagon).
+type Shaper interface {
+	Shape() string
 }
 
 // Registry holds the node kinds a lab may use.
@@ -87,6 +170,15 @@ func (r *Registry) Get(name string) (Kind, bool) {
 	return k, ok
 }
 
+// All returns the registered kinds, sorted by name.
+func (r *Registry) All() []Kind {
+	var out []Kind
+	for _, n := range r.Kinds() {
+		out = append(out, r.kinds[n])
+	}
+	return out
+}
+
 // Kinds lists the registered kind names, sorted.
 func (r *Registry) Kinds() []string {
 	names := make([]string, 0, len(r.kinds))
@@ -99,6 +191,14 @@ func (r *Registry) Kinds() []string {
 
 // Known reports whether a kind is registered.
 func (r *Registry) Known(name string) bool { return slices.Contains(r.Kinds(), name) }
+
+// PrepareNode applies what a node's kind says of it; it satisfies
+// topo.KindSet.
+func (r *Registry) PrepareNode(n *topo.Node) {
+	if p, ok := r.kinds[n.Kind].(Preparer); ok {
+		p.Prepare(n)
+	}
+}
 
 // CheckNode applies a node's kind rules; it satisfies topo.KindSet.
 func (r *Registry) CheckNode(n *topo.Node, rep topo.Reporter) {

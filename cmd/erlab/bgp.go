@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/erlab-dev/erlab/lab"
+	"github.com/erlab-dev/erlab/lab/bgp"
 )
 
 func newBGP(g *globals) *cobra.Command {
@@ -22,7 +22,7 @@ as installed in the node's kernel or not. rib: every path, best or not.
 The agent also serves GoBGP's own API, so the gobgp CLI works too: erlab exec -t FILE NODE -- gobgp neighbor`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			name, err := labName(g, flags.file, flags.name)
+			l, err := openLab(g, flags.file, flags.name)
 			if err != nil {
 				return err
 			}
@@ -33,9 +33,9 @@ The agent also serves GoBGP's own API, so the gobgp CLI works too: erlab exec -t
 			var out any
 			switch what {
 			case "neighbors", "neighbours":
-				out, err = lab.BGPNeighbors(cmd.Context(), name, args[0])
+				out, err = bgp.Neighbors(cmd.Context(), l, args[0])
 			case "routes", "rib":
-				out, err = lab.BGPRoutes(cmd.Context(), name, args[0], what == "rib")
+				out, err = bgp.Routes(cmd.Context(), l, args[0], what == "rib")
 			default:
 				return fmt.Errorf("bgp %s: expected neighbors, routes or rib", what)
 			}
@@ -48,7 +48,7 @@ The agent also serves GoBGP's own API, so the gobgp CLI works too: erlab exec -t
 			tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
 			defer tw.Flush()
 			switch v := out.(type) {
-			case []lab.NeighborInfo:
+			case []bgp.NeighborInfo:
 				fmt.Fprintln(tw, "NEIGHBOR\tAS\tSTATE\tUPTIME\tRECEIVED\tACCEPTED\tBFD\tDESCRIPTION")
 				for _, n := range v {
 					up := "-"
@@ -61,7 +61,7 @@ The agent also serves GoBGP's own API, so the gobgp CLI works too: erlab exec -t
 					}
 					fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%d\t%s\t%s\n", n.Address, n.RemoteAS, state, up, n.Received, n.Accepted, dash(n.BFD), n.Description)
 				}
-			case []lab.RouteInfo:
+			case []bgp.RouteInfo:
 				fmt.Fprintln(tw, "PREFIX\tNEXT HOP\tAS PATH\tLOCAL PREF\tMED\tBEST\tMULTIPATH\tKERNEL")
 				for _, r := range v {
 					nh := r.NextHop.String()

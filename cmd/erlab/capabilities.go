@@ -6,7 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/erlab-dev/erlab/lab"
-	"github.com/erlab-dev/erlab/lab/kernel"
+	"github.com/erlab-dev/erlab/lab/topo"
 )
 
 func newCapabilities(g *globals) *cobra.Command {
@@ -17,30 +17,27 @@ func newCapabilities(g *globals) *cobra.Command {
 		Long:  "Probe this kernel, for real, in a throwaway namespace, for every feature erlab uses; with -t, for the features that topology needs. Exits 1 when any is missing.",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			features := kernel.AllFeatures
+			var t *topo.Topology
 			if flags.file != "" {
-				t, err := loadTopology(g, flags.file)
-				if err != nil {
+				var err error
+				if t, err = loadTopology(g, flags.file); err != nil {
 					return err
 				}
-				features = nil
-				for _, n := range lab.Needs(t) {
-					features = append(features, n.Feature)
-				}
 			}
-			missing, err := kernel.Probe(features)
+			caps, err := lab.Capabilities(t, g.options())
 			if err != nil {
 				return err
 			}
-			for _, f := range features {
+			missing := 0
+			for _, c := range caps {
 				state := "yes"
-				if why, ok := missing[f]; ok {
-					state = fmt.Sprintf("MISSING (%v)", why)
+				if c.Missing != nil {
+					state, missing = fmt.Sprintf("MISSING (%v)", c.Missing), missing+1
 				}
-				fmt.Fprintf(g.stdout, "%-24s %-36s %s\n", f, kernel.FeatureOption(f), state)
+				fmt.Fprintf(g.stdout, "%-24s %-36s %s\n", c.Name, c.Option, state)
 			}
-			if len(missing) > 0 {
-				return fmt.Errorf("%d of %d features missing; run in the microVM: scripts/vm-run -- erlab ...", len(missing), len(features))
+			if missing > 0 {
+				return fmt.Errorf("%d of %d features missing; run in the microVM: scripts/vm-run -- erlab ...", missing, len(caps))
 			}
 			return nil
 		},

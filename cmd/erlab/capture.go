@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -29,37 +27,20 @@ A pcap filter may follow. Stop it with Ctrl-C, or give -c N frames.`,
 			if !ok || node == "" || iface == "" {
 				return fmt.Errorf("%q: expected NODE:IFACE", args[0])
 			}
-			name, err := labName(g, flags.file, flags.name)
+			l, err := openLab(g, flags.file, flags.name)
 			if err != nil {
 				return err
 			}
-			argv := []string{"tcpdump", "-i", iface, "-n", "-U", "--immediate-mode"}
-			if flags.count > 0 {
-				argv = append(argv, "-c", fmt.Sprint(flags.count))
-			}
-			var out io.Writer = g.stdout
+			o := lab.CaptureOptions{Iface: iface, Count: flags.count, Filter: args[1:]}
 			switch flags.write {
 			case "":
-				argv = append(argv, "-l")
+				o.Text = g.stdout
 			case "-":
-				argv = append(argv, "-w", "-")
+				o.Out = g.stdout
 			default:
-				f, err := os.Create(flags.write)
-				if err != nil {
-					return err
-				}
-				defer f.Close()
-				argv, out = append(argv, "-w", "-"), f
+				o.File = flags.write
 			}
-			argv = append(argv, args[1:]...)
-			code, err := lab.Exec(cmd.Context(), name, node, argv, nil, out, g.stderr)
-			if err != nil {
-				return err
-			}
-			if code != 0 && cmd.Context().Err() == nil {
-				return exitError{code}
-			}
-			return nil
+			return l.Capture(cmd.Context(), node, o)
 		},
 	}
 	topoFlag(cmd, &flags.file)

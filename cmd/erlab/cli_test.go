@@ -9,8 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/erlab-dev/erlab/lab/probe"
+
 	"github.com/erlab-dev/erlab/lab"
-	"github.com/erlab-dev/erlab/lab/agent"
 	"github.com/erlab-dev/erlab/lab/labtest"
 )
 
@@ -73,7 +74,7 @@ func TestNeedsRoot(t *testing.T) {
 		{[]string{"deploy", "-t", file}, "erlab deploy needs root: it creates network namespaces"},
 		{[]string{"inspect", "--all"}, "erlab inspect needs root: it reads the lab's namespaces, and its state in /run/erlab"},
 		{[]string{"validate", "-t", file}, "checking this kernel needs root"},
-		{[]string{"macsec", "rotate", "-t", file, "ce:eth1"}, "erlab rotate needs root"},
+		{[]string{"macsec", "rotate", "-t", file, "ce:eth1"}, "erlab macsec rotate needs root"},
 	} {
 		_, stderr, code := run(t, c.args...)
 		if code != 1 || !strings.Contains(stderr, c.want) || strings.Contains(stderr, "permission denied") || strings.Contains(stderr, "not permitted") {
@@ -165,7 +166,11 @@ func TestIntegrationCLI(t *testing.T) {
 	}
 	file := filepath.Join(dir, "lab.yml")
 	os.WriteFile(file, bytes.Replace(src, []byte("name: er-private"), []byte("name: "+name), 1), 0o644)
-	t.Cleanup(func() { labtest.Destroy(t, name) })
+	// The CLI's state root is the test's own (lab.StateRootEnv).
+	opts := labtest.Options(t)
+	t.Setenv(lab.StateRootEnv, opts.StateRoot)
+	l, _ := lab.OpenName(name, opts)
+	t.Cleanup(func() { labtest.Destroy(t, l) })
 
 	out, stderr, code := run(t, "deploy", "-t", file)
 	if code != 0 {
@@ -243,7 +248,7 @@ func TestIntegrationCLI(t *testing.T) {
 
 	// probe --both: a stream each way, each saying which way it went.
 	out, stderr, code = run(t, "probe", "-t", file, "onprem", "vnet", "--both", "--rate", "200", "--duration", "1s", "--format", "json")
-	var flows []lab.FlowReport
+	var flows []probe.FlowReport
 	if err := json.Unmarshal([]byte(out), &flows); code != 0 || err != nil || len(flows) != 2 {
 		t.Fatalf("probe --both: exit %d %v\n%s\n%s", code, err, out, stderr)
 	}
@@ -312,7 +317,6 @@ func hasRow(table string, fields ...string) bool {
 }
 
 func TestMain(m *testing.M) {
-	agent.MaybeRun()  // router nodes re-execute this test binary as their agent
-	lab.MaybeRunMKA() // and as an MKA link end's keeper
+	lab.MaybeRunHelper(lab.Options{}) // deploys re-execute this test binary as their helpers (agents, keepers)
 	os.Exit(m.Run())
 }

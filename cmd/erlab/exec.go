@@ -6,8 +6,6 @@ import (
 	"slices"
 
 	"github.com/spf13/cobra"
-
-	"github.com/erlab-dev/erlab/lab"
 )
 
 func newExec(g *globals) *cobra.Command {
@@ -32,12 +30,11 @@ allowed and dropped. erlab's own flags (-t, --name) go before NODE.`,
 			}) {
 				return errors.New("exec: erlab's own flags go before NODE; everything after NODE is the command: erlab exec -t FILE NODE -- CMD [ARG...]")
 			}
-			name, err := labName(g, flags.file, flags.name)
+			l, err := openLab(g, flags.file, flags.name)
 			if err != nil {
 				return err
 			}
-			g.log().Debug("exec", "lab", name, "node", node, "argv", argv)
-			code, err := lab.Exec(cmd.Context(), name, node, argv, os.Stdin, g.stdout, g.stderr)
+			code, err := l.Exec(cmd.Context(), node, argv, os.Stdin, g.stdout, g.stderr)
 			if err != nil {
 				return err
 			}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/erlab-dev/erlab/lab"
+	"github.com/erlab-dev/erlab/lab/ike"
 )
 
 func newIPsec(g *globals) *cobra.Command {
@@ -21,7 +21,7 @@ func newIPsec(g *globals) *cobra.Command {
 		Use:   "rekey -t FILE NODE:TUNNEL [--ike]",
 		Short: "Force strongSwan to rekey a tunnel's CHILD SA (or IKE SA), measuring loss meanwhile",
 		Long: `Have NODE's strongSwan rekey the CHILD SA of the IKE-keyed tunnel TUNNEL (--ike: its IKE SA)
-while a probe stream (` + fmt.Sprint(lab.RekeyRate) + ` pps) crosses the tunnel between its interfaces' addresses, and report the
+while a probe stream (` + fmt.Sprint(ike.RekeyRate) + ` pps) crosses the tunnel between its interfaces' addresses, and report the
 SPIs before and after and what the stream lost. strongSwan makes the new SA before it deletes the
 old one: nothing should be lost.`,
 		Args: cobra.ExactArgs(1),
@@ -30,11 +30,11 @@ old one: nothing should be lost.`,
 			if !ok || node == "" || tunnel == "" {
 				return fmt.Errorf("%q: expected NODE:TUNNEL", args[0])
 			}
-			t, err := loadTopology(g, flags.file)
+			l, err := openLab(g, flags.file, "")
 			if err != nil {
 				return err
 			}
-			rep, err := lab.RekeyTunnel(cmd.Context(), t, node, tunnel, flags.ike)
+			rep, err := ike.Rekey(cmd.Context(), l, node, tunnel, flags.ike)
 			if err != nil {
 				return err
 			}
@@ -43,7 +43,7 @@ old one: nothing should be lost.`,
 			}
 			fmt.Fprintf(g.stdout, "tunnel %s: %s rekeyed from %s in %s; CHILD SA out SPI %#x → %#x\n", rep.Tunnel, rep.What, rep.Node, rep.Took.Round(time.Millisecond), rep.SPIBefore, rep.SPIAfter)
 			if rep.Probe != nil {
-				fmt.Fprintf(g.stdout, "probe through the tunnel at %d pps: %s\n", lab.RekeyRate, rep.Probe)
+				fmt.Fprintf(g.stdout, "probe through the tunnel at %d pps: %s\n", ike.RekeyRate, rep.Probe)
 			}
 			return nil
 		},

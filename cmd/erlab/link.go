@@ -5,38 +5,48 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-
-	"github.com/erlab-dev/erlab/lab"
 )
 
 func newLink(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "link", Short: "Act on a live lab's links: pull or restore one"}
+	for _, up := range []bool{false, true} {
+		cmd.AddCommand(newLinkSet(g, up))
+	}
+	return cmd
+}
+
+// linkEnd reads a NODE:IFACE argument.
+func linkEnd(arg string) (node, iface string, err error) {
+	node, iface, ok := strings.Cut(arg, ":")
+	if !ok || node == "" || iface == "" {
+		return "", "", fmt.Errorf("%q: expected NODE:IFACE", arg)
+	}
+	return node, iface, nil
+}
+
+func newLinkSet(g *globals, up bool) *cobra.Command {
 	var flags struct{ file, name string }
+	word, short := "down", "Pull a link: the interface goes down, its peer loses carrier"
+	if up {
+		word, short = "up", "Restore a link pulled with link down, and the static routes through it"
+	}
 	cmd := &cobra.Command{
-		Use:       "link down|up -t FILE NODE:IFACE",
-		Short:     "Pull or restore a link: the interface goes down, its peer loses carrier",
-		Args:      cobra.ExactArgs(2),
-		ValidArgs: []string{"down", "up"},
+		Use:   word + " -t FILE NODE:IFACE",
+		Short: short,
+		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var up bool
-			switch args[0] {
-			case "up":
-				up = true
-			case "down":
-			default:
-				return fmt.Errorf("link %s: expected down or up", args[0])
-			}
-			node, iface, ok := strings.Cut(args[1], ":")
-			if !ok || node == "" || iface == "" {
-				return fmt.Errorf("%q: expected NODE:IFACE", args[1])
-			}
-			name, err := labName(g, flags.file, flags.name)
+			node, iface, err := linkEnd(args[0])
 			if err != nil {
 				return err
 			}
-			if err := lab.LinkSet(name, node, iface, up, g.options()); err != nil {
+			l, err := openLab(g, flags.file, flags.name)
+			if err != nil {
 				return err
 			}
-			fmt.Fprintf(g.stdout, "%s:%s %s\n", node, iface, args[0])
+			if err := l.LinkSet(cmd.Context(), node, iface, up); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "%s:%s %s\n", node, iface, word)
 			return nil
 		},
 	}

@@ -13,7 +13,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/erlab-dev/erlab/lab"
-	"github.com/erlab-dev/erlab/lab/topo"
+	"github.com/erlab-dev/erlab/lab/macsec"
+	"github.com/erlab-dev/erlab/lab/mka"
 )
 
 func newMACsec(g *globals) *cobra.Command {
@@ -44,17 +45,17 @@ other end gets the same key).`,
 			if !ok || node == "" || iface == "" {
 				return fmt.Errorf("%q: expected NODE:IFACE", args[0])
 			}
-			t, err := loadTopology(g, flags.file)
+			l, err := openLab(g, flags.file, "")
 			if err != nil {
 				return err
 			}
-			if isMKA(t, node, iface) {
-				return rotateMKA(cmd, g, t, node, iface, flags.cakFile, flags.cakEnv, flags.ckn, flags.oneSide, flags.gap, flags.format)
+			if _, _, link, ok := macsec.EndOf(l.Topology(), node, iface); ok && mka.Keyed(link) {
+				return rotateMKA(cmd, g, l, node, iface, flags.cakFile, flags.cakEnv, flags.ckn, flags.oneSide, flags.gap, flags.format)
 			}
 			if flags.cakFile != "" || flags.cakEnv != "" || flags.ckn != "" || flags.oneSide || flags.gap != 0 {
 				return fmt.Errorf("%s: --cak-file, --cak-env, --ckn, --one-side and --gap are for MKA links; this one has static SAKs", args[0])
 			}
-			rep, err := lab.RotateMACsec(cmd.Context(), t, node, iface)
+			rep, err := macsec.Rotate(cmd.Context(), l, node, iface)
 			if err != nil {
 				return err
 			}
@@ -120,22 +121,8 @@ CKN up to 32. An existing file is never overwritten; a missing folder is made, m
 	return keygen
 }
 
-func isMKA(t *topo.Topology, node, iface string) bool {
-	for _, l := range t.Links {
-		if l.MACsec == nil || l.MACsec.MKA == nil {
-			continue
-		}
-		for _, ep := range []topo.Endpoint{l.A, l.B} {
-			if ep.Node == node && (ep.Iface == iface || l.MACsec.Device == iface) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-func rotateMKA(cmd *cobra.Command, g *globals, t *topo.Topology, node, iface, cakFile, cakEnv, ckn string, oneSide bool, gap time.Duration, format string) error {
-	r := lab.MKARotation{OneSide: oneSide, Gap: gap}
+func rotateMKA(cmd *cobra.Command, g *globals, l *lab.Lab, node, iface, cakFile, cakEnv, ckn string, oneSide bool, gap time.Duration, format string) error {
+	r := mka.Rotation{OneSide: oneSide, Gap: gap}
 	var err error
 	if r.CAK, err = readCAK(cakFile, cakEnv); err != nil {
 		return err
@@ -145,7 +132,7 @@ func rotateMKA(cmd *cobra.Command, g *globals, t *topo.Topology, node, iface, ca
 			return fmt.Errorf("--ckn: not hex digits")
 		}
 	}
-	rep, err := lab.RotateMKA(cmd.Context(), t, node, iface, r)
+	rep, err := mka.Rotate(cmd.Context(), l, node, iface, r)
 	if err != nil {
 		return err
 	}
@@ -161,7 +148,7 @@ func rotateMKA(cmd *cobra.Command, g *globals, t *topo.Topology, node, iface, ca
 		fmt.Fprintf(g.stdout, "both ends secured again %s after the first change\n", rep.Secured.Round(time.Millisecond))
 	}
 	if rep.Probe != nil {
-		fmt.Fprintf(g.stdout, "probe %s → %s at %d pps: %s\n", rep.ProbeFrom, rep.ProbeTo, lab.MKAProbeRate, rep.Probe)
+		fmt.Fprintf(g.stdout, "probe %s → %s at %d pps: %s\n", rep.ProbeFrom, rep.ProbeTo, mka.ProbeRate, rep.Probe)
 	}
 	return nil
 }

@@ -17,7 +17,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/erlab-dev/erlab/lab"
-	"github.com/erlab-dev/erlab/lab/agent"
 	"github.com/erlab-dev/erlab/lab/topo"
 )
 
@@ -103,7 +102,7 @@ func needRoot(cmd *cobra.Command) error {
 	if !ok || geteuid() == 0 {
 		return nil
 	}
-	return fmt.Errorf("erlab %s needs root: %s; run it as root (sudo erlab %s ...)", cmd.Name(), why, cmd.CommandPath()[len("erlab "):])
+	return fmt.Errorf("%s needs root: %s; run it as root (sudo %s ...)", cmd.CommandPath(), why, cmd.CommandPath())
 }
 
 // plural says "1 node", "2 nodes".
@@ -118,8 +117,7 @@ func plural(n int, one string) string {
 }
 
 func main() {
-	agent.MaybeRun()  // deploy re-executes this binary as a router's agent
-	lab.MaybeRunMKA() // and as an MKA link end's keeper
+	lab.MaybeRunHelper(lab.Options{}) // deploy re-executes this binary as its helpers (agents, keepers)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	g := &globals{stdout: os.Stdout, stderr: os.Stderr}
 	err := newRoot(g).ExecuteContext(ctx)
@@ -164,6 +162,23 @@ func loadTopology(g *globals, path string) (*topo.Topology, error) {
 		fmt.Fprintf(g.stderr, "warning: %s\n", w)
 	}
 	return t, nil
+}
+
+// openLab opens the lab a command acts on: -t FILE, or --name LAB.
+func openLab(g *globals, file, name string) (*lab.Lab, error) {
+	switch {
+	case name != "" && file != "":
+		return nil, errors.New("give -t FILE or --name LAB, not both")
+	case name != "":
+		return lab.OpenName(name, g.options())
+	case file != "":
+		t, err := loadTopology(g, file)
+		if err != nil {
+			return nil, err
+		}
+		return lab.FromTopology(t, g.options()), nil
+	}
+	return nil, errors.New("give the lab with -t FILE or --name LAB")
 }
 
 // labName resolves which lab a command acts on: --name, or -t FILE's name.

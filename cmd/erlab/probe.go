@@ -7,7 +7,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/erlab-dev/erlab/lab"
 	"github.com/erlab-dev/erlab/lab/probe"
 )
 
@@ -43,7 +42,7 @@ receiver, direction, and the counts (durations in nanoseconds).`,
 			if err != nil {
 				return err
 			}
-			flows := []lab.Flow{{From: args[0], To: args[1]}}
+			flows := []probe.Flow{{From: args[0], To: args[1]}}
 			if flags.both {
 				back, err := flows[0].Reverse(t)
 				if err != nil {
@@ -52,7 +51,7 @@ receiver, direction, and the counts (durations in nanoseconds).`,
 				flows = append(flows, back)
 			}
 			for _, f := range flows {
-				dst, owner, err := lab.ProbeTarget(t, f.To)
+				dst, owner, err := probe.Target(t, f.To)
 				if err != nil {
 					return err
 				}
@@ -60,7 +59,7 @@ receiver, direction, and the counts (durations in nanoseconds).`,
 					fmt.Fprintf(g.stderr, "probing %s → %s (%s), one-way, at %d pps for %s\n", f.From, owner, dst, flags.c.Rate, flags.c.Duration)
 				}
 			}
-			reps, err := lab.ProbeFlows(cmd.Context(), t, flows, flags.c)
+			reps, err := probe.Flows(cmd.Context(), t, flows, flags.c)
 			if err != nil {
 				return err
 			}

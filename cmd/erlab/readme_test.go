@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/erlab-dev/erlab/lab/vlan"
+
 	"github.com/erlab-dev/erlab/lab/kernel"
 	"github.com/erlab-dev/erlab/lab/labtest"
 )
@@ -201,7 +203,7 @@ func TestREADMETopologies(t *testing.T) {
 // release and this tree's paths, and a command that runs from anywhere.
 func TestIntegrationREADMECapabilityError(t *testing.T) {
 	labtest.Integration(t)
-	if missing, err := kernel.Probe([]kernel.Feature{kernel.FeatVLAN}); err != nil || len(missing) == 0 {
+	if missing, err := kernel.Probe([]*kernel.Feature{vlan.KernelDot1Q}); err != nil || len(missing) == 0 {
 		t.Skip("this kernel has 802.1Q: the starter lab deploys here (the README's example is for kernels without it)")
 	}
 	var want string

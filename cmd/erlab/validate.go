@@ -26,7 +26,7 @@ func newValidate(g *globals) *cobra.Command {
 				if geteuid() != 0 {
 					return fmt.Errorf("%s: the file is valid, but checking this kernel needs root: erlab tries each feature and sysctl the lab needs in a throwaway network namespace; run it as root, or give --no-kernel to check the file only", flags.file)
 				}
-				if err := lab.CheckKernel(t); err != nil {
+				if err := lab.CheckKernel(t, g.options()); err != nil {
 					return err
 				}
 			}

@@ -20,7 +20,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
-	"github.com/erlab-dev/erlab/lab/ipsec"
+	"github.com/erlab-dev/erlab/lab/ipsec/xfrm"
 	"github.com/erlab-dev/erlab/lab/kernel"
 )
 
@@ -372,7 +372,7 @@ func flushLeftovers(h *netlink.Handle, conns []Conn) error {
 		}
 		return false
 	}
-	states, err := h.XfrmStateList(netlink.FAMILY_ALL)
+	states, err := kernel.Dump(func() ([]netlink.XfrmState, error) { return h.XfrmStateList(netlink.FAMILY_ALL) })
 	if err != nil {
 		return fmt.Errorf("list SAs: %w", err)
 	}
@@ -386,7 +386,7 @@ func flushLeftovers(h *netlink.Handle, conns []Conn) error {
 			errs = append(errs, fmt.Errorf("delete leftover SA spi %#08x %s->%s: %w", uint32(s.Spi), s.Src, s.Dst, err))
 		}
 	}
-	policies, err := h.XfrmPolicyList(netlink.FAMILY_ALL)
+	policies, err := kernel.Dump(func() ([]netlink.XfrmPolicy, error) { return h.XfrmPolicyList(netlink.FAMILY_ALL) })
 	if err != nil {
 		return errors.Join(append(errs, fmt.Errorf("list policies: %w", err))...)
 	}
@@ -410,7 +410,7 @@ func flushLeftovers(h *netlink.Handle, conns []Conn) error {
 // 3 s after which the peer gives up. It also says plainly when the kernel
 // cannot do ESP with that algorithm at all.
 func warmKernel(h *netlink.Handle, conns []Conn) error {
-	done := map[ipsec.Algorithm]bool{}
+	done := map[xfrm.Algorithm]bool{}
 	for _, c := range conns {
 		if done[c.Algorithm] {
 			continue

@@ -33,7 +33,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/erlab-dev/erlab/lab/ipsec"
+	"github.com/erlab-dev/erlab/lab/ipsec/xfrm"
 )
 
 // Secret is key material: its printed, JSON and slog forms say only how long
@@ -73,7 +73,7 @@ const (
 	DefaultIKERekeyTime = 4 * time.Hour
 	DefaultIKELifeTime  = 4*time.Hour + 24*time.Minute
 	// DefaultAlgorithm is used when Conn.Algorithm is empty.
-	DefaultAlgorithm = ipsec.AES256GCM16
+	DefaultAlgorithm = xfrm.AES256GCM16
 )
 
 // Conn is one IKEv2 connection of a node: one end of a tunnel. The other end
@@ -91,7 +91,7 @@ type Conn struct {
 	PSK Secret `json:"-"`
 	// Algorithm is a lab/ipsec transform name; it selects both the ESP
 	// and the IKE proposal (see Proposals). Empty means DefaultAlgorithm.
-	Algorithm ipsec.Algorithm `json:"algorithm,omitempty"`
+	Algorithm xfrm.Algorithm `json:"algorithm,omitempty"`
 	// IfID, when not 0, makes the connection route-based: SAs and
 	// policies carry this if_id and the traffic selectors are 0.0.0.0/0
 	// and ::/0, so whatever is routed into the xfrm interface with the
@@ -160,20 +160,20 @@ type Proposal struct {
 // is the classic AES/SHA-256 policy with DH group 14 (MODP-2048), the group
 // RFC 8247 makes mandatory and the one Azure's VPN gateway policies name
 // DHGroup14 / PFS2048.
-var proposals = map[ipsec.Algorithm]Proposal{
-	ipsec.AES128GCM16:  {IKE: "aes128gcm16-prfsha256-ecp256", ESP: "aes128gcm16-ecp256"},
-	ipsec.AES256GCM16:  {IKE: "aes256gcm16-prfsha384-ecp384", ESP: "aes256gcm16-ecp384"},
-	ipsec.AES128SHA256: {IKE: "aes128-sha256-modp2048", ESP: "aes128-sha256-modp2048"},
-	ipsec.AES256SHA256: {IKE: "aes256-sha256-modp2048", ESP: "aes256-sha256-modp2048"},
+var proposals = map[xfrm.Algorithm]Proposal{
+	xfrm.AES128GCM16:  {IKE: "aes128gcm16-prfsha256-ecp256", ESP: "aes128gcm16-ecp256"},
+	xfrm.AES256GCM16:  {IKE: "aes256gcm16-prfsha384-ecp384", ESP: "aes256gcm16-ecp384"},
+	xfrm.AES128SHA256: {IKE: "aes128-sha256-modp2048", ESP: "aes128-sha256-modp2048"},
+	xfrm.AES256SHA256: {IKE: "aes256-sha256-modp2048", ESP: "aes256-sha256-modp2048"},
 }
 
 // Proposals returns the IKE and ESP proposals for a lab/ipsec algorithm
 // name (any case); empty means DefaultAlgorithm.
-func Proposals(a ipsec.Algorithm) (Proposal, error) {
+func Proposals(a xfrm.Algorithm) (Proposal, error) {
 	if a == "" {
 		a = DefaultAlgorithm
 	}
-	pa, err := ipsec.ParseAlgorithm(string(a))
+	pa, err := xfrm.ParseAlgorithm(string(a))
 	if err != nil {
 		return Proposal{}, err
 	}
@@ -197,7 +197,7 @@ const maxSocketPath = 107
 func (c Conn) withDefaults() Conn {
 	if c.Algorithm == "" {
 		c.Algorithm = DefaultAlgorithm
-	} else if a, err := ipsec.ParseAlgorithm(string(c.Algorithm)); err == nil {
+	} else if a, err := xfrm.ParseAlgorithm(string(c.Algorithm)); err == nil {
 		c.Algorithm = a
 	}
 	if c.DPDDelay == 0 {
@@ -290,7 +290,7 @@ func (c Conn) Validate() error {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("connection %s: %s", c.Name, fmt.Sprintf(format, a...))
 	}
-	if err := ipsec.CheckOuter(c.Local, c.Remote); err != nil {
+	if err := xfrm.CheckOuter(c.Local, c.Remote); err != nil {
 		return bad("%v", err)
 	}
 	if len(c.PSK) == 0 {

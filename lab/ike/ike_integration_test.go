@@ -21,6 +21,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/erlab-dev/erlab/lab/ipsec"
+	"github.com/erlab-dev/erlab/lab/ipsec/xfrm"
 	"github.com/erlab-dev/erlab/lab/kernel"
 	"github.com/erlab-dev/erlab/lab/labtest/tier"
 	"github.com/erlab-dev/erlab/lab/labtest/wire"
@@ -40,7 +41,7 @@ const establishTimeout = 30 * time.Second
 func gate(t *testing.T) {
 	t.Helper()
 	tier.Integration(t)
-	tier.RequireFeatures(t, kernel.FeatESP, kernel.FeatXfrmi, kernel.FeatBridge)
+	tier.RequireFeatures(t, ipsec.KernelESP, ipsec.KernelXfrmi, kernel.Bridge)
 	for _, bin := range []string{charonName, swanctlName} {
 		if _, err := lookBin(bin); err != nil {
 			if tier.KernelTier() {
@@ -355,11 +356,11 @@ func TestIntegrationIKERouteBased(t *testing.T) {
 		done <- result{s, r, err}
 	}()
 	time.Sleep(time.Second)
-	if err := Rekey(a, "tun0", false); err != nil {
+	if err := RekeySA(a, "tun0", false); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(2 * time.Second)
-	if err := Rekey(b, "tun0", true); err != nil {
+	if err := RekeySA(b, "tun0", true); err != nil {
 		t.Fatal(err)
 	}
 	res := <-done
@@ -458,13 +459,13 @@ func TestIntegrationIKEAlgorithms(t *testing.T) {
 	ta, tb, _ := newPair(t, outerA, outerB)
 	addXfrmi(t, ta, 7, netip.MustParsePrefix("10.98.0.1/30"))
 	addXfrmi(t, tb, 7, netip.MustParsePrefix("10.98.0.2/30"))
-	want := map[ipsec.Algorithm]struct{ enc, integ, prf, dh, kernel string }{
-		ipsec.AES128GCM16:  {"AES_GCM_16-128", "", "PRF_HMAC_SHA2_256", "ECP_256", "rfc4106(gcm(aes))"},
-		ipsec.AES256GCM16:  {"AES_GCM_16-256", "", "PRF_HMAC_SHA2_384", "ECP_384", "rfc4106(gcm(aes))"},
-		ipsec.AES128SHA256: {"AES_CBC-128", "HMAC_SHA2_256_128", "PRF_HMAC_SHA2_256", "MODP_2048", "hmac(sha256)"},
-		ipsec.AES256SHA256: {"AES_CBC-256", "HMAC_SHA2_256_128", "PRF_HMAC_SHA2_256", "MODP_2048", "hmac(sha256)"},
+	want := map[xfrm.Algorithm]struct{ enc, integ, prf, dh, kernel string }{
+		xfrm.AES128GCM16:  {"AES_GCM_16-128", "", "PRF_HMAC_SHA2_256", "ECP_256", "rfc4106(gcm(aes))"},
+		xfrm.AES256GCM16:  {"AES_GCM_16-256", "", "PRF_HMAC_SHA2_384", "ECP_384", "rfc4106(gcm(aes))"},
+		xfrm.AES128SHA256: {"AES_CBC-128", "HMAC_SHA2_256_128", "PRF_HMAC_SHA2_256", "MODP_2048", "hmac(sha256)"},
+		xfrm.AES256SHA256: {"AES_CBC-256", "HMAC_SHA2_256_128", "PRF_HMAC_SHA2_256", "MODP_2048", "hmac(sha256)"},
 	}
-	for _, alg := range ipsec.Algorithms() {
+	for _, alg := range xfrm.Algorithms() {
 		t.Run(string(alg), func(t *testing.T) {
 			w := want[alg]
 			psk := newPSK(t)
@@ -484,7 +485,7 @@ func TestIntegrationIKEAlgorithms(t *testing.T) {
 				child.Encryption != w.enc || child.Integrity != w.integ {
 				t.Errorf("negotiated IKE %s/%s/%s/%s ESP %s/%s; want %+v", ike.Encryption, ike.Integrity, ike.PRF, ike.DHGroup, child.Encryption, child.Integrity, w)
 			}
-			if err := Rekey(b, "t", false); err != nil {
+			if err := RekeySA(b, "t", false); err != nil {
 				t.Fatal(err)
 			}
 			waitFor(t, "rekeyed CHILD SA", 10*time.Second, func() bool {
@@ -497,7 +498,7 @@ func TestIntegrationIKEAlgorithms(t *testing.T) {
 			if out, _ := run(ta.NS, "ip", "xfrm", "state"); !strings.Contains(out, w.kernel) {
 				t.Errorf("kernel SAs lack %s", w.kernel)
 			}
-			if alg == ipsec.AES256SHA256 {
+			if alg == xfrm.AES256SHA256 {
 				saveCapture(t, a, "list-sas-cbc.txt")
 			}
 		})
@@ -571,9 +572,9 @@ func TestIntegrationIKEPolicyBased(t *testing.T) {
 		}
 	}
 	psk := newPSK(t)
-	a := ikeNode(t, ta, Conn{Name: "site", Local: outerA.Addr(), Remote: outerB.Addr(), PSK: psk, Algorithm: ipsec.AES128SHA256,
+	a := ikeNode(t, ta, Conn{Name: "site", Local: outerA.Addr(), Remote: outerB.Addr(), PSK: psk, Algorithm: xfrm.AES128SHA256,
 		LocalTS: []netip.Prefix{netA}, RemoteTS: []netip.Prefix{netB}, Initiator: true})
-	b := ikeNode(t, tb, Conn{Name: "site", Local: outerB.Addr(), Remote: outerA.Addr(), PSK: psk, Algorithm: ipsec.AES128SHA256,
+	b := ikeNode(t, tb, Conn{Name: "site", Local: outerB.Addr(), Remote: outerA.Addr(), PSK: psk, Algorithm: xfrm.AES128SHA256,
 		LocalTS: []netip.Prefix{netB}, RemoteTS: []netip.Prefix{netA}})
 	cap := startCapture(t, wire.NS, "to-a")
 	start(t, b)
@@ -632,8 +633,8 @@ func TestIntegrationIKEReinitiate(t *testing.T) {
 	addXfrmi(t, ta, 3, netip.MustParsePrefix("10.95.0.1/30"))
 	addXfrmi(t, tb, 3, netip.MustParsePrefix("10.95.0.2/30"))
 	psk := newPSK(t)
-	a := ikeNode(t, ta, Conn{Name: "r", Local: outerA.Addr(), Remote: outerB.Addr(), PSK: psk, IfID: 3, Initiator: true, Algorithm: ipsec.AES256GCM16})
-	b := ikeNode(t, tb, Conn{Name: "r", Local: outerB.Addr(), Remote: outerA.Addr(), PSK: psk, IfID: 3, Algorithm: ipsec.AES128GCM16})
+	a := ikeNode(t, ta, Conn{Name: "r", Local: outerA.Addr(), Remote: outerB.Addr(), PSK: psk, IfID: 3, Initiator: true, Algorithm: xfrm.AES256GCM16})
+	b := ikeNode(t, tb, Conn{Name: "r", Local: outerB.Addr(), Remote: outerA.Addr(), PSK: psk, IfID: 3, Algorithm: xfrm.AES128GCM16})
 	start(t, b)
 	start(t, a)
 	err := WaitEstablished(context.Background(), a, "r", 6*time.Second)
@@ -654,7 +655,7 @@ func TestIntegrationIKEReinitiate(t *testing.T) {
 	if err := Stop(b); err != nil {
 		t.Fatal(err)
 	}
-	b.Conns[0].Algorithm = ipsec.AES256GCM16
+	b.Conns[0].Algorithm = xfrm.AES256GCM16
 	if err := Start(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/erlab-dev/erlab/lab/ipsec"
+	"github.com/erlab-dev/erlab/lab/ipsec/xfrm"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -89,7 +89,7 @@ func testNode(dir string) Node {
 }
 
 func TestProposals(t *testing.T) {
-	want := map[ipsec.Algorithm]Proposal{
+	want := map[xfrm.Algorithm]Proposal{
 		"aes128gcm16":   {IKE: "aes128gcm16-prfsha256-ecp256", ESP: "aes128gcm16-ecp256"},
 		"aes256gcm16":   {IKE: "aes256gcm16-prfsha384-ecp384", ESP: "aes256gcm16-ecp384"},
 		"aes128-sha256": {IKE: "aes128-sha256-modp2048", ESP: "aes128-sha256-modp2048"},
@@ -104,7 +104,7 @@ func TestProposals(t *testing.T) {
 		}
 	}
 	// Every algorithm lab/ipsec knows has proposals.
-	for _, a := range ipsec.Algorithms() {
+	for _, a := range xfrm.Algorithms() {
 		if _, err := Proposals(a); err != nil {
 			t.Errorf("%s: %v", a, err)
 		}
@@ -116,7 +116,7 @@ func TestProposals(t *testing.T) {
 
 func TestDefaults(t *testing.T) {
 	c := Conn{Name: "x", RekeyTime: 20 * time.Minute}.withDefaults()
-	if c.Algorithm != ipsec.AES256GCM16 || c.DPDDelay != time.Second || c.RekeyTime != 20*time.Minute || c.LifeTime != 22*time.Minute ||
+	if c.Algorithm != xfrm.AES256GCM16 || c.DPDDelay != time.Second || c.RekeyTime != 20*time.Minute || c.LifeTime != 22*time.Minute ||
 		c.IKERekeyTime != 4*time.Hour || c.IKELifeTime != 4*time.Hour+24*time.Minute {
 		t.Errorf("defaults: %+v", c)
 	}

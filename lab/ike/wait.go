@@ -10,11 +10,11 @@ import (
 	"time"
 )
 
-// Rekey makes a node's charon rekey a connection's CHILD SA, or its IKE SA
+// RekeySA makes a node's charon rekey a connection's CHILD SA, or its IKE SA
 // when ike is set: swanctl --rekey --child NAME (--ike NAME). The new SA is
 // installed before the old one is deleted, so no packet is lost. It
 // returns once charon has started the exchange.
-func Rekey(n Node, conn string, ike bool) error {
+func RekeySA(n Node, conn string, ike bool) error {
 	if _, ok := n.conn(conn); !ok {
 		return fmt.Errorf("%s: no connection %q", n.label(), conn)
 	}

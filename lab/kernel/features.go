@@ -3,7 +3,6 @@ package kernel
 import (
 	"errors"
 	"fmt"
-	"net"
 	"runtime"
 	"sync"
 
@@ -12,59 +11,56 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Feature is a kernel capability a lab may need.
-type Feature string
-
-// The features erlab probes for. Each maps to the kernel option that
-// provides it (see FeatureOption).
-const (
-	FeatVeth       Feature = "veth"
-	FeatBridge     Feature = "bridge"
-	FeatVLAN       Feature = "802.1Q VLAN"
-	FeatQinQ       Feature = "802.1ad VLAN (QinQ)"
-	FeatBridgeVLAN Feature = "bridge VLAN filtering"
-	FeatMACsec     Feature = "MACsec"
-	FeatESP        Feature = "ESP with AES-GCM"
-	FeatXfrmi      Feature = "XFRM interfaces"
-	FeatNetem      Feature = "netem"
-)
-
-// AllFeatures lists every feature in the order erlab reports them.
-var AllFeatures = []Feature{FeatVeth, FeatBridge, FeatVLAN, FeatQinQ, FeatBridgeVLAN, FeatMACsec, FeatESP, FeatXfrmi, FeatNetem}
-
-var featureOptions = map[Feature]string{
-	FeatVeth:       "CONFIG_VETH",
-	FeatBridge:     "CONFIG_BRIDGE",
-	FeatVLAN:       "CONFIG_VLAN_8021Q",
-	FeatQinQ:       "CONFIG_VLAN_8021Q",
-	FeatBridgeVLAN: "CONFIG_BRIDGE_VLAN_FILTERING",
-	FeatMACsec:     "CONFIG_MACSEC",
-	FeatESP:        "CONFIG_INET_ESP, CONFIG_CRYPTO_GCM",
-	FeatXfrmi:      "CONFIG_XFRM_INTERFACE",
-	FeatNetem:      "CONFIG_NET_SCH_NETEM",
+// Feature is a kernel capability a lab may need: its name, the kernel
+// option that provides it, and how to try it for real. The engine's own
+// (veth, bridge) are here; each feature package declares those it needs.
+// Features are compared by pointer: declare each once, as a package
+// variable.
+type Feature struct {
+	Name   string
+	Option string
+	// Probe tries the feature in a throwaway namespace, through h (route
+	// and XFRM netlink): nil when the kernel has it.
+	Probe func(h *netlink.Handle) error
 }
 
-// FeatureOption names the kernel configuration option behind a feature.
-func FeatureOption(f Feature) string { return featureOptions[f] }
+func (f *Feature) String() string { return f.Name }
+
+// Need is a kernel feature a topology needs, and where.
+type Need struct {
+	Feature *Feature
+	Where   []string // node:iface or node
+}
+
+// The engine's own features.
+var (
+	Veth = &Feature{Name: "veth", Option: "CONFIG_VETH", Probe: func(h *netlink.Handle) error {
+		_, err := ProbeParent(h)
+		return err
+	}}
+	Bridge = &Feature{Name: "bridge", Option: "CONFIG_BRIDGE", Probe: func(h *netlink.Handle) error {
+		return h.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: ProbeName("pb")}})
+	}}
+)
 
 // Probe tries each feature for real in a throwaway network namespace — the
 // only honest test on a kernel that may load modules on demand — and returns
 // the reason for each missing one. The namespace is never named, so nothing
 // is left behind even if the process dies mid-probe.
-func Probe(features []Feature) (missing map[Feature]error, err error) {
-	missing = map[Feature]error{}
+func Probe(features []*Feature) (missing map[*Feature]error, err error) {
+	missing = map[*Feature]error{}
 	h, err := throwawayHandle()
 	if err != nil {
 		return nil, fmt.Errorf("probe kernel: %w", err)
 	}
 	defer h.Close()
-	done := map[Feature]bool{}
+	done := map[*Feature]bool{}
 	for _, f := range features {
 		if done[f] {
 			continue
 		}
 		done[f] = true
-		if perr := probes[f](h); perr != nil {
+		if perr := f.Probe(h); perr != nil {
 			missing[f] = perr
 		}
 	}
@@ -107,80 +103,37 @@ var probeSeq struct {
 	n int
 }
 
-func probeName(prefix string) string {
+// ProbeName is a device name unique in the probe's namespace.
+func ProbeName(prefix string) string {
 	probeSeq.Lock()
 	defer probeSeq.Unlock()
 	probeSeq.n++
 	return fmt.Sprintf("%s%d", prefix, probeSeq.n)
 }
 
-// vethParent makes a veth pair to hang subinterfaces on.
-func vethParent(h *netlink.Handle) (netlink.Link, error) {
-	name := probeName("pv")
+// ProbeParent makes a veth pair in the probe's namespace to hang devices on.
+func ProbeParent(h *netlink.Handle) (netlink.Link, error) {
+	name := ProbeName("pv")
 	if err := h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name}, PeerName: name + "p"}); err != nil {
 		return nil, err
 	}
 	return h.LinkByName(name)
 }
 
-var probes = map[Feature]func(h *netlink.Handle) error{
-	FeatVeth: func(h *netlink.Handle) error {
-		_, err := vethParent(h)
-		return err
-	},
-	FeatBridge: func(h *netlink.Handle) error {
-		return h.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: probeName("pb")}})
-	},
-	FeatVLAN: func(h *netlink.Handle) error {
-		return probeVLAN(h, netlink.VLAN_PROTOCOL_8021Q)
-	},
-	FeatQinQ: func(h *netlink.Handle) error {
-		return probeVLAN(h, netlink.VLAN_PROTOCOL_8021AD)
-	},
-	FeatBridgeVLAN: func(h *netlink.Handle) error {
-		on := true
-		return h.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: probeName("pb")}, VlanFiltering: &on})
-	},
-	FeatMACsec: func(h *netlink.Handle) error {
-		parent, err := vethParent(h)
-		if err != nil {
-			return err
-		}
-		return h.LinkAdd(&netlink.GenericLink{LinkAttrs: netlink.LinkAttrs{Name: probeName("pm"), ParentIndex: parent.Attrs().Index}, LinkType: "macsec"})
-	},
-	FeatESP: func(h *netlink.Handle) error {
-		// The same state `ip xfrm state add ... aead 'rfc4106(gcm(aes))'`
-		// makes: it needs both ESP and the GCM template.
-		return h.XfrmStateAdd(&netlink.XfrmState{
-			Src: net.ParseIP("192.0.2.1"), Dst: net.ParseIP("192.0.2.2"),
-			Proto: netlink.XFRM_PROTO_ESP, Mode: netlink.XFRM_MODE_TUNNEL, Spi: 0x100,
-			Aead: &netlink.XfrmStateAlgo{Name: "rfc4106(gcm(aes))", Key: make([]byte, 20), ICVLen: 128},
-		})
-	},
-	FeatXfrmi: func(h *netlink.Handle) error {
-		return h.LinkAdd(&netlink.Xfrmi{LinkAttrs: netlink.LinkAttrs{Name: probeName("px")}, Ifid: 7})
-	},
-	FeatNetem: func(h *netlink.Handle) error {
-		parent, err := vethParent(h)
-		if err != nil {
-			return err
-		}
-		return h.QdiscAdd(netlink.NewNetem(
-			netlink.QdiscAttrs{LinkIndex: parent.Attrs().Index, Handle: netlink.MakeHandle(1, 0), Parent: netlink.HANDLE_ROOT},
-			netlink.NetemQdiscAttrs{Latency: 1000}))
-	},
-}
-
-func probeVLAN(h *netlink.Handle, proto netlink.VlanProtocol) error {
-	parent, err := vethParent(h)
-	if err != nil {
-		return err
-	}
-	return h.LinkAdd(&netlink.Vlan{LinkAttrs: netlink.LinkAttrs{Name: probeName("pq"), ParentIndex: parent.Attrs().Index}, VlanId: 10, VlanProtocol: proto})
-}
-
 // IsUnsupported reports whether err is how the kernel says it lacks a
 // device type, qdisc or algorithm.
 func IsUnsupported(err error) bool {
 	return errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EPROTONOSUPPORT)
+}
+
+// Needs turns a map of where each feature is needed into a list, in the
+// order given, leaving out what is not needed.
+func Needs(where map[*Feature][]string, order ...*Feature) []Need {
+	var out []Need
+	for _, f := range order {
+		if w := where[f]; len(w) > 0 {
+			out = append(out, Need{Feature: f, Where: w})
+		}
+	}
+	return out
 }

@@ -250,3 +250,19 @@ func handleIn(name string, families ...int) (*netlink.Handle, error) {
 	}
 	return h, nil
 }
+
+// ProcessAlive reports whether pid still runs (a zombie no longer counts:
+// it holds no namespace).
+func ProcessAlive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the command name in parentheses: "pid (comm) S ...".
+	for i := len(b) - 1; i > 0; i-- {
+		if b[i] == ')' && i+2 < len(b) {
+			return b[i+2] != 'Z' && b[i+2] != 'X'
+		}
+	}
+	return true
+}

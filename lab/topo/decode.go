@@ -5,6 +5,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"sort"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -18,7 +19,12 @@ type decoder struct {
 	ps     *problems
 	lookup func(string) (string, bool) // environment for ${VAR} expansion
 	depth  int
+	// keys are the features' keys, by the scope of the struct they go in
+	// (the scope tag of its Specs field).
+	keys map[Scope]map[string]Key
 }
+
+var scopeNames = map[string]Scope{"topology": ScopeTopology, "node": ScopeNode, "link": ScopeLink, "interface": ScopeInterface}
 
 // yamlDecoder is implemented by model types that decode themselves with the
 // decoder's help (ordered maps).
@@ -113,10 +119,21 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, what string) {
 	t := v.Type()
 	fields := map[string]int{}
 	var names []string
+	specsField := -1
+	var extKeys map[string]Key
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
 		if f.Type == posType && f.Name == "Pos" {
 			v.Field(i).Set(reflect.ValueOf(posOf(n)))
+			continue
+		}
+		if f.Type == specsType {
+			if sc, ok := scopeNames[f.Tag.Get("scope")]; ok {
+				specsField, extKeys = i, d.keys[sc]
+				for k := range extKeys {
+					names = append(names, k)
+				}
+			}
 			continue
 		}
 		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
@@ -126,6 +143,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, what string) {
 		fields[name] = i
 		names = append(names, name)
 	}
+	sort.Strings(names)
 	seen := map[string]Pos{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
@@ -136,6 +154,20 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, what string) {
 		}
 		seen[key] = posOf(k)
 		idx, ok := fields[key]
+		if ek, isExt := extKeys[key]; !ok && isExt {
+			// A feature's key: decoded by the same rules into its type.
+			val := reflect.New(reflect.TypeOf(ek.Spec)).Elem()
+			before := len(d.ps.errs)
+			d.decode(n.Content[i+1], val, join(what, key))
+			if len(d.ps.errs) == before {
+				specs := v.Field(specsField)
+				if specs.IsNil() {
+					specs.Set(reflect.MakeMap(specsType))
+				}
+				specs.SetMapIndex(reflect.ValueOf(key), reflect.ValueOf(Spec{Value: val.Interface(), Pos: posOf(n.Content[i+1]), Key: posOf(k)}))
+			}
+			continue
+		}
 		if !ok {
 			msg := fmt.Sprintf("%sunknown key %q", prefix(what), key)
 			if c := closest(key, names); c != "" {

@@ -105,3 +105,29 @@ func editDistance(a, b string) int {
 // Closest returns the candidate nearest to s by edit distance, if it is
 // near enough to be a likely typo, or "": what a "did you mean" names.
 func Closest(s string, candidates []string) string { return closest(s, candidates) }
+
+// UnknownError says that a name given on the command line names nothing
+// in a lab, and what it may have meant: a typo never reads as success.
+type UnknownError struct {
+	Lab   string
+	What  string   // "node", "link end (NODE:IFACE)", ...
+	Name  string   // what was given
+	Known []string // what there is
+}
+
+func (e *UnknownError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "lab %s has no %s %q", e.Lab, e.What, e.Name)
+	if c := closest(e.Name, e.Known); c != "" {
+		fmt.Fprintf(&b, " (did you mean %q?)", c)
+	}
+	switch {
+	case len(e.Known) == 0:
+		b.WriteString("; it has none")
+	case len(e.Known) <= 12:
+		fmt.Fprintf(&b, "; it has: %s", strings.Join(e.Known, ", "))
+	default:
+		fmt.Fprintf(&b, "; it has %d, such as %s", len(e.Known), strings.Join(e.Known[:8], ", "))
+	}
+	return b.String()
+}

@@ -7,8 +7,9 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/erlab-dev/erlab/lab"
 	"github.com/erlab-dev/erlab/lab/topo"
-	"github.com/erlab-dev/erlab/nodes"
+	"github.com/erlab-dev/erlab/lab/vlan"
 )
 
 // FuzzParse feeds the loader arbitrary files. It must never panic or hang;
@@ -29,9 +30,10 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte("name: a\ntopology: {nodes: {x: {interfaces: {eth1.5: {}}}}, links: [{endpoints: [x:eth1, x:eth2]}]}"))
 	f.Add([]byte("name: &a a\ntopology: {nodes: {n: *a}}"))
-	kinds := nodes.Builtin()
+	opts := lab.Options{}.TopoOptions()
+	opts.LookupEnv = func(string) (string, bool) { return "", false }
 	f.Fuzz(func(t *testing.T, data []byte) {
-		top, err := topo.Parse(data, "f.yml", topo.Options{Kinds: kinds, LookupEnv: func(string) (string, bool) { return "", false }})
+		top, err := topo.Parse(data, "f.yml", opts)
 		lines := yamlLines(data)
 		if !utf8.Valid(data) { // YAML may be UTF-16 too: bound the line by the size
 			lines = len(data) + 1
@@ -61,8 +63,11 @@ func FuzzParse(f *testing.F) {
 				if msg := topo.ValidIfName(i.Name); msg != "" {
 					t.Fatalf("accepted %s", msg)
 				}
-				if i.Type == topo.TypeVLAN && (n.Interface(i.Parent) == nil || i.VLAN < 1 || i.VLAN > 4094) {
-					t.Fatalf("accepted VLAN %s:%s with parent %q id %d", n.Name, i.Name, i.Parent, i.VLAN)
+				if i.Parent != "" && n.Interface(i.Parent) == nil {
+					t.Fatalf("accepted %s:%s on parent %q, which is not there", n.Name, i.Name, i.Parent)
+				}
+				if tag := vlan.Of(i); tag != nil && (tag.ID < 1 || tag.ID > 4094) {
+					t.Fatalf("accepted VLAN %s:%s with id %d", n.Name, i.Name, tag.ID)
 				}
 			}
 		}

@@ -23,7 +23,11 @@ type KindSet interface {
 	Kinds() []string
 	// Known reports whether a kind exists.
 	Known(kind string) bool
-	// CheckNode applies the node's kind-specific rules.
+	// PrepareNode applies what a kind says of its nodes (a switch, one
+	// that forwards) as soon as the node exists, before anything reads it.
+	PrepareNode(n *Node)
+	// CheckNode applies the node's kind-specific rules, once the node is
+	// resolved.
 	CheckNode(n *Node, r Reporter)
 }
 
@@ -31,15 +35,22 @@ type KindSet interface {
 type Reporter interface {
 	Errorf(pos Pos, format string, args ...any)
 	Warnf(pos Pos, format string, args ...any)
+	// LookupEnv reads the environment the file is read against (${VAR},
+	// and secrets given by env:).
+	LookupEnv(name string) (string, bool)
 }
 
 func (ps *problems) Errorf(pos Pos, format string, args ...any) { ps.errorf(pos, format, args...) }
 func (ps *problems) Warnf(pos Pos, format string, args ...any)  { ps.warnf(pos, format, args...) }
+func (ps *problems) LookupEnv(name string) (string, bool)       { return ps.lookup(name) }
 
 // Options tune Load.
 type Options struct {
 	// Kinds validates node kinds; required.
 	Kinds KindSet
+	// Extensions are the features whose keys and rules the file is read
+	// with, in the order their hooks run.
+	Extensions []Extension
 	// LookupEnv resolves ${VAR} references; os.LookupEnv when nil.
 	LookupEnv func(string) (string, bool)
 }
@@ -108,13 +119,13 @@ func Parse(data []byte, file string, opts Options) (*Topology, error) {
 		lookup = defaultLookup
 	}
 	ps.lookup = lookup
-	d := &decoder{ps: ps, lookup: lookup}
+	d := &decoder{ps: ps, lookup: lookup, keys: keysOf(opts.Extensions)}
 	var spec fileSpec
 	d.decode(&root, reflect.ValueOf(&spec).Elem(), "")
 	if nameNode := findKey(root.Content[0], "name"); nameNode != nil {
 		spec.NamePos = posOf(nameNode)
 	}
-	t := resolve(&spec, ps, opts.Kinds)
+	t := resolve(&spec, ps, opts.Kinds, opts.Extensions)
 	if len(ps.errs) > 0 {
 		return nil, sorted(ps.errs)
 	}

@@ -11,17 +11,17 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/erlab-dev/erlab/lab"
 	"github.com/erlab-dev/erlab/lab/labtest"
 	"github.com/erlab-dev/erlab/lab/topo"
-	"github.com/erlab-dev/erlab/nodes"
+	"github.com/erlab-dev/erlab/lab/vlan"
 )
 
 func parse(t *testing.T, src string, env map[string]string) (*topo.Topology, error) {
 	t.Helper()
-	return topo.Parse([]byte(src), "lab.yml", topo.Options{
-		Kinds:     nodes.Builtin(),
-		LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok },
-	})
+	opts := lab.Options{}.TopoOptions()
+	opts.LookupEnv = func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	return topo.Parse([]byte(src), "lab.yml", opts)
 }
 
 func problems(err error) []string {
@@ -301,7 +301,7 @@ topology:
 }
 
 func TestLoadMissingFile(t *testing.T) {
-	_, err := topo.Load(filepath.Join(t.TempDir(), "nope.yml"), topo.Options{Kinds: nodes.Builtin()})
+	_, err := topo.Load(filepath.Join(t.TempDir(), "nope.yml"), lab.Options{}.TopoOptions())
 	got := problems(err)
 	if len(got) != 1 || !strings.HasSuffix(got[0], "nope.yml: topology file not found (give its path with -t FILE)") {
 		t.Fatalf("got %q", got)
@@ -389,14 +389,18 @@ topology:
 	if eth1.Type != topo.TypeVeth || eth1.MTU != 9000 || eth1.MAC.String() != "02:00:00:00:00:01" {
 		t.Errorf("eth1 = %+v", eth1)
 	}
-	if i := ce.Interface("eth1.100"); i.Type != topo.TypeVLAN || i.Parent != "eth1" || i.VLAN != 100 || i.VLANProtocol != topo.Dot1Q {
-		t.Errorf("eth1.100 = %+v", i)
-	}
-	if i := ce.Interface("s10"); i.VLANProtocol != topo.Dot1ad || i.VLAN != 10 {
-		t.Errorf("s10 = %+v", i)
-	}
-	if i := ce.Interface("s10.20"); i.Parent != "s10" || i.VLAN != 20 || i.VLANProtocol != topo.Dot1Q {
-		t.Errorf("s10.20 = %+v", i)
+	for name, want := range map[string]struct {
+		parent string
+		tag    vlan.Tag
+	}{
+		"eth1.100": {"eth1", vlan.Tag{ID: 100, Protocol: vlan.Dot1Q}},
+		"s10":      {"eth1", vlan.Tag{ID: 10, Protocol: vlan.Dot1ad}},
+		"s10.20":   {"s10", vlan.Tag{ID: 20, Protocol: vlan.Dot1Q}},
+	} {
+		i := ce.Interface(name)
+		if i.Type != vlan.Type || i.Owner != vlan.Name || i.Parent != want.parent || vlan.Of(i) == nil || *vlan.Of(i) != want.tag {
+			t.Errorf("%s = %+v (tag %+v), want on %s with %+v", name, i, vlan.Of(i), want.parent, want.tag)
+		}
 	}
 	if msee := top.Node("msee"); msee.Interface("eth10").MTU != 1500 {
 		t.Errorf("link mtu not applied: %+v", msee.Interface("eth10"))
@@ -417,7 +421,7 @@ func TestShippedTopologies(t *testing.T) {
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			top, err := topo.Load(labtest.WithKeys(t, f), topo.Options{Kinds: nodes.Builtin()})
+			top, err := topo.Load(labtest.WithKeys(t, f), lab.Options{}.TopoOptions())
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -7,6 +7,7 @@ package topo
 import (
 	"net"
 	"net/netip"
+	"path/filepath"
 )
 
 // fileSpec is a topology file exactly as written, before inheritance.
@@ -23,7 +24,7 @@ type bodySpec struct {
 	Kinds    Map[NodeSpec] `yaml:"kinds"`
 	Nodes    Map[NodeSpec] `yaml:"nodes"`
 	Links    []linkSpec    `yaml:"links"`
-	Tunnels  []TunnelSpec  `yaml:"tunnels"`
+	Specs    Specs         `yaml:"-" scope:"topology"`
 }
 
 // NodeSpec is a node as written in topology.defaults, topology.kinds.KIND or
@@ -44,40 +45,20 @@ type NodeSpec struct {
 	Sysctls    Map[string]        `yaml:"sysctls"`
 	Interfaces Map[InterfaceSpec] `yaml:"interfaces"`
 	Routes     []RouteSpec        `yaml:"routes"`
-	BGP        *BGPSpec           `yaml:"bgp"`
-	Bridge     *BridgeSpec        `yaml:"bridge"`
-}
-
-// BridgeSpec is a bridge node's bridge: block: which tag its VLANs use.
-type BridgeSpec struct {
-	Pos          Pos
-	VLANProtocol string `yaml:"vlan-protocol"` // 802.1Q (a switch) or 802.1ad (a provider bridge)
+	Specs      Specs              `yaml:"-" scope:"node"`
 }
 
 // InterfaceSpec is one entry of a node's interfaces map.
 type InterfaceSpec struct {
-	Pos             Pos
-	Addresses       []AddrSpec `yaml:"addresses"`
-	MTU             *int       `yaml:"mtu"`
-	MTUPos          Pos        `yaml:"-"`
-	MAC             *string    `yaml:"mac"`
-	MACPos          Pos        `yaml:"-"`
-	State           *string    `yaml:"state"`
-	StatePos        Pos        `yaml:"-"`
-	Parent          *string    `yaml:"parent"`
-	ParentPos       Pos        `yaml:"-"`
-	VLAN            *int       `yaml:"vlan"`
-	VLANPos         Pos        `yaml:"-"`
-	VLANProtocol    *string    `yaml:"vlan-protocol"`
-	Access          *int       `yaml:"access"`
-	AccessPos       Pos        `yaml:"-"`
-	Trunk           []int      `yaml:"trunk"`
-	TrunkPos        Pos        `yaml:"-"`
-	VLANProtocolPos Pos        `yaml:"-"`
-	// Peering labels a VLAN as an ExpressRoute peering of the circuit its
-	// parent carries (private or microsoft): one VLAN per peering per circuit.
-	Peering    *string `yaml:"peering"`
-	PeeringPos Pos     `yaml:"-"`
+	Pos       Pos
+	Addresses []AddrSpec `yaml:"addresses"`
+	MTU       *int       `yaml:"mtu"`
+	MTUPos    Pos        `yaml:"-"`
+	MAC       *string    `yaml:"mac"`
+	MACPos    Pos        `yaml:"-"`
+	State     *string    `yaml:"state"`
+	StatePos  Pos        `yaml:"-"`
+	Specs     Specs      `yaml:"-" scope:"interface"`
 }
 
 // AddrSpec is an interface address with prefix length, as written.
@@ -105,7 +86,7 @@ type linkSpec struct {
 	EndpointsPos Pos            `yaml:"-"`
 	MTU          *int           `yaml:"mtu"`
 	MTUPos       Pos            `yaml:"-"`
-	MACsec       *MACsecSpec    `yaml:"macsec"`
+	Specs        Specs          `yaml:"-" scope:"link"`
 }
 
 type endpointSpec struct {
@@ -119,8 +100,10 @@ type Topology struct {
 	File     string // absolute path of the topology file
 	Nodes    []*Node
 	Links    []*Link
-	Tunnels  []*Tunnel
 	Warnings ErrorList
+	// Specs are the features' keys under topology:, Ext their models.
+	Specs Specs
+	Ext   Ext
 }
 
 // Node is one validated node, with defaults and its kind's settings applied.
@@ -139,10 +122,12 @@ type Node struct {
 	Sysctls    []Sysctl
 	Interfaces []*Interface // in natural name order: lo, eth1, eth1.100, eth2, eth10
 	Routes     []Route
-	BGP        *BGP // nil: no BGP speaker
-	// BridgeVLANProtocol is the tag a bridge node's VLANs use: 802.1Q, or
-	// 802.1ad for a provider bridge that pushes S-tags.
-	BridgeVLANProtocol VLANProtocol
+	// Switch says the node is a layer-2 switch whose link ends are ports
+	// (its kind says so): no addresses, no routes.
+	Switch bool
+	// Specs are the features' node keys (inherited), Ext their models.
+	Specs Specs
+	Ext   Ext
 }
 
 // Interface is a network interface of a node.
@@ -150,45 +135,36 @@ type Interface struct {
 	Name string
 	Pos  Pos
 	Type InterfaceType
-	// Link is the veth link this interface ends (TypeVeth), or protects
-	// (TypeMACsec, whose Parent is the veth end).
+	// Owner is the feature that makes the device ("" for a link end or
+	// the loopback, which the engine makes).
+	Owner string
+	// Link is the veth link this interface ends (TypeVeth), or, for a
+	// device a feature stacks on a link end, the link it is on.
 	Link *Link
-	// Parent, VLAN and VLANProtocol describe a TypeVLAN subinterface.
-	Parent       string
-	VLAN         int
-	VLANProtocol VLANProtocol
-	Addresses    []netip.Prefix
-	MTU          int // 0: the kernel's default
-	MAC          net.HardwareAddr
-	Down         bool // administratively down at deploy
-	// Access and Trunk are a bridge port's VLANs: one untagged (access, or
-	// customer port on a provider bridge), or several tagged (trunk).
-	Access int
-	Trunk  []int
-	// Peering is the ExpressRoute peering a VLAN carries, if labelled.
-	Peering string
-	// Tunnel is the IPsec tunnel whose xfrm interface this is (TypeXfrm).
-	Tunnel *Tunnel
+	// Parent is the device this one sits on ("" for a link end or lo).
+	Parent    string
+	Addresses []netip.Prefix
+	MTU       int // 0: the kernel's default
+	MAC       net.HardwareAddr
+	Down      bool // administratively down at deploy
+	// PayloadLayer, when set, names the layer this device wraps whole
+	// frames of the devices stacked on it in ("MACsec", which encrypts
+	// them): their VLAN tags count against its MTU, where a port keeps
+	// tags outside its MTU, and traffic through it is inside that layer.
+	PayloadLayer string
+	// Specs are the features' interface keys as written, Ext their models.
+	Specs Specs
+	Ext   Ext
 }
 
-// InterfaceType says what kind of device an interface is.
+// InterfaceType says what kind of device an interface is. The engine's
+// own are veth and loopback; features add theirs.
 type InterfaceType string
 
-// Interface types.
+// The engine's interface types.
 const (
 	TypeVeth     InterfaceType = "veth"
-	TypeVLAN     InterfaceType = "vlan"
 	TypeLoopback InterfaceType = "loopback"
-)
-
-// VLANProtocol is the EtherType of a VLAN tag.
-type VLANProtocol string
-
-// VLAN tag protocols. ExpressRoute Direct QinQ uses 802.1Q for both tags;
-// provider networks use 802.1ad for the outer (S) tag.
-const (
-	Dot1Q  VLANProtocol = "802.1Q"  // EtherType 0x8100
-	Dot1ad VLANProtocol = "802.1ad" // EtherType 0x88A8
 )
 
 // Sysctl is a per-namespace kernel setting.
@@ -210,11 +186,13 @@ type Route struct {
 
 // Link is a veth pair between two node interfaces.
 type Link struct {
-	Pos    Pos
-	A      Endpoint
-	B      Endpoint
-	MTU    int
-	MACsec *MACsec // nil: the link is plaintext
+	Pos Pos
+	A   Endpoint
+	B   Endpoint
+	MTU int
+	// Specs are the features' link keys as written, Ext their models.
+	Specs Specs
+	Ext   Ext
 }
 
 // Endpoint is one end of a link.
@@ -225,6 +203,10 @@ type Endpoint struct {
 }
 
 func (e Endpoint) String() string { return e.Node + ":" + e.Iface }
+
+// Dir is the topology file's directory, against which relative paths in
+// it (key files) are read.
+func (t *Topology) Dir() string { return filepath.Dir(t.File) }
 
 // Node returns the node with the given name, or nil.
 func (t *Topology) Node(name string) *Node {
@@ -244,4 +226,105 @@ func (n *Node) Interface(name string) *Interface {
 		}
 	}
 	return nil
+}
+
+// Spec is one value of a feature's key, with where it was written.
+type Spec struct {
+	Value any
+	Pos   Pos // the value's position
+	Key   Pos // the key's position
+}
+
+// SpecOf returns the value of a feature's key in specs, typed.
+func SpecOf[T any](specs Specs, key string) (T, Spec, bool) {
+	s, ok := specs[key]
+	if !ok {
+		var zero T
+		return zero, s, false
+	}
+	v, ok := s.Value.(T)
+	return v, s, ok
+}
+
+// Ends returns the link's two ends.
+func (l *Link) Ends() [2]Endpoint { return [2]Endpoint{l.A, l.B} }
+
+// Other returns the end of the link that is not ep.
+func (l *Link) Other(ep Endpoint) Endpoint {
+	if l.A.Node == ep.Node && l.A.Iface == ep.Iface {
+		return l.B
+	}
+	return l.A
+}
+
+// End returns the link's end on the node's interface, if it has one.
+func (l *Link) End(node, iface string) (Endpoint, bool) {
+	for _, ep := range l.Ends() {
+		if ep.Node == node && ep.Iface == iface {
+			return ep, true
+		}
+	}
+	return Endpoint{}, false
+}
+
+// Lowest returns the device at the bottom of the interface's stack: the
+// link end (or loopback) it sits on, through its parents; nil for a chain
+// that leads nowhere.
+func (n *Node) Lowest(i *Interface) *Interface {
+	for range len(n.Interfaces) + 1 {
+		if i == nil || i.Parent == "" {
+			return i
+		}
+		i = n.Interface(i.Parent)
+	}
+	return nil
+}
+
+// Above says whether the interface sits, through its parents, on the
+// device named lower.
+func (n *Node) Above(i *Interface, lower string) bool {
+	for range len(n.Interfaces) + 1 {
+		if i == nil || i.Parent == "" {
+			return false
+		}
+		if i.Parent == lower {
+			return true
+		}
+		i = n.Interface(i.Parent)
+	}
+	return false
+}
+
+// Stack returns the interface and what sits on it, at any depth, parents
+// first.
+func (n *Node) Stack(base *Interface) []*Interface {
+	in := map[string]bool{base.Name: true}
+	out := []*Interface{base}
+	for _, i := range n.ParentsFirst() {
+		if i != base && i.Parent != "" && in[i.Parent] {
+			in[i.Name] = true
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// ParentsFirst returns the node's interfaces with every one after its
+// parent.
+func (n *Node) ParentsFirst() []*Interface {
+	var out []*Interface
+	done := map[string]bool{}
+	for len(out) < len(n.Interfaces) {
+		progress := false
+		for _, i := range n.Interfaces {
+			if done[i.Name] || (i.Parent != "" && !done[i.Parent]) {
+				continue
+			}
+			out, done[i.Name], progress = append(out, i), true, true
+		}
+		if !progress { // validation refuses cycles; never loop on one
+			break
+		}
+	}
+	return out
 }

@@ -2,29 +2,18 @@ package topo
 
 import "fmt"
 
-// VLANTagLen is what one 802.1Q or 802.1ad tag adds to a frame.
-const VLANTagLen = 4
-
 // planMTU makes every stack of devices carry a full-size packet of its top
 // interface: each parent gets the MTU of its largest child plus what that
 // child adds inside the parent's payload. A parent whose MTU is unset is
 // raised; one set too small is refused, with the numbers. What a child
-// adds, as Linux counts it:
-//
-//   - a VLAN tag on a port: nothing. Linux keeps tags outside the MTU (a
-//     VLAN's MTU may equal its parent's; veth carries the outer tag as
-//     metadata and accepts one more in the frame).
-//   - a VLAN tag above MACsec: 4 bytes (8 for QinQ). MACsec encrypts the
-//     tags as payload, and the kernel holds a VLAN on a MACsec device to 4
-//     bytes less than the device.
-//   - MACsec: its SecTAG and ICV, 32 bytes with the SCI or 24 without.
-//
-// Measured in the microVM: a don't-fragment 1500-byte ping crosses QinQ
-// over MACsec with the port at 1540 and MACsec at 1508, and not at 1536.
-func planMTU(n *Node, ps *problems) {
+// adds is its feature's to say (OverheadHook): a VLAN tag on a port adds
+// nothing, as Linux keeps tags outside the MTU, but a tag on a device that
+// carries tags as payload (PayloadLayer: MACsec) adds 4 bytes, and MACsec
+// its SecTAG and ICV.
+func planMTU(n *Node, ps *problems, exts []Extension) {
 	children := map[string][]*Interface{}
 	for _, i := range n.Interfaces {
-		if i.Parent != "" && !vlanCycle(n, i) {
+		if i.Parent != "" && !stackCycle(n, i) {
 			children[i.Parent] = append(children[i.Parent], i)
 		}
 	}
@@ -41,11 +30,11 @@ func planMTU(n *Node, ps *problems) {
 			if cw == 0 {
 				continue
 			}
-			add := addsInside(n, c)
+			add, what := overhead(n, c, exts)
 			if cw+add > want {
 				want, because = cw+add, fmt.Sprintf("%s's %d bytes", c.Name, cw)
 				if add > 0 {
-					because += fmt.Sprintf(" and its %d bytes of %s", add, overheadName(c))
+					because += fmt.Sprintf(" and its %d bytes of %s", add, what)
 				}
 			}
 		}
@@ -68,36 +57,28 @@ func planMTU(n *Node, ps *problems) {
 	}
 }
 
-// addsInside is what an interface adds to its packets inside its parent's
-// MTU (see planMTU).
-func addsInside(n *Node, i *Interface) int {
-	switch i.Type {
-	case TypeMACsec:
-		return MACsecOverhead(i.Link.MACsec.IncludeSCI)
-	case TypeVLAN:
-		if overMACsec(n, i) {
-			return VLANTagLen
+// overhead is what an interface adds to its packets inside its parent's
+// MTU, as its feature says.
+func overhead(n *Node, i *Interface, exts []Extension) (int, string) {
+	for _, e := range exts {
+		if h, ok := e.(OverheadHook); ok {
+			if b, what, ok := h.Overhead(n, i); ok {
+				return b, what
+			}
 		}
 	}
-	return 0
+	return 0, ""
 }
 
-func overheadName(i *Interface) string {
-	if i.Type == TypeMACsec {
-		return "SecTAG and ICV"
-	}
-	return string(i.VLANProtocol) + " tag"
-}
-
-// overMACsec says whether a VLAN sits, through other VLANs, on a MACsec
-// device.
-func overMACsec(n *Node, i *Interface) bool {
+// CarriesTagsAsPayload says whether an interface sits, through its parents,
+// on a device that carries VLAN tags as payload (see PayloadLayer).
+func CarriesTagsAsPayload(n *Node, i *Interface) bool {
 	for range len(n.Interfaces) {
 		p := n.Interface(i.Parent)
 		if p == nil {
 			return false
 		}
-		if p.Type == TypeMACsec {
+		if p.PayloadLayer != "" {
 			return true
 		}
 		i = p

@@ -1,25 +1,12 @@
 package topo_test
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/erlab-dev/erlab/lab/labtest"
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/erlab-dev/erlab/lab/topo"
-	"github.com/erlab-dev/erlab/nodes"
 )
-
-func loadText(t *testing.T, dir, src string) (*topo.Topology, error) {
-	t.Helper()
-	p := filepath.Join(dir, "lab.yml")
-	if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return topo.Load(p, topo.Options{Kinds: nodes.Builtin()})
-}
 
 // QinQ above MACsec: the tags are MACsec payload, so a 1500-byte top
 // interface needs 1508 on the MACsec device and 1540 on the port (the
@@ -27,7 +14,7 @@ func loadText(t *testing.T, dir, src string) (*topo.Topology, error) {
 // outside the MTU and nothing is raised.
 func TestMTUPlan(t *testing.T) {
 	t.Setenv("ERLAB_TEST_KEY", strings.Repeat("cd", 16))
-	top, err := loadText(t, t.TempDir(), `name: m
+	top, err := labtest.LoadText(t, t.TempDir(), `name: m
 topology:
   nodes:
     ce:
@@ -57,7 +44,7 @@ topology:
 	}
 
 	dir := t.TempDir()
-	_, err = loadText(t, dir, `name: m
+	_, err = labtest.LoadText(t, dir, `name: m
 topology:
   nodes:
     ce:
@@ -95,7 +82,7 @@ topology:
 // C-tags repeat across circuits.
 func TestPeeringVLANs(t *testing.T) {
 	dir := t.TempDir()
-	_, err := loadText(t, dir, `name: m
+	_, err := labtest.LoadText(t, dir, `name: m
 topology:
   nodes:
     msee:

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
@@ -47,8 +46,8 @@ func ValidIfName(name string) string {
 	return ""
 }
 
-func resolve(spec *fileSpec, ps *problems, kinds KindSet) *Topology {
-	t := &Topology{Name: spec.Name}
+func resolve(spec *fileSpec, ps *problems, kinds KindSet, exts []Extension) *Topology {
+	t := &Topology{Name: spec.Name, File: ps.file, Specs: spec.Topology.Specs, Ext: Ext{}}
 	switch {
 	case spec.Name == "":
 		ps.errorf(Pos{}, "name: required: the lab's name, such as \"name: er-lab\"")
@@ -83,18 +82,36 @@ func resolve(spec *fileSpec, ps *problems, kinds KindSet) *Topology {
 		specs[n.Name] = merged
 	}
 	t.Links = resolveLinks(t, body.Links, ps)
-	t.Tunnels = resolveTunnels(t, body.Tunnels, filepath.Dir(ps.file), ps)
+	// The kinds first: what they say of a node (a switch, forwarding) is
+	// what the features' checks read.
 	for _, n := range t.Nodes {
-		addTunnelInterfaces(t, n, ps)
-		resolveInterfaces(t, n, specs[n.Name], ps)
+		if kinds.Known(n.Kind) {
+			kinds.PrepareNode(n)
+		}
+	}
+	for _, e := range exts {
+		if h, ok := e.(ResolveHook); ok {
+			h.Resolve(t, ps)
+		}
+	}
+	for _, n := range t.Nodes {
+		resolveInterfaces(t, n, specs[n.Name], ps, exts)
 		checkAddresses(n, ps)
 		resolveRoutes(n, specs[n.Name].Routes, ps)
-		resolveBGP(n, specs[n.Name].BGP, ps)
 		if kinds.Known(n.Kind) {
 			kinds.CheckNode(n, ps)
 		}
+		for _, e := range exts {
+			if h, ok := e.(NodeHook); ok {
+				h.CheckNode(t, n, ps)
+			}
+		}
 	}
-	checkTunnelAddresses(t, ps)
+	for _, e := range exts {
+		if h, ok := e.(TopologyHook); ok {
+			h.CheckTopology(t, ps)
+		}
+	}
 	return t
 }
 
@@ -142,16 +159,7 @@ func resolveNode(e Entry[NodeSpec], body *bodySpec, ps *problems, kinds KindSet)
 		Group:   deref(spec.Group),
 		Forward: spec.Forward != nil && *spec.Forward,
 	}
-	n.BridgeVLANProtocol = Dot1Q
-	if spec.Bridge != nil && spec.Bridge.VLANProtocol != "" {
-		switch strings.ToLower(spec.Bridge.VLANProtocol) {
-		case "802.1q", "0x8100":
-		case "802.1ad", "0x88a8":
-			n.BridgeVLANProtocol = Dot1ad
-		default:
-			ps.errorf(spec.Bridge.Pos, "node %q: bridge: vlan-protocol %q: 802.1Q (a VLAN switch) or 802.1ad (a provider bridge)", n.Name, spec.Bridge.VLANProtocol)
-		}
-	}
+	n.Specs, n.Ext = spec.Specs, Ext{}
 	for _, s := range spec.Sysctls {
 		if !sysctlRe.MatchString(s.Key) || strings.Contains(s.Key, "..") {
 			ps.errorf(s.KeyPos, "node %q: sysctl %q: only net.* settings belong to a network namespace", n.Name, s.Key)
@@ -206,9 +214,7 @@ func resolveLinks(t *Topology, specs []linkSpec, ps *problems) []*Link {
 			}
 			l.MTU = *ls.MTU
 		}
-		if ok && ls.MACsec != nil {
-			resolveMACsec(t, l, ls.MACsec, filepath.Dir(ps.file), i, ps)
-		}
+		l.Specs, l.Ext = ls.Specs, Ext{}
 		if ok {
 			links = append(links, l)
 		}
@@ -252,30 +258,20 @@ func checkMTU(mtu int) string {
 	return ""
 }
 
-func resolveInterfaces(t *Topology, n *Node, spec NodeSpec, ps *problems) {
+func resolveInterfaces(t *Topology, n *Node, spec NodeSpec, ps *problems, exts []Extension) {
 	for _, l := range t.Links {
 		for _, ep := range []Endpoint{l.A, l.B} {
-			if ep.Node != n.Name {
-				continue
+			if ep.Node == n.Name {
+				n.Interfaces = append(n.Interfaces, &Interface{Name: ep.Iface, Pos: ep.Pos, Type: TypeVeth, Link: l, MTU: l.MTU, Ext: Ext{}})
 			}
-			end := &Interface{Name: ep.Iface, Pos: ep.Pos, Type: TypeVeth, Link: l, MTU: l.MTU}
-			n.Interfaces = append(n.Interfaces, end)
-			if l.MACsec == nil {
-				continue
-			}
-			// The peer builds our SCI from this address: fix it in advance.
-			end.MAC = linkMAC(t.Name, ep)
-			if other := n.Interface(l.MACsec.Device); other != nil {
-				ps.errorf(ep.Pos, "node %q: MACsec device %q is on two links; give each link's macsec a device: name", n.Name, l.MACsec.Device)
-				continue
-			}
-			parent := ep.Iface
-			if l.MACsec.Subinterface != "" {
-				parent += "." + l.MACsec.Subinterface // declared under the node's interfaces; checked below
-			}
-			n.Interfaces = append(n.Interfaces, &Interface{Name: l.MACsec.Device, Pos: ep.Pos, Type: TypeMACsec, Link: l, Parent: parent})
 		}
 	}
+	for _, e := range exts {
+		if h, ok := e.(InterfacesHook); ok {
+			h.AddInterfaces(t, n, ps)
+		}
+	}
+	var declared []*Interface
 	for _, e := range spec.Interfaces {
 		name, is := e.Key, e.Value
 		where := fmt.Sprintf("node %q: interface %q", n.Name, name)
@@ -285,70 +281,43 @@ func resolveInterfaces(t *Topology, n *Node, spec NodeSpec, ps *problems) {
 		}
 		iface := n.Interface(name)
 		switch {
-		case iface != nil && iface.Type == TypeMACsec:
-			if is.Parent != nil || is.VLAN != nil {
-				ps.errorf(e.KeyPos, "%s: is the MACsec device of a link, on %s", where, iface.Parent)
-			}
 		case iface != nil:
-			if is.Parent != nil || is.VLAN != nil {
-				ps.errorf(e.KeyPos, "%s: ends a link, so it cannot also be a VLAN subinterface", where)
-			}
 		case name == "lo":
-			iface = &Interface{Name: name, Type: TypeLoopback}
-			n.Interfaces = append(n.Interfaces, iface)
-		case is.Parent != nil || is.VLAN != nil || strings.Contains(name, "."):
-			iface = &Interface{Name: name, Type: TypeVLAN}
-			if !resolveVLAN(iface, is, where, e.KeyPos, ps) {
-				continue
-			}
+			iface = &Interface{Name: name, Type: TypeLoopback, Ext: Ext{}}
 			n.Interfaces = append(n.Interfaces, iface)
 		default:
-			ps.errorf(e.KeyPos, "%s: is on no link; add a link with endpoint \"%s:%s\", or make it a VLAN subinterface (parent:, vlan:)", where, n.Name, name)
-			continue
+			claimed := false
+			for _, x := range exts {
+				if h, ok := x.(ClaimHook); ok {
+					if iface, claimed = h.ClaimInterface(n, name, e.KeyPos, &is, ps); claimed {
+						if iface != nil {
+							iface.Owner = x.Name()
+						}
+						break
+					}
+				}
+			}
+			if !claimed {
+				ps.errorf(e.KeyPos, "%s: is on no link; add a link with endpoint \"%s:%s\", or make it a VLAN subinterface (parent:, vlan:)", where, n.Name, name)
+			}
+			if iface == nil {
+				continue
+			}
+			if iface.Ext == nil {
+				iface.Ext = Ext{}
+			}
+			n.Interfaces = append(n.Interfaces, iface)
 		}
 		iface.Pos = e.KeyPos
+		iface.Specs = is.Specs
 		applyInterfaceSpec(iface, is, where, ps)
+		declared = append(declared, iface)
 	}
-	// A VLAN's parent must exist on the node and the chain must end at a real
-	// device; a cycle (a.1 → b.1 → a.1) has no device at its root.
-	// One tag per parent: a VLAN ID (of one EtherType) twice on a parent
-	// is refused by the kernel, and on a Dot1Q port it would put two
-	// peerings on one C-tag.
-	type tag struct {
-		parent string
-		id     int
-		proto  VLANProtocol
-	}
-	tags := map[tag]string{}
-	for _, iface := range n.Interfaces {
-		if iface.Type != TypeVLAN {
-			continue
-		}
-		k := tag{iface.Parent, iface.VLAN, iface.VLANProtocol}
-		if other, dup := tags[k]; dup {
-			ps.errorf(iface.Pos, "node %q: interface %q: VLAN %d (%s) on %s is already %s", n.Name, iface.Name, iface.VLAN, iface.VLANProtocol, iface.Parent, other)
-			continue
-		}
-		tags[k] = iface.Name
-	}
-	// One VLAN per peering per circuit: a circuit is what a parent carries
-	// (a Dot1Q port, or an S-tag on a QinQ port).
-	type peering struct{ parent, name string }
-	peerings := map[peering]*Interface{}
-	for _, iface := range n.Interfaces {
-		if iface.Peering == "" {
-			continue
-		}
-		k := peering{iface.Parent, iface.Peering}
-		if other, dup := peerings[k]; dup {
-			ps.errorf(iface.Pos, "node %q: interface %q: the circuit on %s already has its %s peering on VLAN %d (%s); one VLAN per peering per circuit",
-				n.Name, iface.Name, iface.Parent, iface.Peering, other.VLAN, other.Name)
-			continue
-		}
-		peerings[k] = iface
-	}
-	for _, iface := range n.Interfaces {
-		if iface.Type != TypeVLAN {
+	// Every interface declared stacked on another must sit on one of this
+	// node's, and the chain must end at a real device; a cycle (a.1 → b.1 →
+	// a.1) has none at its root. (A device a feature adds is its to check.)
+	for _, iface := range declared {
+		if iface.Parent == "" {
 			continue
 		}
 		where := fmt.Sprintf("node %q: interface %q", n.Name, iface.Name)
@@ -357,27 +326,26 @@ func resolveInterfaces(t *Topology, n *Node, spec NodeSpec, ps *problems) {
 		case parent == nil:
 			ps.errorf(iface.Pos, "%s: parent %q is not an interface of this node", where, iface.Parent)
 		case parent.Type == TypeLoopback:
-			ps.errorf(iface.Pos, "%s: a VLAN cannot sit on the loopback device", where)
-		case vlanCycle(n, iface):
+			ps.errorf(iface.Pos, "%s: nothing can sit on the loopback device", where)
+		case stackCycle(n, iface):
 			ps.errorf(iface.Pos, "%s: its parent chain loops back to itself", where)
 		}
 	}
-	for _, iface := range n.Interfaces {
-		if iface.Type != TypeMACsec || iface.Link.MACsec.Subinterface == "" {
-			continue
-		}
-		if p := n.Interface(iface.Parent); p == nil || p.Type != TypeVLAN {
-			ps.errorf(iface.Pos, "node %q: MACsec device %q goes on subinterface %s, which is not a VLAN subinterface of this node; declare it under its interfaces", n.Name, iface.Name, iface.Parent)
+	for _, iface := range declared {
+		for _, e := range exts {
+			if h, ok := e.(InterfaceHook); ok {
+				h.CheckInterface(n, iface, ps)
+			}
 		}
 	}
-	planMTU(n, ps)
+	planMTU(n, ps, exts)
 	slices.SortStableFunc(n.Interfaces, func(a, b *Interface) int { return NaturalCompare(a.Name, b.Name) })
 }
 
-func vlanCycle(n *Node, iface *Interface) bool {
+func stackCycle(n *Node, iface *Interface) bool {
 	cur := iface
 	for range len(n.Interfaces) + 1 {
-		if cur.Type != TypeVLAN {
+		if cur.Parent == "" {
 			return false
 		}
 		cur = n.Interface(cur.Parent)
@@ -391,66 +359,7 @@ func vlanCycle(n *Node, iface *Interface) bool {
 	return true
 }
 
-// resolveVLAN fills a subinterface from its keys, or from its name in the
-// usual PARENT.ID form (eth1.100) when the keys are absent.
-func resolveVLAN(iface *Interface, is InterfaceSpec, where string, pos Pos, ps *problems) bool {
-	parent, idText := "", ""
-	if i := strings.LastIndex(iface.Name, "."); i > 0 {
-		parent, idText = iface.Name[:i], iface.Name[i+1:]
-	}
-	if is.Parent != nil {
-		parent = *is.Parent
-	}
-	if parent == "" {
-		ps.errorf(pos, "%s: a VLAN subinterface needs parent: (or a name such as eth1.100)", where)
-		return false
-	}
-	iface.Parent = parent
-	idPos := pos
-	switch {
-	case is.VLAN != nil:
-		iface.VLAN, idPos = *is.VLAN, is.VLANPos
-	case idText != "":
-		id, err := strconv.Atoi(idText)
-		if err != nil {
-			ps.errorf(pos, "%s: the VLAN ID cannot be read from the name; give vlan: ID", where)
-			return false
-		}
-		iface.VLAN = id
-	default:
-		ps.errorf(pos, "%s: a VLAN subinterface needs vlan: ID", where)
-		return false
-	}
-	if iface.VLAN < 1 || iface.VLAN > 4094 {
-		ps.errorf(idPos, "%s: VLAN ID %d is out of range (1 to 4094; 0 and 4095 are reserved by 802.1Q)", where, iface.VLAN)
-		return false
-	}
-	iface.VLANProtocol = Dot1Q
-	if is.VLANProtocol != nil {
-		switch strings.ToLower(*is.VLANProtocol) {
-		case "802.1q", "0x8100", "dot1q":
-			iface.VLANProtocol = Dot1Q
-		case "802.1ad", "0x88a8", "qinq":
-			iface.VLANProtocol = Dot1ad
-		default:
-			ps.errorf(is.VLANProtocolPos, "%s: vlan-protocol %q: expected 802.1Q (0x8100) or 802.1ad (0x88A8)", where, *is.VLANProtocol)
-			return false
-		}
-	}
-	return true
-}
-
 func applyInterfaceSpec(iface *Interface, is InterfaceSpec, where string, ps *problems) {
-	if is.Peering != nil {
-		switch {
-		case *is.Peering != "private" && *is.Peering != "microsoft":
-			ps.errorf(is.PeeringPos, "%s: peering %q: private or microsoft", where, *is.Peering)
-		case iface.Type != TypeVLAN:
-			ps.errorf(is.PeeringPos, "%s: peering: only a VLAN subinterface carries a peering", where)
-		default:
-			iface.Peering = *is.Peering
-		}
-	}
 	if is.MTU != nil {
 		if msg := checkMTU(*is.MTU); msg != "" {
 			ps.errorf(is.MTUPos, "%s: %s", where, msg)
@@ -493,21 +402,6 @@ func applyInterfaceSpec(iface *Interface, is InterfaceSpec, where string, ps *pr
 		if a.Prefix.Addr().Is6() && iface.MTU > 0 && iface.MTU < MinMTUIPv6 {
 			ps.errorf(a.Pos, "%s: IPv6 needs an mtu of at least %d, the interface has %d", where, MinMTUIPv6, iface.MTU)
 		}
-	}
-	if is.Access != nil {
-		if *is.Access < 1 || *is.Access > 4094 {
-			ps.errorf(is.AccessPos, "%s: access VLAN %d is out of range (1 to 4094)", where, *is.Access)
-		}
-		iface.Access = *is.Access
-	}
-	for _, v := range is.Trunk {
-		if v < 1 || v > 4094 {
-			ps.errorf(is.TrunkPos, "%s: trunk VLAN %d is out of range (1 to 4094)", where, v)
-		}
-	}
-	iface.Trunk = is.Trunk
-	if is.Access != nil && len(is.Trunk) > 0 {
-		ps.errorf(is.AccessPos, "%s: a port is access (one untagged VLAN) or trunk (tagged VLANs), not both", where)
 	}
 	if iface.Type == TypeLoopback && iface.MTU > 0 {
 		ps.errorf(is.MTUPos, "%s: the loopback's mtu is not configurable here", where)

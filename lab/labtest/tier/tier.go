@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -38,7 +39,7 @@ func Integration(t testing.TB) {
 
 // RequireFeatures skips the test when the kernel lacks a feature — or fails
 // it in the kernel tier, where every feature must be there.
-func RequireFeatures(t testing.TB, features ...kernel.Feature) {
+func RequireFeatures(t testing.TB, features ...*kernel.Feature) {
 	t.Helper()
 	missing, err := kernel.Probe(features)
 	if err != nil {
@@ -50,7 +51,7 @@ func RequireFeatures(t testing.TB, features ...kernel.Feature) {
 	var names []string
 	for _, f := range features {
 		if why, ok := missing[f]; ok {
-			names = append(names, string(f)+" ("+kernel.FeatureOption(f)+": "+why.Error()+")")
+			names = append(names, f.Name+" ("+f.Option+": "+why.Error()+")")
 		}
 	}
 	msg := "kernel lacks " + strings.Join(names, ", ") + "; this test runs in the kernel tier: scripts/vm-run -- ..."
@@ -65,4 +66,17 @@ func Name(prefix string) string {
 	b := make([]byte, 3)
 	rand.Read(b)
 	return prefix + "-" + hex.EncodeToString(b)
+}
+
+// RequireTool skips the test when a program it runs is not installed — or
+// fails it in the kernel tier and in CI, where scripts/setup installs it.
+func RequireTool(t testing.TB, name string) {
+	t.Helper()
+	if _, err := exec.LookPath(name); err == nil {
+		return
+	}
+	if KernelTier() || os.Getenv("CI") == "true" {
+		t.Fatalf("%s is not installed (scripts/setup installs it)", name)
+	}
+	t.Skipf("%s is not installed (scripts/setup installs it)", name)
 }

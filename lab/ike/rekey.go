@@ -1,0 +1,118 @@
+package ike
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/erlab-dev/erlab/lab/feature"
+	"github.com/erlab-dev/erlab/lab/ipsec"
+	"github.com/erlab-dev/erlab/lab/probe"
+)
+
+// RekeyReport says what a forced rekey did and what it cost.
+type RekeyReport struct {
+	Tunnel string `json:"tunnel"`
+	Node   string `json:"node"`
+	What   string `json:"what"` // CHILD SA or IKE SA
+	// SPIs of the CHILD SA in use before and after (out, as this node
+	// sends).
+	SPIBefore uint32        `json:"spi_before"`
+	SPIAfter  uint32        `json:"spi_after"`
+	Took      time.Duration `json:"took_ns"`
+	// Probe is the stream sent through the tunnel meanwhile; nil when the
+	// tunnel has no inner addresses to send it between.
+	Probe *probe.Report `json:"probe,omitempty"`
+}
+
+// RekeyRate is the rate of the probe stream a rekey is measured with.
+const RekeyRate = 100
+
+// Rekey forces strongSwan to rekey an IKE tunnel's CHILD SA (or its
+// IKE SA) from node's end, while a probe stream crosses the tunnel, and
+// waits until the new SA carries the traffic. strongSwan makes the new SA
+// before it deletes the old one, so nothing should be lost.
+func Rekey(ctx context.Context, lab feature.Lab, node, name string, ikeSA bool) (*RekeyReport, error) {
+	t := lab.Topology()
+	if t == nil {
+		return nil, fmt.Errorf("lab %s: rekeying needs its topology file", lab.Name())
+	}
+	tu, err := tunnelOf(t, name)
+	if err != nil {
+		return nil, err
+	}
+	if _, _, ok := tu.End(node); !ok {
+		return nil, fmt.Errorf("node %s is not an end of tunnel %s (%s, %s)", node, name, tu.A.Node, tu.B.Node)
+	}
+	in, ok := conns(lab, node)
+	if !ok {
+		return nil, fmt.Errorf("tunnel %s: node %s runs no charon (is the lab deployed?)", name, node)
+	}
+	rep := &RekeyReport{Tunnel: name, Node: node, What: "CHILD SA"}
+	if ikeSA {
+		rep.What = "IKE SA"
+	}
+	spi := func() uint32 {
+		status, err := Status(in)
+		if err != nil {
+			return 0
+		}
+		for _, c := range status {
+			if c.Name == name && len(c.IKE) > 0 && len(c.IKE[0].Children) > 0 && c.IKE[0].Children[0].State == "INSTALLED" {
+				return c.IKE[0].Children[0].SPIOut
+			}
+		}
+		return 0
+	}
+	rep.SPIBefore = spi()
+
+	var probeDone chan error
+	stop := func() {}
+	if src, dst, ok := ipsec.FlowAddrs(t, tu); ok {
+		from := tu.A.Node
+		if node == tu.B.Node {
+			from, dst = tu.B.Node, src
+		}
+		pctx, cancel := context.WithCancel(ctx)
+		stop = cancel
+		probeDone = make(chan error, 1)
+		go func() {
+			pr, err := probe.Between(pctx, t, from, dst.String(), probe.Config{Rate: RekeyRate, Duration: 10 * time.Minute, Port: 7012})
+			rep.Probe = &pr
+			probeDone <- err
+		}()
+		time.Sleep(time.Second)
+	}
+	finish := func() error {
+		stop()
+		if probeDone != nil {
+			return <-probeDone
+		}
+		return nil
+	}
+	start := time.Now()
+	if err := RekeySA(in, name, ikeSA); err != nil {
+		finish()
+		return nil, err
+	}
+	// Until the CHILD SA in use is a new one (an IKE rekey keeps it) and
+	// has been for a moment.
+	deadline := time.Now().Add(30 * time.Second)
+	for !ikeSA {
+		if s := spi(); s != 0 && s != rep.SPIBefore {
+			rep.SPIAfter = s
+			break
+		}
+		if time.Now().After(deadline) {
+			finish()
+			return nil, fmt.Errorf("tunnel %s: no new CHILD SA 30 s after the rekey", name)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	rep.Took = time.Since(start)
+	if ikeSA {
+		rep.SPIAfter = spi()
+	}
+	time.Sleep(time.Second)
+	return rep, finish()
+}
