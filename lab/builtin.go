@@ -8,6 +8,7 @@ import (
 	"github.com/erlab-dev/erlab/lab/ipsec"
 	"github.com/erlab-dev/erlab/lab/macsec"
 	"github.com/erlab-dev/erlab/lab/mka"
+	"github.com/erlab-dev/erlab/lab/netem"
 	"github.com/erlab-dev/erlab/lab/vlan"
 	"github.com/erlab-dev/erlab/nodes"
 )
@@ -28,6 +29,7 @@ func BuiltinFeatures() []feature.Feature {
 		ipsec.Feature{},
 		ike.Feature{},
 		bgp.Feature{},
+		netem.Feature{},
 	}
 }
 

@@ -51,6 +51,7 @@ func TestUsageErrors(t *testing.T) {
 		{"destroy", "--all", "--name", "x"},
 		{"link", "sideways", "-t", "x.yml", "a:eth1"},
 		{"link", "down", "--name", "x", "a"},
+		{"link", "impair", "--name", "x", "a:eth1"},
 		{"inspect", "--name", "x", "--format", "yaml"},
 		{"graph", "-t", "../../topologies/er-peerings-vlan.yml", "--format", "svg"},
 	} {
@@ -75,6 +76,7 @@ func TestNeedsRoot(t *testing.T) {
 		{[]string{"inspect", "--all"}, "erlab inspect needs root: it reads the lab's namespaces, and its state in /run/erlab"},
 		{[]string{"validate", "-t", file}, "checking this kernel needs root"},
 		{[]string{"macsec", "rotate", "-t", file, "ce:eth1"}, "erlab macsec rotate needs root"},
+		{[]string{"link", "impair", "-t", file, "ce:eth1", "--delay", "5ms"}, "erlab link impair needs root: it changes queueing disciplines"},
 	} {
 		_, stderr, code := run(t, c.args...)
 		if code != 1 || !strings.Contains(stderr, c.want) || strings.Contains(stderr, "permission denied") || strings.Contains(stderr, "not permitted") {
@@ -86,6 +88,26 @@ func TestNeedsRoot(t *testing.T) {
 	}
 	if _, stderr, code := run(t, "graph", "-t", file); code != 0 {
 		t.Errorf("graph as a user: exit %d %s", code, stderr)
+	}
+}
+
+// link impair refuses a bad impairment before it opens the lab, saying
+// which value and why.
+func TestImpairUsage(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--name", "x", "a:eth1"}, "give an impairment (--delay, --jitter, --loss, --corrupt, --duplicate, --reorder, --rate) or --clear"},
+		{[]string{"--name", "x", "a:eth1", "--clear", "--delay", "5ms"}, "--clear removes the impairment: give it alone"},
+		{[]string{"--name", "x", "a:eth1", "--jitter", "2ms"}, "impair: jitter 2ms needs a delay"},
+		{[]string{"--name", "x", "a:eth1", "--loss", "150%", "--rate", "fast"}, `impair: loss "150%": a percentage from 0 to 100, such as 0.5%; impair: rate "fast": a rate such as 100mbit`},
+		{[]string{"--name", "x", "a", "--delay", "1ms"}, `"a": expected NODE:IFACE`},
+	} {
+		_, stderr, code := run(t, append([]string{"link", "impair"}, c.args...)...)
+		if code != 1 || !strings.Contains(stderr, c.want) {
+			t.Errorf("%v: exit %d, stderr %q, want %q", c.args, code, stderr, c.want)
+		}
 	}
 }
 
