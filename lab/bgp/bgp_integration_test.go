@@ -4,12 +4,14 @@ import (
 	"context"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/erlab-dev/erlab/lab/bgp"
+	"github.com/erlab-dev/erlab/lab/netem"
 
 	"github.com/erlab-dev/erlab/lab"
 	"github.com/erlab-dev/erlab/lab/labtest"
@@ -325,4 +327,52 @@ func TestIntegrationBGPPolicy(t *testing.T) {
 	labtest.Eventually(t, 2*time.Second, "r1 resets the session on carrier loss", func() bool { return !established(t, l, "r1", "10.0.12.2") })
 	labtest.Eventually(t, 2*time.Second, "r2's routes gone from r1's kernel", func() bool { return kernelNextHops(t, l, "r1", "10.20.1.0/24") == nil })
 	t.Logf("fast external failover: session reset and routes withdrawn %s after the carrier loss (hold time 180 s)", time.Since(pulled).Round(time.Millisecond))
+}
+
+// Two erlab routers that both would dial each other: the connection
+// collision GoBGP v4.8.0 can leave stuck in OpenConfirm for good (see
+// passiveRule), which erlab avoids by making the end with the higher
+// address passive. A 50 ms delay on the link (netem) widens the collision
+// window as a loaded host does. The session must establish after the
+// deploy and after each of five flaps of the link, where both ends reset
+// at once — each time within 30 s.
+func TestIntegrationBGPCollision(t *testing.T) {
+	labtest.Integration(t)
+	labtest.RequireFeatures(t, netem.KernelNetem)
+	top := labtest.Parse(t, `name: col
+topology:
+  nodes:
+    r1:
+      kind: router
+      interfaces: {eth1: {addresses: [10.0.12.1/30]}}
+      bgp: {asn: 65001, neighbors: [{address: 10.0.12.2, remote-as: 65002}]}
+    r2:
+      kind: router
+      interfaces: {eth1: {addresses: [10.0.12.2/30]}}
+      bgp: {asn: 65002, neighbors: [{address: 10.0.12.1, remote-as: 65001}]}
+  links:
+    - endpoints: ["r1:eth1", "r2:eth1"]
+      impair: {delay: 50ms}
+`)
+	if n := bgp.Of(top.Node("r2")).Neighbors[0]; !n.Passive || !n.AutoPassive || bgp.Of(top.Node("r1")).Neighbors[0].Passive {
+		t.Fatalf("the higher address's end should be the passive one: r2 %+v", n)
+	}
+	l := labtest.Deploy(t, top)
+	up := func() bool { return established(t, l, "r1", "10.0.12.2") && established(t, l, "r2", "10.0.12.1") }
+	var took []string
+	took = append(took, labtest.Eventually(t, 30*time.Second, "the session established after deploy", up).Round(time.Millisecond).String())
+	for i := range 5 {
+		if err := l.LinkSet(context.Background(), "r1", "eth1", false); err != nil {
+			t.Fatal(err)
+		}
+		labtest.Eventually(t, 5*time.Second, "both ends reset on carrier loss", func() bool {
+			return !established(t, l, "r1", "10.0.12.2") && !established(t, l, "r2", "10.0.12.1")
+		})
+		if err := l.LinkSet(context.Background(), "r1", "eth1", true); err != nil {
+			t.Fatal(err)
+		}
+		d := labtest.Eventually(t, 30*time.Second, "the session established after flap "+strconv.Itoa(i+1), up)
+		took = append(took, d.Round(time.Millisecond).String())
+	}
+	t.Logf("established after deploy and five flaps: %s", strings.Join(took, ", "))
 }
