@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"strings"
 	"time"
 
@@ -25,24 +24,40 @@ import (
 // dockerd set ip_forward=1 would otherwise hand forwarding to every node,
 // and one with rp_filter on would drop the asymmetric paths of a failover.
 //
-// No duplicate address detection on a lab's links: addresses are unique
-// by validation, and DAD holds even the kernel's own link-local addresses
-// tentative for a second or two, so IPv6 would not work yet when deploy
-// returns. IPv6 addresses stay on an interface set down, as IPv4 ones do,
-// so that a pulled link comes back with its addresses. A node's own
-// sysctls, written later, may change any of these.
+// A node with IPv6 addresses gets two more. No duplicate address
+// detection on a lab's links: addresses are unique by validation, and DAD
+// holds even the kernel's own link-local addresses tentative for a second
+// or two, so IPv6 would not work yet when deploy returns (a device's DAD
+// is the larger of all's, 0 by default, and its own, from default's).
+// And IPv6 addresses stay on an interface set down, as IPv4 ones do, so
+// that a pulled link comes back with its addresses (all's is enough).
+// A node's own sysctls, written later, may change any of these.
 func baseSysctls(n *topo.Node) [][2]string {
 	fwd := "0"
 	if n.Forward {
 		fwd = "1"
 	}
-	return [][2]string{
+	kv := [][2]string{
 		{"net.ipv4.ip_forward", fwd}, {"net.ipv6.conf.all.forwarding", fwd}, {"net.ipv6.conf.default.forwarding", fwd},
 		{"net.ipv4.conf.all.rp_filter", "0"}, {"net.ipv4.conf.default.rp_filter", "0"},
 		{"net.ipv6.conf.all.disable_ipv6", "0"}, {"net.ipv6.conf.default.disable_ipv6", "0"},
-		{"net.ipv6.conf.all.accept_dad", "0"}, {"net.ipv6.conf.default.accept_dad", "0"},
-		{"net.ipv6.conf.all.keep_addr_on_down", "1"}, {"net.ipv6.conf.default.keep_addr_on_down", "1"},
 	}
+	if hasIPv6(n) {
+		kv = append(kv, [2]string{"net.ipv6.conf.all.accept_dad", "0"}, [2]string{"net.ipv6.conf.default.accept_dad", "0"},
+			[2]string{"net.ipv6.conf.all.keep_addr_on_down", "1"})
+	}
+	return kv
+}
+
+func hasIPv6(n *topo.Node) bool {
+	for _, i := range n.Interfaces {
+		for _, p := range i.Addresses {
+			if p.Addr().Is6() {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // sysctl writes sysctls in a node: sysctl -w KEY=VALUE ...
@@ -55,8 +70,7 @@ func sysctl(n *nodes.Node, kv [][2]string) error {
 }
 
 // makeNamespace makes the node's network namespace — or has its kind bring
-// its own (a container's) — with the settings every node gets, and the
-// node's directory.
+// its own (a container's) — with the settings every node gets.
 func (d *deployment) makeNamespace(ctx context.Context, n *nodes.Node, kind nodes.Kind) error {
 	if m, ok := kind.(nodes.NamespaceMaker); ok {
 		if err := m.MakeNamespace(ctx, n); err != nil {
@@ -65,13 +79,34 @@ func (d *deployment) makeNamespace(ctx context.Context, n *nodes.Node, kind node
 	} else if err := n.Ops.Host("ip netns add "+n.NetNS, func() error { return kernel.NetNSAdd(n.NetNS) }); err != nil {
 		return fmt.Errorf("node %s: %w", n.Spec.Name, err)
 	}
-	if err := sysctl(n, baseSysctls(n.Spec)); err != nil {
-		return fmt.Errorf("node %s: %w", n.Spec.Name, err)
+	base := baseSysctls(n.Spec)
+	if _, own := kind.(nodes.NamespaceMaker); !own && !d.opts.dry() {
+		base = d.unlikeFresh(n, base)
 	}
-	if err := os.MkdirAll(n.Dir, 0o700); err != nil {
+	if err := sysctl(n, base); err != nil {
 		return fmt.Errorf("node %s: %w", n.Spec.Name, err)
 	}
 	return nil
+}
+
+// unlikeFresh leaves out of kv what a namespace erlab has just made
+// already has (see deployment.fresh). The first node's namespace is read
+// for all; a sysctl it cannot read is written.
+func (d *deployment) unlikeFresh(n *nodes.Node, kv [][2]string) [][2]string {
+	d.freshOnce.Do(func() {
+		keys := make([]string, len(kv))
+		for i, s := range kv {
+			keys[i] = s[0]
+		}
+		kernel.Do(n.NetNS, func() error { d.fresh = kernel.SysctlRead(keys); return nil })
+	})
+	var out [][2]string
+	for _, s := range kv {
+		if v, ok := d.fresh[s[0]]; !ok || v != s[1] {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // makeLink creates the veth pair straight into both namespaces, so no
@@ -115,18 +150,33 @@ const firstLinkIndex = 100000
 // configures itself later (DeferHook) is left alone. The node's own
 // sysctls come after, as some name its interfaces.
 func (d *deployment) configureInterfaces(ctx context.Context, n *nodes.Node) error {
-	if err := n.Netlink("link set lo up", func(h *netlink.Handle) error {
-		lo, err := h.LinkByName("lo")
-		if err != nil {
-			return err
-		}
-		return h.LinkSetUp(lo)
-	}); err != nil {
-		return fmt.Errorf("node %s: set lo up: %w", n.Spec.Name, err)
-	}
 	defers := hooks[feature.DeferHook](d.opts)
 	prepares := hooks[feature.PrepareHook](d.opts)
-	for _, i := range n.Spec.ParentsFirst() {
+	ifaces := n.Spec.ParentsFirst()
+	// A node whose interfaces are all the engine's (veth ends, the
+	// loopback) is configured through one netlink handle, after every
+	// feature has prepared them.
+	plain := true
+	for _, i := range ifaces {
+		plain = plain && i.Owner == "" && !deferred(defers, n.Spec, i)
+	}
+	if plain {
+		for _, i := range ifaces {
+			for _, p := range prepares {
+				if err := p.PrepareInterface(ctx, n, i); err != nil {
+					return fmt.Errorf("node %s: interface %s: %w", n.Spec.Name, i.Name, err)
+				}
+			}
+		}
+		if err := n.Configure(true, ifaces...); err != nil {
+			return fmt.Errorf("node %s: %w", n.Spec.Name, err)
+		}
+		return d.nodeSysctls(n)
+	}
+	if err := n.Configure(true); err != nil {
+		return fmt.Errorf("node %s: %w", n.Spec.Name, err)
+	}
+	for _, i := range ifaces {
 		if deferred(defers, n.Spec, i) {
 			continue
 		}
@@ -148,14 +198,20 @@ func (d *deployment) configureInterfaces(ctx context.Context, n *nodes.Node) err
 			return fmt.Errorf("node %s: interface %s: %w", n.Spec.Name, i.Name, err)
 		}
 	}
-	if len(n.Spec.Sysctls) > 0 {
-		var kv [][2]string
-		for _, s := range n.Spec.Sysctls {
-			kv = append(kv, [2]string{s.Key, s.Value})
-		}
-		if err := sysctl(n, kv); err != nil {
-			return fmt.Errorf("node %s: %w", n.Spec.Name, err)
-		}
+	return d.nodeSysctls(n)
+}
+
+// nodeSysctls writes the node's own sysctls.
+func (d *deployment) nodeSysctls(n *nodes.Node) error {
+	if len(n.Spec.Sysctls) == 0 {
+		return nil
+	}
+	var kv [][2]string
+	for _, s := range n.Spec.Sysctls {
+		kv = append(kv, [2]string{s.Key, s.Value})
+	}
+	if err := sysctl(n, kv); err != nil {
+		return fmt.Errorf("node %s: %w", n.Spec.Name, err)
 	}
 	return nil
 }

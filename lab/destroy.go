@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/erlab-dev/erlab/lab/kernel"
 	"github.com/erlab-dev/erlab/nodes"
+	"golang.org/x/sync/errgroup"
 )
 
 // StopGrace is how long processes in a lab's namespaces get to exit after
@@ -45,6 +47,7 @@ func DestroyWithReport(ctx context.Context, name string, opts Options) (DestroyR
 // half-way or whose state directory is gone, and it is idempotent:
 // destroying nothing is not an error.
 func (l *Lab) Destroy(ctx context.Context) (DestroyReport, error) {
+	defer l.forget() // it removes the state
 	name, opts := l.name, l.opts
 	rep := DestroyReport{Lab: name}
 	log := opts.log().With("lab", name)
@@ -75,13 +78,27 @@ func (l *Lab) Destroy(ctx context.Context) (DestroyReport, error) {
 			}
 		}
 	}
+	// The namespaces on the deploy's workers: each unmount waits for the
+	// kernel, not for this process.
+	var (
+		mu sync.Mutex
+		g  errgroup.Group
+	)
+	g.SetLimit(opts.workers())
 	for _, ns := range nss {
-		if err := kernel.NetNSDel(ns); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		rep.Namespaces++
+		g.Go(func() error {
+			err := kernel.NetNSDel(ns)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+			} else {
+				rep.Namespaces++
+			}
+			return nil
+		})
 	}
+	g.Wait()
 	dir := opts.labDir(name)
 	if _, err := os.Stat(dir); err == nil {
 		if err := os.RemoveAll(dir); err != nil {

@@ -9,6 +9,7 @@ import (
 	"sort"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
 	"github.com/erlab-dev/erlab/lab/feature"
@@ -84,11 +85,14 @@ func Inspect(ctx context.Context, name string, opts Options) (*LabInfo, error) {
 // from its namespaces, with status "incomplete".
 func (l *Lab) Inspect(ctx context.Context) (*LabInfo, error) {
 	name, opts := l.name, &l.opts
+	l.mu.Lock()
+	l.links = nil // read them afresh
+	l.mu.Unlock()
 	nss, err := kernel.NetNSList(labNetNSPrefix(name))
 	if err != nil {
 		return nil, err
 	}
-	st, err := opts.readState(name)
+	st, err := l.state()
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
@@ -106,21 +110,35 @@ func (l *Lab) Inspect(ctx context.Context) (*LabInfo, error) {
 		}
 	}
 	details := hooks[feature.DetailHook](opts)
+	// The nodes are read on the deploy's workers: each is a namespace
+	// entered and two dumps.
+	info.Nodes = make([]NodeInfo, len(st.Nodes))
+	var g errgroup.Group
+	g.SetLimit(opts.workers())
+	for k, ns := range st.Nodes {
+		g.Go(func() error {
+			ni := NodeInfo{Name: ns.Name, Kind: ns.Kind, NetNS: ns.NetNS}
+			if kernel.NetNSExists(ns.NetNS) {
+				ni.Present = true
+				ifaces, links, err := readInterfaces(ns.NetNS, details)
+				if err != nil {
+					return fmt.Errorf("node %s: %w", ns.Name, err)
+				}
+				ni.Interfaces = ifaces
+				l.keepLinks(ns.Name, links)
+			}
+			info.Nodes[k] = ni
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
 	states := map[string]string{}
-	for _, ns := range st.Nodes {
-		ni := NodeInfo{Name: ns.Name, Kind: ns.Kind, NetNS: ns.NetNS}
-		if kernel.NetNSExists(ns.NetNS) {
-			ni.Present = true
-			ifaces, err := readInterfaces(ns.NetNS, details)
-			if err != nil {
-				return nil, fmt.Errorf("node %s: %w", ns.Name, err)
-			}
-			ni.Interfaces = ifaces
-			for _, i := range ifaces {
-				states[ns.Name+":"+i.Name] = i.State
-			}
+	for _, ni := range info.Nodes {
+		for _, i := range ni.Interfaces {
+			states[ni.Name+":"+i.Name] = i.State
 		}
-		info.Nodes = append(info.Nodes, ni)
 	}
 	for _, lk := range st.Links {
 		info.Links = append(info.Links, LinkInfo{A: lk.A, B: lk.B, AState: orGone(states[lk.A]), BState: orGone(states[lk.B])})
@@ -178,27 +196,34 @@ func InspectAll(ctx context.Context, opts Options) ([]*LabInfo, error) {
 // readInterfaces lists a namespace's interfaces: ip -d addr show, with
 // what features say of theirs. The loopback is listed only when it holds
 // more than its usual addresses.
-func readInterfaces(ns string, details []feature.DetailHook) ([]IfaceInfo, error) {
+func readInterfaces(ns string, details []feature.DetailHook) ([]IfaceInfo, []netlink.Link, error) {
 	h, err := kernel.RouteHandle(ns)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer h.Close()
 	links, err := kernel.Dump(func() ([]netlink.Link, error) { return h.LinkList() })
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	byIndex := map[int]string{}
 	for _, l := range links {
 		byIndex[l.Attrs().Index] = l.Attrs().Name
 	}
+	// One dump of every address (AddrList of a link dumps them all too,
+	// and keeps the link's).
+	all, err := kernel.Dump(func() ([]netlink.Addr, error) { return h.AddrList(nil, netlink.FAMILY_ALL) })
+	if err != nil {
+		return nil, nil, err
+	}
+	addrsOf := map[int][]netlink.Addr{}
+	for _, ad := range all {
+		addrsOf[ad.LinkIndex] = append(addrsOf[ad.LinkIndex], ad)
+	}
 	var out []IfaceInfo
 	for _, l := range links {
 		a := l.Attrs()
-		addrs, err := kernel.Dump(func() ([]netlink.Addr, error) { return h.AddrList(l, netlink.FAMILY_ALL) })
-		if err != nil {
-			return nil, err
-		}
+		addrs := addrsOf[a.Index]
 		ii := IfaceInfo{
 			Name:    a.Name,
 			Type:    l.Type(),
@@ -235,7 +260,7 @@ func readInterfaces(ns string, details []feature.DetailHook) ([]IfaceInfo, error
 		out = append(out, ii)
 	}
 	sort.SliceStable(out, func(i, j int) bool { return naturalLess(out[i].Name, out[j].Name) })
-	return out, nil
+	return out, links, nil
 }
 
 // linkState is the interface state from its flags, which the kernel

@@ -30,7 +30,7 @@ func LinkSet(ctx context.Context, labName, node, iface string, up bool, opts Opt
 // flushes the routes of an interface set down (and of the devices on it);
 // restoring it puts the node's static routes back.
 func (l *Lab) LinkSet(ctx context.Context, node, iface string, up bool) error {
-	n, err := l.opts.deployedNode(l.name, node)
+	n, err := l.deployedNode(node)
 	if err != nil {
 		return err
 	}
@@ -62,7 +62,7 @@ func (l *Lab) LinkSet(ctx context.Context, node, iface string, up bool) error {
 // restoreRoutes puts back the node's static routes. Routes through links
 // that are still down cannot be added yet; they come back with their link.
 func (l *Lab) restoreRoutes(h *netlink.Handle, node string) error {
-	st, err := l.opts.readState(l.name)
+	st, err := l.state()
 	if err != nil {
 		return fmt.Errorf("read lab state to restore routes: %w", err)
 	}
@@ -85,7 +85,7 @@ func (l *Lab) restoreRoutes(h *netlink.Handle, node string) error {
 // agent's API listens on lo).
 func (l *Lab) linkEnd(h *netlink.Handle, node, iface string) (netlink.Link, error) {
 	var ends []string
-	if st, err := l.opts.readState(l.name); err == nil {
+	if st, err := l.state(); err == nil {
 		for _, lk := range st.Links {
 			for _, e := range []string{lk.A, lk.B} {
 				if n, _, _ := strings.Cut(e, ":"); n == node {

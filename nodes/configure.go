@@ -15,30 +15,62 @@ import (
 // one netlink handle: what the engine does to every interface once it
 // exists. Features that configure interfaces themselves later (an MKA
 // keeper, after wpa_supplicant adopted its device) use it too.
-func (n *Node) ConfigureInterface(i *topo.Interface) error {
+func (n *Node) ConfigureInterface(i *topo.Interface) error { return n.Configure(false, i) }
+
+// Configure brings the loopback up (loUp) and configures interfaces as
+// ConfigureInterface does, all through one netlink handle: a node of plain
+// links is one handle, not one per interface.
+func (n *Node) Configure(loUp bool, is ...*topo.Interface) error {
 	var cmd []string
-	if i.MTU > 0 {
-		cmd = append(cmd, fmt.Sprintf("link set %s mtu %d", i.Name, i.MTU))
+	if loUp {
+		cmd = append(cmd, "link set lo up")
 	}
-	if i.MAC != nil {
-		cmd = append(cmd, fmt.Sprintf("link set %s address %s", i.Name, i.MAC))
-	}
-	for _, p := range i.Addresses {
-		nodad := ""
-		if p.Addr().Is6() {
-			nodad = " nodad"
+	cfgs := make([]kernel.InterfaceConfig, len(is))
+	act := make([]bool, len(is))
+	for k, i := range is {
+		before := len(cmd)
+		if i.MTU > 0 {
+			cmd = append(cmd, fmt.Sprintf("link set %s mtu %d", i.Name, i.MTU))
 		}
-		cmd = append(cmd, fmt.Sprintf("addr replace %s dev %s%s", p, i.Name, nodad))
-	}
-	up := !i.Down && i.Type != topo.TypeLoopback
-	if up {
-		cmd = append(cmd, "link set "+i.Name+" up")
+		if i.MAC != nil {
+			cmd = append(cmd, fmt.Sprintf("link set %s address %s", i.Name, i.MAC))
+		}
+		for _, p := range i.Addresses {
+			nodad := ""
+			if p.Addr().Is6() {
+				nodad = " nodad"
+			}
+			cmd = append(cmd, fmt.Sprintf("addr replace %s dev %s%s", p, i.Name, nodad))
+		}
+		up := !i.Down && i.Type != topo.TypeLoopback
+		if up {
+			cmd = append(cmd, "link set "+i.Name+" up")
+		}
+		cfgs[k] = kernel.InterfaceConfig{MTU: i.MTU, MAC: i.MAC, Addresses: i.Addresses, Up: up}
+		act[k] = len(cmd) > before
 	}
 	if len(cmd) == 0 {
 		return nil
 	}
 	return n.Netlink(strings.Join(cmd, "\n"), func(h *netlink.Handle) error {
-		return kernel.SetInterface(h, i.Name, kernel.InterfaceConfig{MTU: i.MTU, MAC: i.MAC, Addresses: i.Addresses, Up: up})
+		if loUp {
+			lo, err := h.LinkByName("lo")
+			if err != nil {
+				return err
+			}
+			if err := h.LinkSetUp(lo); err != nil {
+				return fmt.Errorf("set lo up: %w", err)
+			}
+		}
+		for k, i := range is {
+			if !act[k] {
+				continue
+			}
+			if err := kernel.SetInterface(h, i.Name, cfgs[k]); err != nil {
+				return fmt.Errorf("interface %s: %w", i.Name, err)
+			}
+		}
+		return nil
 	})
 }
 

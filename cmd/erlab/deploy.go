@@ -27,13 +27,14 @@ func newDeploy(g *globals) *cobra.Command {
 			opts := g.options()
 			opts.Retain = flags.retain
 			start := time.Now()
-			if err := lab.Deploy(cmd.Context(), t, opts); err != nil {
+			l := lab.FromTopology(t, opts)
+			if err := l.Deploy(cmd.Context()); err != nil {
 				return err
 			}
 			if !g.quiet {
 				fmt.Fprintf(g.stderr, "lab %s deployed: %s, %s in %s\n", t.Name, plural(len(t.Nodes), "node"), plural(len(t.Links), "link"), time.Since(start).Round(time.Millisecond))
 			}
-			info, err := lab.Inspect(cmd.Context(), t.Name, opts)
+			info, err := l.Inspect(cmd.Context())
 			if err != nil {
 				return err
 			}

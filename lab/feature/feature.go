@@ -115,6 +115,9 @@ type Lab interface {
 	NetNS(node string) (string, error)
 	// Nodes lists the lab's nodes, as its state records them.
 	Nodes() []string
+	// Links lists a node's interfaces as the kernel has them (ip -d link
+	// show): during inspect, what the engine read for its own table.
+	Links(node string) ([]netlink.Link, error)
 	// State decodes what the feature recorded of a node (StateHook) into
 	// v; false when it recorded nothing.
 	State(feature, node string, v any) bool

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -152,4 +153,16 @@ func WaitOperUp(ctx context.Context, ns string, names []string) (down []string, 
 			up[u.Attrs().Name] = u.Attrs().OperState == netlink.OperUp
 		}
 	}
+}
+
+// SysctlRead reads sysctls on the calling thread's namespace (see Do):
+// sysctl -n KEY ...; a key that cannot be read is left out.
+func SysctlRead(keys []string) map[string]string {
+	out := make(map[string]string, len(keys))
+	for _, k := range keys {
+		if b, err := os.ReadFile(SysctlPath(k)); err == nil {
+			out[k] = strings.TrimSpace(string(b))
+		}
+	}
+	return out
 }

@@ -24,8 +24,9 @@ import (
 type Ops interface {
 	// Host runs fn in the host's namespace: ip netns add, ...
 	Host(cmd string, fn func() error) error
-	// Netlink runs fn with a netlink handle (route and XFRM families)
-	// bound to the named namespace: ip -n NS CMD.
+	// Netlink runs fn with a netlink handle bound to the named namespace:
+	// ip -n NS CMD. The handle speaks rtnetlink, and XFRM netlink too when
+	// the command is ip xfrm's.
 	Netlink(ns, cmd string, fn func(h *netlink.Handle) error) error
 	// Do runs fn on an OS thread inside the named namespace, for what goes
 	// by the thread's namespace (sysctls, sockets, generic netlink
@@ -66,7 +67,11 @@ func (r Real) Host(cmd string, fn func() error) error {
 // thousands of nodes holds no descriptor per node, only per running step.
 func (r Real) Netlink(ns, cmd string, fn func(h *netlink.Handle) error) error {
 	r.log(ns, cmd)
-	h, err := handleIn(ns, unix.NETLINK_ROUTE, unix.NETLINK_XFRM)
+	families := []int{unix.NETLINK_ROUTE}
+	if strings.HasPrefix(cmd, "xfrm ") {
+		families = append(families, unix.NETLINK_XFRM)
+	}
+	h, err := handleIn(ns, families...)
 	if err != nil {
 		return err
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	mdnetlink "github.com/mdlayher/netlink"
-	"github.com/vishvananda/netlink"
 
 	"github.com/erlab-dev/erlab/lab/feature"
 	"github.com/erlab-dev/erlab/lab/kernel"
@@ -87,12 +86,7 @@ func (Feature) Inspect(_ context.Context, l feature.Lab) (*feature.Section, erro
 		if err != nil {
 			continue // not there: the engine's table says so
 		}
-		h, err := kernel.RouteHandle(ns)
-		if err != nil {
-			return nil, err
-		}
-		links, err := kernel.Dump(func() ([]netlink.Link, error) { return h.LinkList() })
-		h.Close()
+		links, err := l.Links(node)
 		if err != nil {
 			return nil, err
 		}

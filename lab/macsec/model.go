@@ -209,7 +209,7 @@ func resolve(t *topo.Topology, spec *Spec, i int, r topo.Reporter) *Config {
 // gets its device, on the port or on the subinterface named, and the port
 // a stable MAC address, from which the peer builds the end's SCI.
 func (Feature) AddInterfaces(t *topo.Topology, n *topo.Node, r topo.Reporter) {
-	for _, l := range t.Links {
+	for _, l := range t.LinksOf(n.Name) {
 		m := Of(l)
 		if m == nil {
 			continue

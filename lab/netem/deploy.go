@@ -201,15 +201,10 @@ func tbf(ifindex int, rateBits uint64) *netlink.Tbf {
 	}
 }
 
-// Read reads an interface's impairment back from its root qdisc: netem or
-// tbf; Zero when it has neither.
-func Read(h *netlink.Handle, link netlink.Link) (Params, string, error) {
-	qs, err := kernel.Dump(func() ([]netlink.Qdisc, error) { return h.QdiscList(link) })
-	if err != nil {
-		return Params{}, "", err
-	}
+// fromQdiscs finds an interface's impairment among a dump of qdiscs.
+func fromQdiscs(qs []netlink.Qdisc, ifindex int) (Params, string) {
 	for _, q := range qs {
-		if q.Attrs().Parent != netlink.HANDLE_ROOT {
+		if q.Attrs().Parent != netlink.HANDLE_ROOT || q.Attrs().LinkIndex != ifindex {
 			continue
 		}
 		switch q := q.(type) {
@@ -221,10 +216,10 @@ func Read(h *netlink.Handle, link netlink.Link) (Params, string, error) {
 				Jitter: time.Duration(float64(q.Jitter)/tick) * time.Microsecond,
 				Loss:   pct(q.Loss), Corrupt: pct(q.CorruptProb), Duplicate: pct(q.Duplicate), Reorder: pct(q.ReorderProb),
 				Rate: q.Rate64 * 8,
-			}, "netem", nil
+			}, "netem"
 		case *netlink.Tbf:
-			return Params{Rate: q.Rate * 8}, "tbf", nil
+			return Params{Rate: q.Rate * 8}, "tbf"
 		}
 	}
-	return Params{}, "", nil
+	return Params{}, ""
 }

@@ -31,7 +31,11 @@ func (Feature) Inspect(_ context.Context, l feature.Lab) (*feature.Section, erro
 		if err != nil {
 			continue // not there: the engine's table says so
 		}
-		found, err := ReadNode(ns)
+		links, err := l.Links(node)
+		if err != nil {
+			return nil, fmt.Errorf("node %s: %w", node, err)
+		}
+		found, err := readNode(ns, links)
 		if err != nil {
 			return nil, fmt.Errorf("node %s: %w", node, err)
 		}
@@ -49,30 +53,26 @@ func (Feature) Inspect(_ context.Context, l feature.Lab) (*feature.Section, erro
 	return sec, nil
 }
 
-// ReadNode reads the impairments of a namespace's interfaces.
-func ReadNode(ns string) ([]Info, error) {
+// readNode reads the impairments of a namespace's interfaces.
+func readNode(ns string, links []netlink.Link) ([]Info, error) {
 	h, err := kernel.RouteHandle(ns)
 	if err != nil {
 		return nil, err
 	}
 	defer h.Close()
-	links, err := kernel.Dump(func() ([]netlink.Link, error) { return h.LinkList() })
+	// One dump of every qdisc of the namespace.
+	qs, err := kernel.Dump(func() ([]netlink.Qdisc, error) { return h.QdiscList(nil) })
 	if err != nil {
 		return nil, err
 	}
 	var out []Info
 	for _, lk := range links {
-		p, qdisc, err := Read(h, lk)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", lk.Attrs().Name, err)
-		}
-		if qdisc != "" {
+		if p, qdisc := fromQdiscs(qs, lk.Attrs().Index); qdisc != "" {
 			out = append(out, Info{Interface: lk.Attrs().Name, Qdisc: qdisc, Params: p})
 		}
 	}
 	return out, nil
 }
-
 func dur(s string, set bool) string {
 	if !set {
 		return "-"

@@ -132,12 +132,12 @@ func (Feature) Keys() []topo.Key {
 // link's impairment (its end's, with a: and b:), and any interface its own,
 // which wins.
 func (Feature) CheckNode(t *topo.Topology, n *topo.Node, r topo.Reporter) {
-	for li, l := range t.Links {
+	for _, l := range t.LinksOf(n.Name) {
 		spec, _, ok := topo.SpecOf[*LinkSpec](l.Specs, "impair")
 		if !ok || spec == nil {
 			continue
 		}
-		where := fmt.Sprintf("links[%d]: impair", li)
+		where := fmt.Sprintf("links[%d]: impair", l.Index)
 		perEnd := spec.A != nil || spec.B != nil
 		both := spec.both()
 		if perEnd && !both.empty() {

@@ -104,6 +104,41 @@ type Topology struct {
 	// Specs are the features' keys under topology:, Ext their models.
 	Specs Specs
 	Ext   Ext
+
+	// Lookups by name, built as the topology is read: the checks and the
+	// deploy ask per node, and a scan each time made a 10,000-node lab
+	// quadratic. nil for a topology built by hand.
+	nodeByName map[string]*Node
+	linksOf    map[string][]*Link
+}
+
+// index builds the lookups of the nodes and links there are.
+func (t *Topology) index() {
+	t.nodeByName = make(map[string]*Node, len(t.Nodes))
+	for _, n := range t.Nodes {
+		t.nodeByName[n.Name] = n
+	}
+	t.linksOf = make(map[string][]*Link, len(t.Nodes))
+	for _, l := range t.Links {
+		t.linksOf[l.A.Node] = append(t.linksOf[l.A.Node], l)
+		if l.B.Node != l.A.Node {
+			t.linksOf[l.B.Node] = append(t.linksOf[l.B.Node], l)
+		}
+	}
+}
+
+// LinksOf returns the links with an end on the node, in the file's order.
+func (t *Topology) LinksOf(node string) []*Link {
+	if t.linksOf != nil {
+		return t.linksOf[node]
+	}
+	var out []*Link
+	for _, l := range t.Links {
+		if l.A.Node == node || l.B.Node == node {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // Node is one validated node, with defaults and its kind's settings applied.
@@ -186,10 +221,11 @@ type Route struct {
 
 // Link is a veth pair between two node interfaces.
 type Link struct {
-	Pos Pos
-	A   Endpoint
-	B   Endpoint
-	MTU int
+	Pos   Pos
+	Index int // its place under links:, from 0, as errors name it
+	A     Endpoint
+	B     Endpoint
+	MTU   int
 	// Specs are the features' link keys as written, Ext their models.
 	Specs Specs
 	Ext   Ext
@@ -210,6 +246,9 @@ func (t *Topology) Dir() string { return filepath.Dir(t.File) }
 
 // Node returns the node with the given name, or nil.
 func (t *Topology) Node(name string) *Node {
+	if n := t.nodeByName[name]; n != nil && n.Name == name {
+		return n
+	}
 	for _, n := range t.Nodes {
 		if n.Name == name {
 			return n

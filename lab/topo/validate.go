@@ -81,7 +81,9 @@ func resolve(spec *fileSpec, ps *problems, kinds KindSet, exts []Extension) *Top
 		t.Nodes = append(t.Nodes, n)
 		specs[n.Name] = merged
 	}
+	t.index()
 	t.Links = resolveLinks(t, body.Links, ps)
+	t.index()
 	// The kinds first: what they say of a node (a switch, forwarding) is
 	// what the features' checks read.
 	for _, n := range t.Nodes {
@@ -187,7 +189,7 @@ func resolveLinks(t *Topology, specs []linkSpec, ps *problems) []*Link {
 			ps.errorf(pos, "links[%d]: needs exactly two endpoints, such as endpoints: [\"ce1:eth1\", \"pe1:eth1\"]; got %d", i, len(ls.Endpoints))
 			continue
 		}
-		l := &Link{Pos: ls.Pos}
+		l := &Link{Pos: ls.Pos, Index: i}
 		ok := true
 		for j, es := range ls.Endpoints {
 			ep, good := parseEndpoint(t, es, i, ps)
@@ -259,7 +261,7 @@ func checkMTU(mtu int) string {
 }
 
 func resolveInterfaces(t *Topology, n *Node, spec NodeSpec, ps *problems, exts []Extension) {
-	for _, l := range t.Links {
+	for _, l := range t.LinksOf(n.Name) {
 		for _, ep := range []Endpoint{l.A, l.B} {
 			if ep.Node == n.Name {
 				n.Interfaces = append(n.Interfaces, &Interface{Name: ep.Iface, Pos: ep.Pos, Type: TypeVeth, Link: l, MTU: l.MTU, Ext: Ext{}})
