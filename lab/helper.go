@@ -6,6 +6,7 @@ import (
 	"sort"
 
 	"github.com/erlab-dev/erlab/lab/feature"
+	"github.com/erlab-dev/erlab/lab/supervise"
 )
 
 // HelperEnv names the helper a binary is re-executed as (an agent, a
@@ -13,7 +14,8 @@ import (
 const HelperEnv = "ERLAB_HELPER"
 
 // MaybeRunHelper makes the calling binary the helper that ERLAB_HELPER
-// names — one a feature registered (feature.HelperHook) — and exits with
+// names — erlab's process supervisor, or one a feature registered
+// (feature.HelperHook) — and exits with
 // its status; it returns at once when ERLAB_HELPER is unset. The one
 // re-exec dispatch: erlab's main, and the test binaries that deploy labs,
 // call it first, so that whichever binary deploys a lab can also be its
@@ -23,7 +25,7 @@ func MaybeRunHelper(opts Options) {
 	if name == "" {
 		return
 	}
-	helpers := map[string]func() int{}
+	helpers := map[string]func() int{supervise.HelperName: supervise.Run}
 	for _, h := range hooks[feature.HelperHook](&opts) {
 		for n, run := range h.Helpers() {
 			helpers[n] = run

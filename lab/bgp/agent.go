@@ -16,13 +16,8 @@ import (
 	"time"
 )
 
-// Environment variables that make an erlab (or test) binary an agent.
-const (
-	ConfigEnv   = "ERLAB_AGENT_CONFIG" // path of the agent's config.json
-	restartsEnv = "ERLAB_AGENT_RESTARTS"
-	lastExitEnv = "ERLAB_AGENT_LAST_EXIT"
-	flushEnv    = "ERLAB_AGENT_FLUSH" // flush a dead speaker's routes, then exit
-)
+// ConfigEnv is the path of an agent's config.json, in its environment.
+const ConfigEnv = "ERLAB_AGENT_CONFIG"
 
 // GRPCAddress is where the agent serves GoBGP's API, inside its namespace.
 const GRPCAddress = "127.0.0.1:50051"

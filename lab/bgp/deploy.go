@@ -4,13 +4,12 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/erlab-dev/erlab/lab/feature"
 	"github.com/erlab-dev/erlab/lab/kernel"
+	"github.com/erlab-dev/erlab/lab/supervise"
 	"github.com/erlab-dev/erlab/nodes"
 )
 
@@ -34,8 +33,9 @@ func (Feature) Steps(d feature.Deployment) []feature.Step {
 }
 
 // start starts the node's agent — this very binary, re-executed inside the
-// namespace under the Supervisor loop that restarts it — and waits until
-// it serves its API.
+// namespace under erlab's supervisor (lab/supervise), which restarts it
+// and has it flush a dead speaker's routes — and waits until it serves its
+// API.
 func start(ctx context.Context, n *nodes.Node) error {
 	cfgPath := filepath.Join(n.Dir, "agent.json")
 	logPath := filepath.Join(n.Dir, "agent.log")
@@ -48,14 +48,10 @@ func start(ctx context.Context, n *nodes.Node) error {
 			return err
 		}
 		defer logf.Close()
-		exe, err := os.Executable()
+		cmd, err := supervise.Command(supervise.Spec{Helper: HelperName, Env: []string{ConfigEnv + "=" + cfgPath}, AfterCrash: true}, logf)
 		if err != nil {
 			return err
 		}
-		cmd := exec.Command("/bin/sh", "-c", Supervisor, "erlab-agent", exe)
-		cmd.Env = append(os.Environ(), ConfigEnv+"="+cfgPath)
-		cmd.Stdout, cmd.Stderr = logf, logf
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // outlives erlab deploy
 		if err := kernel.Do(n.NetNS, cmd.Start); err != nil {
 			return fmt.Errorf("node %s: start agent: %w", n.Spec.Name, err)
 		}

@@ -26,6 +26,7 @@ import (
 	"github.com/erlab-dev/erlab/lab/kernel"
 	"github.com/erlab-dev/erlab/lab/macsec"
 	"github.com/erlab-dev/erlab/lab/macsec/genl"
+	"github.com/erlab-dev/erlab/lab/supervise"
 	"github.com/erlab-dev/erlab/lab/topo"
 	"github.com/erlab-dev/erlab/lab/vlan"
 	"github.com/erlab-dev/erlab/nodes"
@@ -50,16 +51,6 @@ const configEnv = "ERLAB_MKA_CONFIG"
 
 // HelperName is the keeper, as ERLAB_HELPER names it.
 const HelperName = "mka-keeper"
-
-// mkaSupervisor restarts the keeper when it exits with an error (that is,
-// when wpa_supplicant died), counting restarts for inspect.
-const mkaSupervisor = `n=0
-while :; do
-  ERLAB_HELPER=` + HelperName + ` ERLAB_MKA_RESTARTS=$n "$1"
-  [ $? = 0 ] && exit 0
-  n=$((n + 1))
-  sleep 1
-done`
 
 // mkaKeeper is a keeper's configuration, written by deploy next to the
 // wpa_supplicant configuration it names. It holds no key.
@@ -214,14 +205,12 @@ func startMKA(rn *nodes.Node, dev *topo.Interface) error {
 		return err
 	}
 	defer logf.Close()
-	exe, err := os.Executable()
+	// erlab's supervisor restarts the keeper when it exits with an error
+	// (that is, when wpa_supplicant died), counting restarts for inspect.
+	cmd, err := supervise.Command(supervise.Spec{Helper: HelperName, Env: []string{configEnv + "=" + cfgPath}}, logf)
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command("/bin/sh", "-c", mkaSupervisor, "erlab-mka", exe)
-	cmd.Env = append(os.Environ(), configEnv+"="+cfgPath)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // outlives erlab deploy
 	if err := kernel.Do(rn.NetNS, cmd.Start); err != nil {
 		return fmt.Errorf("start MKA keeper: %w", err)
 	}
@@ -455,8 +444,7 @@ func runKeeper(path string, log *slog.Logger) error {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 
-	restarts, _ := strconv.Atoi(os.Getenv("ERLAB_MKA_RESTARTS"))
-	st := mkaStatus{PID: os.Getppid(), WPAPID: wpa.Process.Pid, Restarts: restarts, Started: time.Now().UTC()}
+	st := mkaStatus{PID: supervise.SupervisorPID(), WPAPID: wpa.Process.Pid, Restarts: supervise.Restarts(), Started: time.Now().UTC()}
 	writeStatus := func() {
 		b, _ := json.Marshal(st)
 		fileutil.WriteFile(k.Status, b, 0o600)

@@ -1,0 +1,180 @@
+// Package supervise is erlab's one process supervisor, in place of a shell
+// loop per kind of service: the erlab binary, re-executed as the helper
+// "supervise" inside a node's namespace, runs a service — the same binary
+// as another helper (a routing agent, an MKA keeper) — and starts it again
+// a second after it exits with an error, until it exits cleanly or the
+// supervisor is told to stop (SIGTERM, which it passes on). The service
+// learns how many times it was restarted and why it last stopped from its
+// environment (RestartsEnv, LastExitEnv); a service that must clean up
+// after a crash (the agent flushes a dead speaker's routes) is run once
+// with CrashedEnv set before it restarts.
+package supervise
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// HelperName is the supervisor, as ERLAB_HELPER names it.
+const HelperName = "supervise"
+
+// The environment of the supervisor and of its service.
+const (
+	specEnv     = "ERLAB_SUPERVISE"            // the supervisor's Spec, as JSON
+	helperEnv   = "ERLAB_HELPER"               // the helper a binary is re-executed as
+	RestartsEnv = "ERLAB_SUPERVISE_RESTARTS"   // how many times the service was restarted
+	LastExitEnv = "ERLAB_SUPERVISE_LAST_EXIT"  // how it last stopped: "exit status 2", "killed by signal 9"
+	CrashedEnv  = "ERLAB_SUPERVISE_CRASHED"    // set (to how it stopped) for the run after a crash
+	Backoff     = time.Second                  // between a crash and the restart
+	stopGrace   = 5 * time.Second              // for the service to go after SIGTERM
+	pidEnv      = "ERLAB_SUPERVISE_SUPERVISOR" // the supervisor's PID, for the service's status
+)
+
+// Spec is a service to supervise.
+type Spec struct {
+	// Helper is the helper the service is (ERLAB_HELPER of the binary).
+	Helper string `json:"helper"`
+	// Env is added to the service's environment (KEY=VALUE): never a key.
+	Env []string `json:"env,omitempty"`
+	// AfterCrash runs the service once with CrashedEnv set after it
+	// stops with an error, before it restarts.
+	AfterCrash bool `json:"after_crash,omitempty"`
+}
+
+// Command is the supervisor of spec as a command to start: the calling
+// binary re-executed, its output to log. Start it inside the node's
+// namespace (kernel.Do), in a session of its own so that it outlives the
+// deploy.
+func Command(spec Spec, log *os.File) (*exec.Cmd, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(spec)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(exe)
+	cmd.Args[0] = "erlab-supervise-" + spec.Helper
+	cmd.Env = append(os.Environ(), helperEnv+"="+HelperName, specEnv+"="+string(b))
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	return cmd, nil
+}
+
+// SupervisorPID is, in a supervised service, its supervisor's PID.
+func SupervisorPID() int { pid, _ := strconv.Atoi(os.Getenv(pidEnv)); return pid }
+
+// Restarts and LastExit are, in a supervised service, what its supervisor
+// says of its earlier runs.
+func Restarts() int        { n, _ := strconv.Atoi(os.Getenv(RestartsEnv)); return n }
+func LastExit() string     { return os.Getenv(LastExitEnv) }
+func Crashed() string      { return os.Getenv(CrashedEnv) }
+func Supervised() bool     { return os.Getenv(pidEnv) != "" }
+func (s Spec) valid() bool { return s.Helper != "" && s.Helper != HelperName }
+
+// Run is the supervisor helper: it runs the service its environment names
+// until the service exits cleanly or the supervisor gets SIGTERM or
+// SIGINT, and returns the exit status.
+func Run() int {
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	var spec Spec
+	if err := json.Unmarshal([]byte(os.Getenv(specEnv)), &spec); err != nil || !spec.valid() {
+		log.Error("supervise: no service to run", "env", specEnv, "err", err)
+		return 2
+	}
+	log = log.With("service", spec.Helper)
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
+	exe, err := os.Executable()
+	if err != nil {
+		log.Error("supervise", "err", err)
+		return 2
+	}
+	env := func(extra ...string) []string {
+		out := make([]string, 0, len(os.Environ())+len(spec.Env)+len(extra)+2)
+		for _, e := range os.Environ() {
+			if !hasKey(e, specEnv, helperEnv) {
+				out = append(out, e)
+			}
+		}
+		out = append(out, spec.Env...)
+		out = append(out, helperEnv+"="+spec.Helper, pidEnv+"="+strconv.Itoa(os.Getpid()))
+		return append(out, extra...)
+	}
+	restarts, last := 0, ""
+	for {
+		cmd := exec.Command(exe)
+		cmd.Args[0] = "erlab-" + spec.Helper
+		cmd.Env = env(RestartsEnv+"="+strconv.Itoa(restarts), LastExitEnv+"="+last)
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		if err := cmd.Start(); err != nil {
+			log.Error("supervise: start", "err", err)
+			return 1
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		var werr error
+		select {
+		case werr = <-done:
+		case sig := <-stop:
+			cmd.Process.Signal(sig)
+			select {
+			case <-done:
+			case <-time.After(stopGrace):
+				cmd.Process.Kill()
+				<-done
+			}
+			return 0
+		}
+		if werr == nil {
+			return 0 // done
+		}
+		last = exitText(werr)
+		restarts++
+		log.Error("service stopped; restarting it", "exit", last, "restarts", restarts)
+		if spec.AfterCrash {
+			after := exec.Command(exe)
+			after.Args[0] = "erlab-" + spec.Helper
+			after.Env = env(RestartsEnv+"="+strconv.Itoa(restarts), LastExitEnv+"="+last, CrashedEnv+"="+last)
+			after.Stdout, after.Stderr = os.Stdout, os.Stderr
+			if err := after.Run(); err != nil {
+				log.Error("service's clean-up after the crash", "err", err)
+			}
+		}
+		select {
+		case <-time.After(Backoff):
+		case <-stop:
+			return 0
+		}
+	}
+}
+
+// exitText says how a process stopped, as a shell would.
+func exitText(err error) string {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return fmt.Sprintf("killed by signal %d", int(ws.Signal()))
+		}
+		return fmt.Sprintf("exit status %d", ee.ExitCode())
+	}
+	return err.Error()
+}
+
+func hasKey(kv string, keys ...string) bool {
+	for _, k := range keys {
+		if len(kv) > len(k) && kv[:len(k)+1] == k+"=" {
+			return true
+		}
+	}
+	return false
+}

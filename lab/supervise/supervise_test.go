@@ -1,0 +1,109 @@
+package supervise_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/erlab-dev/erlab/lab/supervise"
+)
+
+// The test binary is its own supervisor and services, as erlab's binary
+// is: ERLAB_HELPER picks which.
+func TestMain(m *testing.M) {
+	switch os.Getenv("ERLAB_HELPER") {
+	case supervise.HelperName:
+		os.Exit(supervise.Run())
+	case "flaky": // fails its first run, then succeeds
+		dir := os.Getenv("TEST_DIR")
+		f, _ := os.OpenFile(filepath.Join(dir, "runs"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+		fmt.Fprintf(f, "restarts=%d last=%q crashed=%q supervisor=%v\n", supervise.Restarts(), supervise.LastExit(), supervise.Crashed(), supervise.SupervisorPID() == os.Getppid())
+		f.Close()
+		if supervise.Crashed() == "" && supervise.Restarts() == 0 {
+			os.Exit(3)
+		}
+		os.Exit(0)
+	case "sleeper":
+		os.WriteFile(filepath.Join(os.Getenv("TEST_DIR"), "pid"), []byte(fmt.Sprint(os.Getpid())), 0o600)
+		time.Sleep(time.Hour)
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func start(t *testing.T, spec supervise.Spec) (chan error, int) {
+	t.Helper()
+	log, err := os.Create(filepath.Join(t.TempDir(), "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { log.Close() })
+	cmd, err := supervise.Command(spec, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	return done, cmd.Process.Pid
+}
+
+// A service that fails is run once after the crash to clean up, then
+// restarted, and learns both times what happened before; one that exits
+// cleanly ends the supervisor.
+func TestRestartsAfterACrash(t *testing.T) {
+	dir := t.TempDir()
+	done, _ := start(t, supervise.Spec{Helper: "flaky", Env: []string{"TEST_DIR=" + dir}, AfterCrash: true})
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("supervisor: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the supervisor did not end once its service exited cleanly")
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "runs"))
+	want := `restarts=0 last="" crashed="" supervisor=true
+restarts=1 last="exit status 3" crashed="exit status 3" supervisor=true
+restarts=1 last="exit status 3" crashed="" supervisor=true
+`
+	if string(b) != want {
+		t.Errorf("runs:\n%s\nwant:\n%s", b, want)
+	}
+}
+
+// SIGTERM stops the supervisor and its service, and nothing restarts.
+func TestStopsOnSIGTERM(t *testing.T) {
+	dir := t.TempDir()
+	done, pid := start(t, supervise.Spec{Helper: "sleeper", Env: []string{"TEST_DIR=" + dir}})
+	var child int
+	deadline := time.Now().Add(10 * time.Second)
+	for child == 0 {
+		if b, err := os.ReadFile(filepath.Join(dir, "pid")); err == nil {
+			fmt.Sscan(strings.TrimSpace(string(b)), &child)
+		} else if time.Now().After(deadline) {
+			t.Fatal("the service never started")
+		} else {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	syscall.Kill(pid, syscall.SIGTERM)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("supervisor after SIGTERM: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the supervisor did not stop on SIGTERM")
+	}
+	if err := syscall.Kill(child, 0); err == nil {
+		t.Errorf("the service (pid %d) outlived its supervisor", child)
+	}
+}
