@@ -197,7 +197,7 @@ func (d *deployment) plan() (*feature.Plan, error) {
 		// needs both ends of a veth up.
 		up := feature.Step{ID: feature.UpStep(name), Group: upGroup, Node: name, After: []string{feature.RoutesStep(name)},
 			Run: func(ctx context.Context) error { return d.waitUp(ctx, rn) }}
-		for _, l := range d.t.Links {
+		for _, l := range d.t.LinksOf(name) {
 			for _, ep := range l.Ends() {
 				if ep.Node == name {
 					up.After = append(up.After, feature.InterfacesStep(l.Other(ep).Node))

@@ -1,10 +1,10 @@
 package feature
 
 import (
+	"container/heap"
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 )
@@ -104,20 +104,18 @@ func (p *Plan) graph() (waits [][]int, order []int, err error) {
 			next[j] = append(next[j], i)
 		}
 	}
-	var ready []int
+	ready := &minHeap{key: func(i int) int { return i }}
 	for i := range p.steps {
 		if indeg[i] == 0 {
-			ready = append(ready, i)
+			heap.Push(ready, i)
 		}
 	}
-	for len(ready) > 0 {
-		slices.Sort(ready)
-		i := ready[0]
-		ready = ready[1:]
+	for ready.Len() > 0 {
+		i := heap.Pop(ready).(int)
 		order = append(order, i)
 		for _, k := range next[i] {
 			if indeg[k]--; indeg[k] == 0 {
-				ready = append(ready, k)
+				heap.Push(ready, k)
 			}
 		}
 	}
@@ -216,13 +214,14 @@ func (p *Plan) Run(ctx context.Context, workers int, st Status) error {
 			next[j] = append(next[j], i)
 		}
 	}
-	// Ready steps wait in a queue kept in plan order, so that with one
-	// worker the run is the plan's order exactly.
-	var queue []int
+	// Ready steps wait in a queue kept in plan order (a heap: a plan of
+	// 10,000 nodes has as many ready at once), so that with one worker the
+	// run is the plan's order exactly.
+	queue := &minHeap{key: func(i int) int { return rank[i] }}
 	cond := sync.NewCond(&mu)
 	for _, i := range order {
 		if pending[i] == 0 {
-			queue = append(queue, i)
+			heap.Push(queue, i)
 		}
 	}
 	finish := func(i int, err error) {
@@ -241,10 +240,9 @@ func (p *Plan) Run(ctx context.Context, workers int, st Status) error {
 		left--
 		for _, k := range next[i] {
 			if pending[k]--; pending[k] == 0 {
-				queue = append(queue, k)
+				heap.Push(queue, k)
 			}
 		}
-		slices.SortFunc(queue, func(a, b int) int { return rank[a] - rank[b] })
 		cond.Broadcast()
 	}
 	var wg sync.WaitGroup
@@ -254,15 +252,14 @@ func (p *Plan) Run(ctx context.Context, workers int, st Status) error {
 			defer wg.Done()
 			for {
 				mu.Lock()
-				for len(queue) == 0 && left > 0 && ctx.Err() == nil {
+				for queue.Len() == 0 && left > 0 && ctx.Err() == nil {
 					cond.Wait()
 				}
 				if left == 0 || ctx.Err() != nil {
 					mu.Unlock()
 					return
 				}
-				i := queue[0]
-				queue = queue[1:]
+				i := heap.Pop(queue).(int)
 				mu.Unlock()
 				s := p.steps[i]
 				var err error
@@ -295,4 +292,21 @@ func (p *Plan) Run(ctx context.Context, workers int, st Status) error {
 		return context.Cause(ctx)
 	}
 	return errors.Join(errs...)
+}
+
+// minHeap is a heap of step indexes, smallest key first.
+type minHeap struct {
+	items []int
+	key   func(int) int
+}
+
+func (h *minHeap) Len() int           { return len(h.items) }
+func (h *minHeap) Less(a, b int) bool { return h.key(h.items[a]) < h.key(h.items[b]) }
+func (h *minHeap) Swap(a, b int)      { h.items[a], h.items[b] = h.items[b], h.items[a] }
+func (h *minHeap) Push(x any)         { h.items = append(h.items, x.(int)) }
+func (h *minHeap) Pop() any {
+	n := len(h.items) - 1
+	x := h.items[n]
+	h.items = h.items[:n]
+	return x
 }
