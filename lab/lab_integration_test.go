@@ -106,13 +106,9 @@ func TestIntegrationPrivatePeering(t *testing.T) {
 	}
 	// The kernel revives routes on carrier events, which linkwatch delivers
 	// up to a second late.
-	deadline := time.Now().Add(3 * time.Second)
-	for labtest.RouteVia(t, l, "ce", "10.10.0.4") != "192.168.100.130" {
-		if time.Now().After(deadline) {
-			t.Fatalf("after restoring the primary: ce still routes via %q", labtest.RouteVia(t, l, "ce", "10.10.0.4"))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	labtest.Eventually(t, 3*time.Second, "after restoring the primary, ce routes via 192.168.100.130", func() bool {
+		return labtest.RouteVia(t, l, "ce", "10.10.0.4") == "192.168.100.130"
+	})
 	if err := l.LinkSet(context.Background(), "ce", "eth9", false); err == nil {
 		t.Error("link down of a missing interface succeeded")
 	}

@@ -59,6 +59,9 @@ The agent also serves GoBGP's own API, so the gobgp CLI works too: erlab exec -t
 					if n.Down != "" {
 						state += " (" + n.Down + ")"
 					}
+					if n.Passive {
+						state += ", passive"
+					}
 					fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%d\t%s\t%s\n", n.Address, n.RemoteAS, state, up, n.Received, n.Accepted, dash(n.BFD), n.Description)
 				}
 			case []bgp.RouteInfo:

@@ -176,8 +176,8 @@ func TestGraphCommand(t *testing.T) {
 }
 
 // TestIntegrationCLI walks the commands a new user runs, in order, through
-// the CLI itself: deploy, inspect (table and JSON), exec, link down/up,
-// inspect --all, destroy twice.
+// the CLI itself: deploy, inspect (table and JSON), exec, link impair,
+// link down/up, inspect --all, destroy twice.
 func TestIntegrationCLI(t *testing.T) {
 	labtest.Integration(t)
 	dir := t.TempDir()
@@ -291,7 +291,11 @@ func TestIntegrationCLI(t *testing.T) {
 		_, _, code := run(t, "capture", "-t", file, "ce:eth1", "-w", pcap, "-c", "2", "icmp")
 		captured <- code
 	}()
-	time.Sleep(time.Second) // tcpdump is listening
+	// tcpdump writes the file's header once it listens.
+	labtest.Eventually(t, 10*time.Second, "capture listening", func() bool {
+		st, err := os.Stat(pcap)
+		return err == nil && st.Size() >= 24
+	})
 	run(t, "exec", "-t", file, "onprem", "--", "ping", "-c2", "-i", "0.2", "10.10.0.4")
 	select {
 	case code := <-captured:
@@ -301,6 +305,29 @@ func TestIntegrationCLI(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Error("capture -c 2 did not end")
+	}
+
+	// link impair: a rate alone is tbf, which the host kernel has; both
+	// ends; inspect reads it back from the kernel; --clear removes it.
+	out, stderr, code = run(t, "link", "impair", "-t", file, "ce:eth1", "--both", "--rate", "50mbit")
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); code != 0 || len(lines) != 2 || lines[0] != "ce:eth1: rate 50mbit" || !strings.HasSuffix(lines[1], ": rate 50mbit") {
+		t.Errorf("link impair --both: exit %d\n%s\n%s", code, out, stderr)
+	}
+	out, _, _ = run(t, "inspect", "--name", name, "--format", "json")
+	if strings.Count(out, `"qdisc": "tbf"`) != 2 || strings.Count(out, `"rate_bps": 50000000`) != 2 {
+		t.Errorf("inspect json after link impair: %s", out)
+	}
+	if out, _, _ = run(t, "inspect", "--name", name); !hasRow(out, "ce:eth1", "tbf", "-", "-", "-", "-", "-", "-", "50mbit") {
+		t.Errorf("inspect table after link impair:\n%s", out)
+	}
+	if _, stderr, code := run(t, "link", "impair", "-t", file, "ce:eth9", "--delay", "5ms"); code != 1 || !strings.Contains(stderr, `node ce has no interface "eth9" (it has: eth1`) {
+		t.Errorf("link impair of an interface that is not there: exit %d %s", code, stderr)
+	}
+	if out, stderr, code := run(t, "link", "impair", "-t", file, "ce:eth1", "--both", "--clear"); code != 0 || strings.Count(out, "impairment cleared") != 2 {
+		t.Errorf("link impair --clear: exit %d\n%s\n%s", code, out, stderr)
+	}
+	if out, _, _ = run(t, "inspect", "--name", name, "--format", "json"); strings.Contains(out, `"netem"`) {
+		t.Errorf("inspect json after --clear still shows impairments: %s", out)
 	}
 
 	if _, stderr, code := run(t, "link", "down", "-t", file, "msee1:eth1"); code != 0 {

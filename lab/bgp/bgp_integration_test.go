@@ -286,6 +286,9 @@ func TestIntegrationBGPPolicy(t *testing.T) {
 	top := labtest.Parse(t, policyLab)
 	l := labtest.Deploy(t, top)
 	labtest.Eventually(t, 60*time.Second, "r1-r2 established (MD5, r1 passive)", func() bool { return established(t, l, "r1", "10.0.12.2") })
+	if nbrs, err := bgp.Neighbors(context.Background(), l, "r1"); err != nil || !slices.ContainsFunc(nbrs, func(n bgp.NeighborInfo) bool { return n.Address == "10.0.12.2" && n.Passive }) {
+		t.Errorf("r1's neighbours do not show its passive session: %+v %v", nbrs, err)
+	}
 	labtest.Eventually(t, 30*time.Second, "r1 drops r3 over the prefix limit", func() bool {
 		nbrs, _ := bgp.Neighbors(context.Background(), l, "r1")
 		for _, n := range nbrs {

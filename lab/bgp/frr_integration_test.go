@@ -156,12 +156,19 @@ func TestIntegrationFRRInterop(t *testing.T) {
 	labtest.Exec(t, l, "r1", "ping", "-c1", "-W2", "-I", "10.1.0.1", "10.2.0.1")
 
 	// BFD: up on both sides. FRR 8.4 flaps once at start-up (FRR issue
-	// #17337): wait for it to settle.
-	labtest.Eventually(t, 20*time.Second, "BFD up on both sides", func() bool {
+	// #17337): 	// wait for it to settle: up on both sides, and still up 2 s later.
+	var upSince time.Time
+	labtest.Eventually(t, 30*time.Second, "BFD up on both sides for 2 s", func() bool {
 		nbrs, err := bgp.Neighbors(context.Background(), l, "r1")
-		return err == nil && len(nbrs) == 1 && nbrs[0].BFD == "up" && strings.Contains(vtysh("show bfd peers brief"), "up")
+		if err != nil || len(nbrs) != 1 || nbrs[0].BFD != "up" || !strings.Contains(vtysh("show bfd peers brief"), "up") {
+			upSince = time.Time{}
+			return false
+		}
+		if upSince.IsZero() {
+			upSince = time.Now()
+		}
+		return time.Since(upSince) >= 2*time.Second
 	})
-	time.Sleep(2 * time.Second) // past the early flap
 
 	bfdd := pids()["bfdd"]
 	if bfdd == 0 {

@@ -34,6 +34,8 @@ type NeighborInfo struct {
 	Received uint64        `json:"received"`
 	Accepted uint64        `json:"accepted"`
 	BFD      string        `json:"bfd,omitempty"` // up, down, init, admin-down; "" when off
+	// Passive says this end waits for the neighbour to connect.
+	Passive bool `json:"passive,omitempty"`
 }
 
 // RouteInfo is a path with whether the kernel has it.
@@ -145,6 +147,7 @@ func Neighbors(ctx context.Context, l feature.Lab, node string) ([]NeighborInfo,
 		ni := NeighborInfo{
 			Address: p.GetConf().GetNeighborAddress(), RemoteAS: p.GetConf().GetPeerAsn(),
 			Description: p.GetConf().GetDescription(), State: sessionState(p.GetState().GetSessionState()),
+			Passive: p.GetTransport().GetPassiveMode(),
 		}
 		if up := p.GetTimers().GetState().GetUptime(); up != nil && ni.State == "established" {
 			ni.Uptime = time.Since(up.AsTime()).Round(time.Second)

@@ -184,6 +184,26 @@ func (c *Capture) WaitFrames(ctx context.Context, n int, match func([]byte) bool
 	}
 }
 
+// Settle waits, up to timeout, until the capture file has not grown for
+// quiet: the last frames of what was just sent (replies, retransmissions)
+// are in, and nothing more is coming. It polls the file's size.
+func (c *Capture) Settle(ctx context.Context, quiet, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	size, since := int64(-1), time.Now()
+	for time.Now().Before(deadline) {
+		if st, err := os.Stat(c.opts.File); err == nil && st.Size() != size {
+			size, since = st.Size(), time.Now()
+		} else if time.Since(since) >= quiet {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
 // ReadFile reads the frames of a pcap file (tcpdump -w). A file cut short
 // (tcpdump still writing) gives the frames that are whole.
 func ReadFile(path string) ([][]byte, error) {

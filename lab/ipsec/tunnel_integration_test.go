@@ -308,8 +308,7 @@ func TestIntegrationVWANIPsecOverER(t *testing.T) {
 		l := labtest.Deploy(t, top)
 		// Wait for the routes over the tunnel (BGP over ipsec0, itself over
 		// the circuit's BGP), then for traffic.
-		deadline := time.Now().Add(90 * time.Second)
-		for {
+		labtest.Eventually(t, 90*time.Second, "hub's two BGP sessions established with routes", func() bool {
 			nb, _ := bgp.Neighbors(ctx, l, "hub")
 			up := 0
 			for _, n := range nb {
@@ -317,14 +316,8 @@ func TestIntegrationVWANIPsecOverER(t *testing.T) {
 					up++
 				}
 			}
-			if up == 2 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("hub's BGP sessions after 90 s: %+v", nb)
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
+			return up == 2
+		})
 		labtest.Exec(t, l, "vm", "ping", "-c2", "-i", "0.2", "-W2", "10.1.0.10")
 		res, err := l.VerifyEncryption(ctx, []string{"vwan"})
 		if err != nil {

@@ -1,12 +1,12 @@
 // Package wire is a test harness for the packages under the lab engine
 // (lab/ipsec, lab/ike): two namespaces joined through a third, the wire,
-// and tcpdump captures inside namespaces. It depends on lab/kernel only, so
-// those packages' own tests can use it without an import cycle.
+// and tcpdump captures inside namespaces (lab/capture). It depends on
+// lab/kernel and lab/capture only, so those packages' own tests can use it
+// without an import cycle.
 package wire
 
 import (
-	"bufio"
-	"bytes"
+	"context"
 	"errors"
 	"net"
 	"net/netip"
@@ -20,6 +20,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/erlab-dev/erlab/lab/capture"
 	"github.com/erlab-dev/erlab/lab/kernel"
 	"github.com/erlab-dev/erlab/lab/labtest/tier"
 )
@@ -132,65 +133,31 @@ func Run(ns string, argv ...string) (string, error) {
 	return string(out), errors.Join(derr, err)
 }
 
-// Capture is tcpdump writing everything on an interface to a file.
+// Capture is tcpdump writing everything on an interface to a file,
+// through lab/capture (which returns once tcpdump listens).
 type Capture struct {
-	File   string
-	cmd    *exec.Cmd
-	stderr bytes.Buffer
-	done   chan struct{}
+	File string
+	c    *capture.Capture
 }
 
 // StartCapture starts tcpdump in a namespace and waits until it listens.
 func StartCapture(t *testing.T, ns, dev string) *Capture {
 	t.Helper()
-	c := &Capture{File: filepath.Join(t.TempDir(), ns+".pcap"), done: make(chan struct{})}
-	// -Z root: tcpdump would otherwise write the file as user tcpdump,
-	// which cannot enter the test's private temporary directory.
-	// --immediate-mode: without it packets reach tcpdump a ring block at a
-	// time, and those still in the ring when it is stopped are lost.
-	c.cmd = exec.Command("tcpdump", "-i", dev, "-nn", "-U", "--immediate-mode", "-Z", "root", "-w", c.File)
-	errPipe, err := c.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
+	c := &Capture{File: filepath.Join(t.TempDir(), ns+".pcap")}
+	var err error
+	if c.c, err = capture.Start(context.Background(), ns, capture.Options{Iface: dev, File: c.File}); err != nil {
+		t.Fatalf("%s: %v", ns, err)
 	}
-	if err := kernel.Do(ns, c.cmd.Start); err != nil {
-		t.Fatalf("%s: tcpdump: %v", ns, err)
-	}
-	t.Cleanup(func() {
-		if c.cmd.ProcessState == nil {
-			c.cmd.Process.Kill()
-			<-c.done
-			c.cmd.Wait()
-		}
-	})
-	listening := make(chan struct{})
-	go func() {
-		defer close(c.done)
-		sc := bufio.NewScanner(errPipe)
-		for sc.Scan() {
-			c.stderr.WriteString(sc.Text() + "\n")
-			if strings.Contains(sc.Text(), "listening on") {
-				close(listening)
-			}
-		}
-	}()
-	select {
-	case <-listening:
-	case <-c.done:
-		t.Fatalf("%s: tcpdump ended before listening:\n%s", ns, c.stderr.String())
-	case <-time.After(20 * time.Second):
-		t.Fatalf("%s: tcpdump not listening after 20s", ns)
-	}
+	t.Cleanup(func() { c.c.Stop() })
 	return c
 }
 
-// Stop ends the capture and returns the pcap file's bytes.
+// Stop ends the capture once its file has settled (the last replies are
+// in) and returns the pcap file's bytes.
 func (c *Capture) Stop(t *testing.T) []byte {
 	t.Helper()
-	time.Sleep(300 * time.Millisecond) // the last replies
-	c.cmd.Process.Signal(os.Interrupt)
-	<-c.done
-	c.cmd.Wait()
+	c.c.Settle(context.Background(), 300*time.Millisecond, 3*time.Second)
+	c.c.Stop()
 	b, err := os.ReadFile(c.File)
 	if err != nil {
 		t.Fatal(err)
