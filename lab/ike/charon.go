@@ -1,7 +1,6 @@
 package ike
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -75,10 +74,11 @@ func lookBin(name string) (string, error) {
 	return p, nil
 }
 
-// env is the environment charon and swanctl run with: erlab's, without what
-// would make charon-systemd talk to erlab's own systemd unit, plus the
-// node's strongswan.conf and swanctl directory (so that swanctl looks for
-// certificates there, not in the host's /etc/swanctl).
+// env is the environment charon runs with, and the swanctl of its start
+// script with it: erlab's, without what would make charon-systemd talk to
+// erlab's own systemd unit, plus the node's strongswan.conf and swanctl
+// directory (so that swanctl looks for certificates there, not in the
+// host's /etc/swanctl).
 func env(f files) []string {
 	var out []string
 	for _, kv := range os.Environ() {
@@ -97,9 +97,9 @@ func env(f files) []string {
 // into the node's IKEDir, clears what an earlier charon of the node left in
 // the kernel and warms the kernel's crypto modules (see prepareKernel),
 // starts charon-systemd inside the node's namespace under a shell loop
-// that restarts it, waits for its vici socket and loads the connections
-// with swanctl. Initiating ends start setting up their tunnels then;
-// WaitEstablished waits for them.
+// that restarts it, waits for its vici socket and loads the pre-shared keys
+// and connections over it (vici load-shared, load-conn). Initiating ends
+// start setting up their tunnels then; WaitEstablished waits for them.
 //
 // A charon already running for the node is an error: Stop it first. If
 // Start fails after charon was started, it stops it again. The previous
@@ -154,16 +154,27 @@ func Start(ctx context.Context, n Node) error {
 	if err := checkPlugins(f); err != nil {
 		return errors.Join(fmt.Errorf("%s: %w", n.label(), err), Stop(n))
 	}
-	// The start script loads swanctl.conf too, but its output only goes to
-	// charon's log: load it here to report errors. Loading a connection
-	// that did not change is a no-op in charon ("updated vici
-	// connection"), so the second load does not initiate twice.
+	// The start script loads swanctl.conf too, but what goes wrong there
+	// only goes to charon's log: load the same connections over vici to
+	// report it. Loading a connection that did not change is a no-op in
+	// charon ("updated vici connection"), so whichever load comes second
+	// does not initiate again.
 	lctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	if _, err := swanctl(lctx, f, "--load-all", "--noprompt", "--file", f.swanctl); err != nil {
-		return errors.Join(fmt.Errorf("%s: load %s: %s", n.label(), f.swanctl, redact(err.Error(), n.Conns)), Stop(n))
+	if err := load(lctx, n); err != nil {
+		return errors.Join(fmt.Errorf("%s: load the connections over vici: %w", n.label(), err), Stop(n))
 	}
 	return nil
+}
+
+// load gives a node's charon its pre-shared keys and connections over vici.
+func load(ctx context.Context, n Node) error {
+	c, err := dial(ctx, n)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return c.load(ctx, n.conns())
 }
 
 // conns returns the node's connections with their defaults.
@@ -210,7 +221,8 @@ func writeFiles(n Node, swanctlBin string) error {
 }
 
 // redact removes the connections' pre-shared keys, in the forms
-// swanctl.conf holds them or a parser might echo them, from a message.
+// swanctl.conf and vici's load-shared hold them or a parser might echo
+// them, from a message.
 func redact(msg string, conns []Conn) string {
 	for _, c := range conns {
 		if len(c.PSK) == 0 {
@@ -292,34 +304,6 @@ func checkPlugins(f files) error {
 		}
 	}
 	return nil
-}
-
-// swanctl runs swanctl against a node's charon and returns its standard
-// output. Its error holds swanctl's messages (which never show keys),
-// without its warnings about the certificate directories a pre-shared-key
-// setup does not have.
-func swanctl(ctx context.Context, f files, args ...string) (string, error) {
-	bin, err := lookBin(swanctlName)
-	if err != nil {
-		return "", err
-	}
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = env(f)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		var lines []string
-		for _, l := range strings.Split(stderr.String()+stdout.String(), "\n") {
-			if l != "" && !strings.HasPrefix(l, "opening directory '") {
-				lines = append(lines, l)
-			}
-		}
-		if len(lines) > 20 {
-			lines = lines[len(lines)-20:]
-		}
-		return stdout.String(), fmt.Errorf("swanctl %s: %w\n%s", strings.Join(args, " "), err, strings.Join(lines, "\n"))
-	}
-	return stdout.String(), nil
 }
 
 // xfrmHandle opens XFRM netlink in a node's namespace.

@@ -139,6 +139,62 @@ func seconds(d time.Duration) string { return fmt.Sprintf("%ds", int64(d/time.Se
 
 // swanctlConf is the node's connections and their pre-shared keys; it must
 // be written 0600. The connections are validated and have their defaults.
+// It renders the same sections that Start loads over vici (connSection,
+// secretSection), so that the file charon's start script loads and what
+// erlab loads are one configuration.
+func swanctlConf(conns []Conn) string {
+	var w confWriter
+	w.comment("Written by erlab (lab/ike); holds pre-shared keys: keep it mode 0600.")
+	w.open("connections")
+	for _, c := range conns {
+		w.section(connSection(c))
+	}
+	w.close()
+	w.open("secrets")
+	for _, c := range conns {
+		w.section(secretSection(c))
+	}
+	w.close()
+	return w.b.String()
+}
+
+// confSection is a section of swanctl.conf: settings and subsections, in
+// order. The same tree is written into swanctl.conf and sent over vici.
+type confSection struct {
+	name    string
+	entries []confEntry
+}
+
+// confEntry is a setting (sub nil) or a subsection.
+type confEntry struct {
+	key, value string
+	sub        *confSection
+}
+
+func (s *confSection) set(key string, value any) {
+	s.entries = append(s.entries, confEntry{key: key, value: fmt.Sprint(value)})
+}
+
+func (s *confSection) open(name string) *confSection {
+	sub := &confSection{name: name}
+	s.entries = append(s.entries, confEntry{key: name, sub: sub})
+	return sub
+}
+
+// section writes a section and everything in it.
+func (w *confWriter) section(s *confSection) {
+	w.open(s.name)
+	for _, e := range s.entries {
+		if e.sub != nil {
+			w.section(e.sub)
+		} else {
+			w.set(e.key, e.value)
+		}
+	}
+	w.close()
+}
+
+// connSection is one connection of swanctl.conf's connections section.
 //
 // Per connection: IKEv2 between the outer addresses, which are also the
 // identities; MOBIKE off, which keeps IKE on UDP 500 (with it on, IKE
@@ -156,76 +212,68 @@ func seconds(d time.Duration) string { return fmt.Sprintf("%ds", int64(d/time.Se
 // both may initiate at once and create duplicate SAs that strongSwan then
 // has to sort out, which makes a lab's SPIs, counters and rekey timings
 // depend on who won.
-func swanctlConf(conns []Conn) string {
-	var w confWriter
-	w.comment("Written by erlab (lab/ike); holds pre-shared keys: keep it mode 0600.")
-	w.open("connections")
-	for _, c := range conns {
-		p, _ := Proposals(c.Algorithm)
-		w.open(c.Name)
-		w.set("version", 2)
-		w.set("local_addrs", c.Local)
-		w.set("remote_addrs", c.Remote)
-		w.set("proposals", p.IKE)
-		w.set("mobike", "no")
-		w.set("encap", yesNo(c.Encap))
-		w.set("dpd_delay", seconds(c.DPDDelay))
-		w.set("keyingtries", 0)
-		w.set("unique", "replace")
-		w.set("send_certreq", "no")
-		w.set("rekey_time", seconds(c.IKERekeyTime))
-		w.set("over_time", seconds(c.IKELifeTime-c.IKERekeyTime))
-		w.set("reauth_time", 0)
-		w.open("local")
-		w.set("auth", "psk")
-		w.set("id", c.Local)
-		w.close()
-		w.open("remote")
-		w.set("auth", "psk")
-		w.set("id", c.Remote)
-		w.close()
-		w.open("children")
-		w.open(c.Name)
-		w.set("mode", "tunnel")
-		w.set("esp_proposals", p.ESP)
-		if c.IfID > 0 {
-			w.set("local_ts", "0.0.0.0/0,::/0")
-			w.set("remote_ts", "0.0.0.0/0,::/0")
-			w.set("if_id_in", c.IfID)
-			w.set("if_id_out", c.IfID)
-		} else {
-			w.set("local_ts", joinPrefixes(c.LocalTS))
-			w.set("remote_ts", joinPrefixes(c.RemoteTS))
-		}
-		w.set("rekey_time", seconds(c.RekeyTime))
-		w.set("life_time", seconds(c.LifeTime))
-		if c.Initiator {
-			w.set("start_action", "start")
-			w.set("dpd_action", "restart")
-			w.set("close_action", "start")
-		} else {
-			w.set("start_action", "none")
-			w.set("dpd_action", "clear")
-			w.set("close_action", "none")
-		}
-		w.close()
-		w.close()
-		w.close()
+func connSection(c Conn) *confSection {
+	p, _ := Proposals(c.Algorithm)
+	s := &confSection{name: c.Name}
+	s.set("version", 2)
+	s.set("local_addrs", c.Local)
+	s.set("remote_addrs", c.Remote)
+	s.set("proposals", p.IKE)
+	s.set("mobike", "no")
+	s.set("encap", yesNo(c.Encap))
+	s.set("dpd_delay", seconds(c.DPDDelay))
+	s.set("keyingtries", 0)
+	s.set("unique", "replace")
+	s.set("send_certreq", "no")
+	s.set("rekey_time", seconds(c.IKERekeyTime))
+	s.set("over_time", seconds(c.IKELifeTime-c.IKERekeyTime))
+	s.set("reauth_time", 0)
+	local := s.open("local")
+	local.set("auth", "psk")
+	local.set("id", c.Local)
+	remote := s.open("remote")
+	remote.set("auth", "psk")
+	remote.set("id", c.Remote)
+	child := s.open("children").open(c.Name)
+	child.set("mode", "tunnel")
+	child.set("esp_proposals", p.ESP)
+	if c.IfID > 0 {
+		child.set("local_ts", "0.0.0.0/0,::/0")
+		child.set("remote_ts", "0.0.0.0/0,::/0")
+		child.set("if_id_in", c.IfID)
+		child.set("if_id_out", c.IfID)
+	} else {
+		child.set("local_ts", joinPrefixes(c.LocalTS))
+		child.set("remote_ts", joinPrefixes(c.RemoteTS))
 	}
-	w.close()
-	w.open("secrets")
-	for _, c := range conns {
-		w.open("ike-" + c.Name)
-		w.set("id-local", c.Local)
-		w.set("id-remote", c.Remote)
-		// Hex, so that any byte string works and nothing in it can
-		// break the file's syntax.
-		w.set("secret", "0x"+hex.EncodeToString(c.PSK))
-		w.close()
+	child.set("rekey_time", seconds(c.RekeyTime))
+	child.set("life_time", seconds(c.LifeTime))
+	if c.Initiator {
+		child.set("start_action", "start")
+		child.set("dpd_action", "restart")
+		child.set("close_action", "start")
+	} else {
+		child.set("start_action", "none")
+		child.set("dpd_action", "clear")
+		child.set("close_action", "none")
 	}
-	w.close()
-	return w.b.String()
+	return s
 }
+
+// secretSection is a connection's pre-shared key in swanctl.conf's secrets
+// section. Its name is also the key's unique id in charon (swanctl loads it
+// under that id), so that loading it again replaces it.
+func secretSection(c Conn) *confSection {
+	s := &confSection{name: secretID(c)}
+	s.set("id-local", c.Local)
+	s.set("id-remote", c.Remote)
+	// Hex, so that any byte string works and nothing in it can break the
+	// file's syntax.
+	s.set("secret", "0x"+hex.EncodeToString(c.PSK))
+	return s
+}
+
+func secretID(c Conn) string { return "ike-" + c.Name }
 
 func yesNo(b bool) string {
 	if b {

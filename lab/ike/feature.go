@@ -34,7 +34,7 @@ func (Feature) Steps(d feature.Deployment) []feature.Step {
 			Run: func(ctx context.Context) error {
 				rn := d.Node(node)
 				in := NodeConns(t, node, rn.NetNS, rn.Dir)
-				return rn.Exec("charon-systemd (swanctl --load-all)", func() error {
+				return rn.Exec("charon-systemd (vici load-shared, load-conn)", func() error {
 					if err := Start(ctx, in); err != nil {
 						return fmt.Errorf("node %s: %w", node, err)
 					}

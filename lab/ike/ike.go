@@ -1,5 +1,5 @@
 // Package ike keys IPsec tunnels with IKEv2 by running Debian's strongSwan
-// (charon-systemd, driven through swanctl) inside a node's network
+// (charon-systemd, driven over its vici socket) inside a node's network
 // namespace. Where lab/ipsec installs SAs with keys fixed in the topology,
 // here the two ends authenticate each other with a pre-shared key and
 // negotiate the SAs, rekey them and detect a dead peer, as a VPN gateway
@@ -18,9 +18,17 @@
 // traffic selectors; routes are again the caller's, since charon is told
 // not to install any.
 //
+// Start loads the connections and keys over vici (load-conn, load-shared),
+// and a start script in strongswan.conf loads the same from swanctl.conf
+// (swanctl --load-all) whenever charon starts, so a charon that was
+// restarted has them again. Status, RekeySA and the waits use vici too
+// (list-sas, rekey, initiate, and the events ike-updown, child-updown,
+// ike-rekey, child-rekey).
+//
 // The pre-shared key goes into one file only, swanctl.conf, mode 0600 in a
-// 0700 directory. It never appears in an error, a log line, JSON or a
-// command line.
+// 0700 directory, and to charon in vici load-shared messages over the
+// node's socket (in that directory). It never appears in an error, a log
+// line, JSON or a command line.
 package ike
 
 import (

@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -366,148 +365,10 @@ func TestSecretNeverShown(t *testing.T) {
 	if strings.Contains(string(blob), "psk") || strings.Contains(string(blob), "redacted") {
 		t.Errorf("JSON mentions the key: %s", blob)
 	}
-	// redact cleans swanctl's messages.
+	// redact cleans charon's messages, and what vici errors hold.
 	h := hex.EncodeToString(c.PSK)
-	msg := redact("syntax error near 0x"+h+" and "+strings.ToUpper(h), n.Conns)
-	noPSK(t, "redacted message", msg, c.PSK)
-}
-
-func TestParseStatus(t *testing.T) {
-	read := func(name string) map[string][]IKEInfo {
-		t.Helper()
-		b, err := os.ReadFile(filepath.Join("testdata", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		sas, err := parseSAs(string(b))
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		return sas
-	}
-
-	// During a CHILD SA rekey: the old CHILD SA (DELETED) and the new one.
-	ci := connInfo("tun0", read("list-sas-rekeying.txt"))
-	want := ConnInfo{Name: "tun0", IKEState: "ESTABLISHED", ChildState: "INSTALLED", IKE: []IKEInfo{{
-		UniqueID: 2, State: "ESTABLISHED",
-		Local: netip.MustParseAddrPort("192.0.2.1:500"), Remote: netip.MustParseAddrPort("192.0.2.2:500"),
-		LocalID: "192.0.2.1", RemoteID: "192.0.2.2", Initiator: true,
-		InitiatorSPI: "bbffcf151ee52208", ResponderSPI: "ce8d1d84a2fb4a3c",
-		Encryption: "AES_GCM_16-128", PRF: "PRF_HMAC_SHA2_256", DHGroup: "ECP_256",
-		Established: 4 * time.Second, RekeyIn: 14253 * time.Second,
-		Children: []ChildInfo{
-			{UniqueID: 2, ReqID: 1, State: "INSTALLED", Mode: "TUNNEL", Protocol: "ESP", SPIIn: 0xc1a4c56a, SPIOut: 0xc61f15c2,
-				IfIDIn: 42, IfIDOut: 42, Encryption: "AES_GCM_16-128", DHGroup: "ECP_256",
-				Installed: 0, RekeyIn: 3268 * time.Second, ExpiresIn: 3960 * time.Second,
-				LocalTS:  []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")},
-				RemoteTS: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}},
-			{UniqueID: 1, ReqID: 1, State: "DELETED", Mode: "TUNNEL", Protocol: "ESP", SPIIn: 0xc44849ac, SPIOut: 0xce77cf85,
-				IfIDIn: 42, IfIDOut: 42, Encryption: "AES_GCM_16-128",
-				Installed: 4 * time.Second, RekeyIn: 3241 * time.Second, ExpiresIn: 3956 * time.Second,
-				LocalTS:  []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")},
-				RemoteTS: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}},
-		},
-	}}}
-	if diff := cmp.Diff(want, ci, netipComparers); diff != "" {
-		t.Errorf("rekeying (-want +got):\n%s", diff)
-	}
-	if !ci.Established() {
-		t.Error("not Established")
-	}
-
-	// Connecting again after the peer went away: no identities yet, the
-	// exchanges in progress, no CHILD SA.
-	ci = connInfo("tun0", read("list-sas-connecting.txt"))
-	ike, child := ci.Active()
-	if ci.IKEState != "CONNECTING" || ci.ChildState != "" || ike == nil || child != nil || ci.Established() ||
-		ike.LocalID != "%any" || ike.ResponderSPI != "0000000000000000" || len(ike.Tasks) != 10 || ike.Tasks[1] != "IKE_INIT" {
-		t.Errorf("connecting: %+v", ci)
-	}
-	if d := describe(ci, true); !strings.Contains(d, "IKE SA CONNECTING (in progress: IKE_VENDOR IKE_INIT") || !strings.Contains(d, "no CHILD SA") {
-		t.Errorf("describe: %s", d)
-	}
-
-	// NAT-T forced: IKE on 4500, the CHILD SA encapsulated, counters.
-	ci = connInfo("tun0", read("list-sas-encap.txt"))
-	ike, child = ci.Active()
-	if !ike.NAT || ike.Local.Port() != 4500 || ike.Remote.Port() != 4500 || !child.Encap ||
-		child.BytesIn != 168 || child.PacketsIn != 2 || child.BytesOut != 168 || child.PacketsOut != 2 {
-		t.Errorf("encap: %+v / %+v", *ike, *child)
-	}
-
-	// A connection without SAs, and an empty listing.
-	ci = connInfo("other", read("list-sas-encap.txt"))
-	if ci.IKEState != "" || len(ci.IKE) != 0 || ci.IKE == nil {
-		t.Errorf("no SAs: %+v", ci)
-	}
-	if d := describe(ci, false); !strings.Contains(d, "responding end") {
-		t.Errorf("describe: %s", d)
-	}
-	sas, err := parseSAs("list-sas reply {\n}\n")
-	if err != nil || len(sas) != 0 {
-		t.Errorf("empty: %v %v", sas, err)
-	}
-
-	// JSON round trip, with no key-like field.
-	blob, err := json.Marshal(connInfo("tun0", read("list-sas-rekeying.txt")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var back ConnInfo
-	if err := json.Unmarshal(blob, &back); err != nil || back.IKE[0].Children[0].SPIIn != 0xc1a4c56a {
-		t.Errorf("JSON round trip: %v %+v", err, back)
-	}
-	for _, m := range regexp.MustCompile(`"([a-z_]+)":`).FindAllStringSubmatch(string(blob), -1) {
-		if f := m[1]; f == "key" || strings.HasSuffix(f, "_key") || strings.Contains(f, "psk") || strings.Contains(f, "secret") {
-			t.Errorf("status JSON has a field %q", f)
-		}
-	}
-}
-
-// TestParseCBC reads a capture with AES-CBC and HMAC-SHA-256, whose
-// integrity algorithms the GCM captures lack.
-func TestParseCBC(t *testing.T) {
-	b, err := os.ReadFile("testdata/list-sas-cbc.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sas, err := parseSAs(string(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var name string
-	for k := range sas {
-		name = k
-	}
-	ike, child := connInfo(name, sas).Active()
-	if ike == nil || child == nil {
-		t.Fatalf("no SAs in %v", sas)
-	}
-	if ike.Encryption != "AES_CBC-256" || ike.Integrity != "HMAC_SHA2_256_128" || ike.PRF != "PRF_HMAC_SHA2_256" || ike.DHGroup != "MODP_2048" ||
-		child.Encryption != "AES_CBC-256" || child.Integrity != "HMAC_SHA2_256_128" {
-		t.Errorf("CBC: IKE %+v CHILD %+v", *ike, *child)
-	}
-}
-
-func TestParseTreeErrors(t *testing.T) {
-	for _, text := range []string{
-		"list-sa event {\n  tun0 {\n",
-		"}\n",
-		"list-sa event {\n  what is this\n}\n",
-		"list-sa event {\n  local-ts = [\n  10.0.0.0/8\n",
-	} {
-		if _, err := parseTree(text); err == nil {
-			t.Errorf("parsed %q", text)
-		}
-	}
-	if _, err := parseSAs("list-sa event {\n  x {\n    uniqueid = many\n  }\n}\n"); err == nil || !strings.Contains(err.Error(), "uniqueid") {
-		t.Errorf("bad number: %v", err)
-	}
-	// A value may hold spaces (a distinguished name), and be empty.
-	root, err := parseTree("a {\n  local-id = C=CH, O=strongSwan, CN=moon\n  x =\n}\n")
-	if err != nil || root.subs[0].kv["local-id"] != "C=CH, O=strongSwan, CN=moon" || root.subs[0].kv["x"] != "" {
-		t.Errorf("values: %v %+v", err, root)
-	}
+	red := redact("syntax error near 0x"+h+" and "+strings.ToUpper(h)+" and "+string(c.PSK), n.Conns)
+	noPSK(t, "redacted message", red, c.PSK)
 }
 
 // TestLogLines reads the filelog's lines of one connection, and the

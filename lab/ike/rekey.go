@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/strongswan/govici/vici"
+
 	"github.com/erlab-dev/erlab/lab/feature"
 	"github.com/erlab-dev/erlab/lab/ipsec"
 	"github.com/erlab-dev/erlab/lab/probe"
@@ -17,9 +19,11 @@ type RekeyReport struct {
 	What   string `json:"what"` // CHILD SA or IKE SA
 	// SPIs of the CHILD SA in use before and after (out, as this node
 	// sends).
-	SPIBefore uint32        `json:"spi_before"`
-	SPIAfter  uint32        `json:"spi_after"`
-	Took      time.Duration `json:"took_ns"`
+	SPIBefore uint32 `json:"spi_before"`
+	SPIAfter  uint32 `json:"spi_after"`
+	// Took is from the rekey request to charon's event that the new SA is
+	// in place (child-rekey, ike-rekey).
+	Took time.Duration `json:"took_ns"`
 	// Probe is the stream sent through the tunnel meanwhile; nil when the
 	// tunnel has no inner addresses to send it between.
 	Probe *probe.Report `json:"probe,omitempty"`
@@ -81,7 +85,8 @@ func Rekey(ctx context.Context, lab feature.Lab, node, name string, ikeSA bool) 
 			rep.Probe = &pr
 			probeDone <- err
 		}()
-		time.Sleep(time.Second)
+		// A second of the stream before the rekey, to compare with.
+		sleep(ctx, time.Second)
 	}
 	finish := func() error {
 		stop()
@@ -90,29 +95,71 @@ func Rekey(ctx context.Context, lab feature.Lab, node, name string, ikeSA bool) 
 		}
 		return nil
 	}
-	start := time.Now()
-	if err := RekeySA(in, name, ikeSA); err != nil {
+	fail := func(err error) (*RekeyReport, error) {
 		finish()
 		return nil, err
 	}
-	// Until the CHILD SA in use is a new one (an IKE rekey keeps it) and
-	// has been for a moment.
-	deadline := time.Now().Add(30 * time.Second)
-	for !ikeSA {
-		if s := spi(); s != 0 && s != rep.SPIBefore {
-			rep.SPIAfter = s
-			break
-		}
-		if time.Now().After(deadline) {
-			finish()
-			return nil, fmt.Errorf("tunnel %s: no new CHILD SA 30 s after the rekey", name)
-		}
-		time.Sleep(50 * time.Millisecond)
+	// Subscribed before the rekey starts, so that its event cannot be
+	// missed.
+	event := "child-rekey"
+	if ikeSA {
+		event = "ike-rekey"
+	}
+	wctx, cancel := context.WithTimeout(ctx, rekeyTimeout)
+	defer cancel()
+	w, err := watch(wctx, in, name, event)
+	if err != nil {
+		return fail(fmt.Errorf("tunnel %s: %w", name, err))
+	}
+	defer w.Close()
+	start := time.Now()
+	if err := RekeySA(in, name, ikeSA); err != nil {
+		return fail(err)
+	}
+	// charon raises the event once the new SA is installed (a CHILD SA)
+	// or established with the CHILD SAs moved onto it (an IKE SA).
+	if err := w.wait(wctx, func(ev vici.Event) bool { return ev.Name == event }); err != nil {
+		return fail(fmt.Errorf("tunnel %s: no %s event %s after the rekey: %w", name, event, time.Since(start).Round(time.Millisecond), err))
 	}
 	rep.Took = time.Since(start)
-	if ikeSA {
+	// The CHILD SA in use is the new one now (an IKE rekey keeps it): the
+	// old one is REKEYED or DELETING. A look or two more in case listing
+	// and event crossed.
+	err = poll(wctx, 50*time.Millisecond, func() bool {
 		rep.SPIAfter = spi()
+		return rep.SPIAfter != 0 && (ikeSA || rep.SPIAfter != rep.SPIBefore)
+	})
+	if err != nil {
+		return fail(fmt.Errorf("tunnel %s: no new CHILD SA in use within %s of the rekey", name, rekeyTimeout))
 	}
-	time.Sleep(time.Second)
+	// A second more of the stream, on the new SA.
+	sleep(ctx, time.Second)
 	return rep, finish()
+}
+
+// rekeyTimeout bounds Rekey's wait for the new SA.
+const rekeyTimeout = 30 * time.Second
+
+// poll calls cond every interval until it holds or ctx ends.
+func poll(ctx context.Context, interval time.Duration, cond func() bool) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for !cond() {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// sleep waits for d, or less when ctx ends first.
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }

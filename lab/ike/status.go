@@ -5,16 +5,16 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"os"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/strongswan/govici/vici"
 )
 
-// ConnInfo is one connection of a node as its charon reports it, from
-// `swanctl --list-sas`. It holds no key material: it is safe to print, log
-// and marshal.
+// ConnInfo is one connection of a node as its charon reports it (vici
+// list-sas). It holds no key material: it is safe to print, log and
+// marshal.
 type ConnInfo struct {
 	Name string `json:"name"`
 	// IKEState and ChildState are those of the SAs in use (see Active):
@@ -115,23 +115,20 @@ func (c ConnInfo) Established() bool {
 // Status asks a node's charon for its SAs and reports each of the node's
 // connections, in order, whether it has SAs or not.
 func Status(n Node) ([]ConnInfo, error) {
-	f := filesOf(n)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), viciTimeout)
 	defer cancel()
-	out, err := swanctl(ctx, f, "--list-sas", "--pretty")
+	c, err := dial(ctx, n)
 	if err != nil {
-		if _, serr := os.Stat(f.socket); serr != nil {
-			return nil, fmt.Errorf("%s: charon is not running (no vici socket %s)", n.label(), f.socket)
-		}
+		return nil, err
+	}
+	defer c.Close()
+	sas, err := c.listSAs(ctx)
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", n.label(), err)
 	}
-	sas, err := parseSAs(out)
-	if err != nil {
-		return nil, fmt.Errorf("%s: swanctl --list-sas: %w", n.label(), err)
-	}
 	var infos []ConnInfo
-	for _, c := range n.Conns {
-		infos = append(infos, connInfo(c.Name, sas))
+	for _, cn := range n.Conns {
+		infos = append(infos, connInfo(cn.Name, sas))
 	}
 	return infos, nil
 }
@@ -173,107 +170,66 @@ func connInfo(name string, sas map[string][]IKEInfo) ConnInfo {
 	return ci
 }
 
-// section is a vici message section as swanctl --pretty prints it.
-type section struct {
-	name  string
-	kv    map[string]string
-	lists map[string][]string
-	subs  []*section
-}
-
-func newSection(name string) *section {
-	return &section{name: name, kv: map[string]string{}, lists: map[string][]string{}}
-}
-
-// parseTree reads swanctl's --pretty output: "name {" opens a section, "}"
-// closes it, "key = [" opens a list of one value per line up to "]", and
-// "key = value" is a value, which runs to the end of the line. (The
-// one-line --raw form cannot tell a value with spaces, such as a
-// distinguished name, from the next key.)
-func parseTree(text string) (*section, error) {
-	root := newSection("")
-	stack := []*section{root}
-	var list *section // the section whose list listKey is being read
-	var listKey string
-	for i, line := range strings.Split(text, "\n") {
-		l := strings.TrimSpace(line)
-		cur := stack[len(stack)-1]
-		switch {
-		case l == "":
-		case list != nil:
-			if l == "]" {
-				list = nil
-			} else {
-				list.lists[listKey] = append(list.lists[listKey], l)
-			}
-		case l == "}":
-			if len(stack) == 1 {
-				return nil, fmt.Errorf("line %d: unbalanced }", i+1)
-			}
-			stack = stack[:len(stack)-1]
-		case strings.HasSuffix(l, " {"):
-			s := newSection(strings.TrimSuffix(l, " {"))
-			cur.subs = append(cur.subs, s)
-			stack = append(stack, s)
-		case strings.HasSuffix(l, " = ["):
-			list, listKey = cur, strings.TrimSuffix(l, " = [")
-			cur.lists[listKey] = []string{}
-		default:
-			key, val, ok := strings.Cut(l, " = ")
-			if !ok {
-				key, ok = strings.CutSuffix(l, " =")
-			}
-			if !ok {
-				return nil, fmt.Errorf("line %d: cannot read %q", i+1, l)
-			}
-			cur.kv[key] = val
-		}
-	}
-	if len(stack) != 1 || list != nil {
-		return nil, fmt.Errorf("output ends inside a section")
-	}
-	return root, nil
-}
-
-// parseSAs reads `swanctl --list-sas --pretty`: one "list-sa event"
-// section per IKE SA, named by its connection, then the "list-sas reply".
-// It returns the IKE SAs by connection name.
-func parseSAs(text string) (map[string][]IKEInfo, error) {
-	root, err := parseTree(text)
-	if err != nil {
-		return nil, err
-	}
-	sas := map[string][]IKEInfo{}
-	for _, ev := range root.subs {
-		if ev.name != "list-sa event" {
+// addSAs adds the IKE SAs of a list-sa event (one section per IKE SA, named
+// by its connection) to sas, by connection name. The event's format is the
+// vici README's; swanctl --list-sas prints the same keys.
+func addSAs(sas map[string][]IKEInfo, m *vici.Message) error {
+	for _, name := range m.Keys() {
+		s, ok := m.Get(name).(*vici.Message)
+		if !ok {
 			continue
 		}
-		for _, s := range ev.subs {
-			ike, err := ikeInfo(s)
-			if err != nil {
-				return nil, fmt.Errorf("IKE SA of %s: %w", s.name, err)
-			}
-			sas[s.name] = append(sas[s.name], ike)
+		ike, err := ikeInfo(s)
+		if err != nil {
+			return fmt.Errorf("IKE SA of %s: %w", name, err)
 		}
+		sas[name] = append(sas[name], ike)
 	}
-	return sas, nil
+	return nil
 }
 
-// fields converts a section's values, remembering the first error.
+// fields reads a vici message's values, remembering the first error.
 type fields struct {
-	s   *section
+	m   *vici.Message
 	err error
 }
 
 func (f *fields) fail(key string, err error) {
 	if f.err == nil {
-		f.err = fmt.Errorf("%s = %q: %w", key, f.s.kv[key], err)
+		f.err = fmt.Errorf("%s: %w", key, err)
+	}
+}
+
+// str is a key's value, "" when it is missing. A list or section where a
+// value belongs is an error.
+func (f *fields) str(key string) string {
+	switch v := f.m.Get(key).(type) {
+	case nil:
+		return ""
+	case string:
+		return v
+	default:
+		f.fail(key, fmt.Errorf("a %T, want a value", v))
+		return ""
+	}
+}
+
+// list is a key's list, nil when it is missing.
+func (f *fields) list(key string) []string {
+	switch v := f.m.Get(key).(type) {
+	case nil:
+		return nil
+	case []string:
+		return v
+	default:
+		f.fail(key, fmt.Errorf("a %T, want a list", v))
+		return nil
 	}
 }
 
 func (f *fields) uint(key string, base, bits int) uint64 {
-	v, ok := f.s.kv[key]
-	if !ok {
+	v := f.str(key)
+	if v == "" {
 		return 0
 	}
 	n, err := strconv.ParseUint(v, base, bits)
@@ -287,20 +243,20 @@ func (f *fields) secs(key string) time.Duration {
 	return time.Duration(f.uint(key, 10, 63)) * time.Second
 }
 
-func (f *fields) yes(key string) bool { return f.s.kv[key] == "yes" }
+func (f *fields) yes(key string) bool { return f.str(key) == "yes" }
 
 // alg joins an algorithm and its key size, as swanctl's plain listing does.
 func (f *fields) alg(name, size string) string {
-	a := f.s.kv[name]
-	if k := f.s.kv[size]; a != "" && k != "" {
+	a := f.str(name)
+	if k := f.str(size); a != "" && k != "" {
 		a += "-" + k
 	}
 	return a
 }
 
 func (f *fields) hostPort(host, port string) netip.AddrPort {
-	h, ok := f.s.kv[host]
-	if !ok || h == "%any" {
+	h := f.str(host)
+	if h == "" || h == "%any" {
 		return netip.AddrPort{}
 	}
 	a, err := netip.ParseAddr(h)
@@ -312,14 +268,12 @@ func (f *fields) hostPort(host, port string) netip.AddrPort {
 
 func (f *fields) prefixes(key string) []netip.Prefix {
 	out := []netip.Prefix{}
-	for _, v := range f.s.lists[key] {
+	for _, v := range f.list(key) {
 		p, err := netip.ParsePrefix(v)
 		if err != nil {
 			// A range or a protocol/port selector, which erlab does not
 			// configure.
-			if f.err == nil {
-				f.err = fmt.Errorf("%s: %q: %w", key, v, err)
-			}
+			f.fail(key, err)
 			continue
 		}
 		out = append(out, p)
@@ -327,51 +281,62 @@ func (f *fields) prefixes(key string) []netip.Prefix {
 	return out
 }
 
-func ikeInfo(s *section) (IKEInfo, error) {
-	f := &fields{s: s}
+// ikeInfo decodes an IKE SA's section of a list-sa event.
+func ikeInfo(m *vici.Message) (IKEInfo, error) {
+	f := &fields{m: m}
 	ike := IKEInfo{
 		UniqueID:     uint32(f.uint("uniqueid", 10, 32)),
-		State:        s.kv["state"],
+		State:        f.str("state"),
 		Local:        f.hostPort("local-host", "local-port"),
 		Remote:       f.hostPort("remote-host", "remote-port"),
-		LocalID:      s.kv["local-id"],
-		RemoteID:     s.kv["remote-id"],
+		LocalID:      f.str("local-id"),
+		RemoteID:     f.str("remote-id"),
 		Initiator:    f.yes("initiator"),
-		InitiatorSPI: s.kv["initiator-spi"],
-		ResponderSPI: s.kv["responder-spi"],
+		InitiatorSPI: f.str("initiator-spi"),
+		ResponderSPI: f.str("responder-spi"),
 		NAT:          f.yes("nat-any"),
 		Encryption:   f.alg("encr-alg", "encr-keysize"),
 		Integrity:    f.alg("integ-alg", "integ-keysize"),
-		PRF:          s.kv["prf-alg"],
-		DHGroup:      s.kv["dh-group"],
+		PRF:          f.str("prf-alg"),
+		DHGroup:      f.str("dh-group"),
 		Established:  f.secs("established"),
 		RekeyIn:      f.secs("rekey-time"),
-		Tasks:        append(s.lists["tasks-active"], s.lists["tasks-passive"]...),
-		Children:     []ChildInfo{},
+		// A copy: the message's lists are not ours to extend.
+		Tasks:    slices.Concat(f.list("tasks-active"), f.list("tasks-passive")),
+		Children: []ChildInfo{},
 	}
-	for _, sub := range s.subs {
-		if sub.name != "child-sas" {
-			continue
-		}
-		for _, c := range sub.subs {
-			child, err := childInfo(c)
+	switch children := m.Get("child-sas").(type) {
+	case nil:
+	case *vici.Message:
+		// One section per CHILD SA, named <child name>-<unique id>.
+		for _, key := range children.Keys() {
+			s, ok := children.Get(key).(*vici.Message)
+			if !ok {
+				f.fail("child-sas", fmt.Errorf("%s is a %T, want a section", key, children.Get(key)))
+				continue
+			}
+			child, err := childInfo(s)
 			if err != nil {
-				return ike, fmt.Errorf("CHILD SA %s: %w", c.name, err)
+				return ike, fmt.Errorf("CHILD SA %s: %w", key, err)
 			}
 			ike.Children = append(ike.Children, child)
 		}
+	default:
+		f.fail("child-sas", fmt.Errorf("a %T, want a section", children))
 	}
 	return ike, f.err
 }
 
-func childInfo(s *section) (ChildInfo, error) {
-	f := &fields{s: s}
+// childInfo decodes a CHILD SA's section of a list-sa event. SPIs and
+// if_ids come in hex, the rest in decimal.
+func childInfo(m *vici.Message) (ChildInfo, error) {
+	f := &fields{m: m}
 	c := ChildInfo{
 		UniqueID:   uint32(f.uint("uniqueid", 10, 32)),
 		ReqID:      uint32(f.uint("reqid", 10, 32)),
-		State:      s.kv["state"],
-		Mode:       s.kv["mode"],
-		Protocol:   s.kv["protocol"],
+		State:      f.str("state"),
+		Mode:       f.str("mode"),
+		Protocol:   f.str("protocol"),
 		Encap:      f.yes("encap"),
 		SPIIn:      uint32(f.uint("spi-in", 16, 32)),
 		SPIOut:     uint32(f.uint("spi-out", 16, 32)),
@@ -379,7 +344,7 @@ func childInfo(s *section) (ChildInfo, error) {
 		IfIDOut:    uint32(f.uint("if-id-out", 16, 32)),
 		Encryption: f.alg("encr-alg", "encr-keysize"),
 		Integrity:  f.alg("integ-alg", "integ-keysize"),
-		DHGroup:    s.kv["dh-group"],
+		DHGroup:    f.str("dh-group"),
 		BytesIn:    f.uint("bytes-in", 10, 64),
 		PacketsIn:  f.uint("packets-in", 10, 64),
 		BytesOut:   f.uint("bytes-out", 10, 64),

@@ -11,34 +11,50 @@ import (
 )
 
 // RekeySA makes a node's charon rekey a connection's CHILD SA, or its IKE SA
-// when ike is set: swanctl --rekey --child NAME (--ike NAME). The new SA is
-// installed before the old one is deleted, so no packet is lost. It
-// returns once charon has started the exchange.
+// when ike is set (vici rekey child=NAME or ike=NAME, as swanctl --rekey
+// --child NAME does). The new SA is installed before the old one is
+// deleted, so no packet is lost. It returns once charon has queued the
+// exchange.
 func RekeySA(n Node, conn string, ike bool) error {
 	if _, ok := n.conn(conn); !ok {
 		return fmt.Errorf("%s: no connection %q", n.label(), conn)
 	}
-	what, flag := "CHILD SA", "--child"
+	what := "CHILD SA"
 	if ike {
-		what, flag = "IKE SA", "--ike"
+		what = "IKE SA"
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), viciTimeout)
 	defer cancel()
-	if _, err := swanctl(ctx, filesOf(n), "--rekey", flag, conn); err != nil {
+	c, err := dial(ctx, n)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.rekey(ctx, conn, ike); err != nil {
 		return fmt.Errorf("%s: rekey the %s of %s: %w", n.label(), what, conn, err)
 	}
 	return nil
 }
 
-// Poll intervals of WaitEstablished.
-const (
-	pollInterval = 250 * time.Millisecond
+// Timing of WaitEstablished; variables so that tests can change them.
+var (
+	// pollInterval is how often WaitEstablished looks at the SAs and the
+	// log without an event. The SA coming up, going down or being
+	// rekeyed raises one (ike-updown, child-updown, ike-rekey,
+	// child-rekey) and is seen at once; what goes wrong mostly raises
+	// none: an IKE SA that fails before it is established (a refused
+	// proposal, a failed authentication, a peer that does not answer) is
+	// destroyed without ike-updown, and only the log says why.
+	pollInterval = 500 * time.Millisecond
 	// reinitiateAfter is how long an initiating end may have no IKE SA at
 	// all before WaitEstablished initiates again: charon gives up for
 	// good on an answer such as NO_PROPOSAL_CHOSEN, which a peer whose
 	// charon is up but has not loaded its connections yet sends.
 	reinitiateAfter = 2 * time.Second
 )
+
+// updown are the events after which WaitEstablished looks again at once.
+var updown = []string{"ike-updown", "child-updown", "ike-rekey", "child-rekey"}
 
 // logHint is a log line's marker and what it means.
 type logHint struct{ marker, why string }
@@ -85,7 +101,16 @@ func WaitEstablished(ctx context.Context, n Node, conn string, timeout time.Dura
 	var lastErr error
 	var missingSince, initiated time.Time
 	start := time.Now()
+	// Events of the connection, while charon's vici socket answers; the
+	// watch is made again after a restart of charon closed it.
+	var w *watcher
+	defer func() { w.Close() }()
 	for {
+		if w == nil {
+			// Before the look at the SAs: a change after the look
+			// is an event.
+			w, _ = watch(ctx, n, conn, updown...)
+		}
 		infos, err := Status(n)
 		lastErr = err
 		if err != nil {
@@ -116,18 +141,20 @@ func WaitEstablished(ctx context.Context, n Node, conn string, timeout time.Dura
 			}
 			if time.Since(missingSince) >= reinitiateAfter && time.Since(initiated) >= reinitiateAfter {
 				initiated = time.Now()
-				// Its own timeout only bounds how long swanctl waits;
-				// charon goes on, and the next polls see the outcome.
-				ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				swanctl(ictx, f, "--initiate", "--child", conn, "--timeout", "2")
-				cancel()
+				// charon answers at once (timeout -1); the next looks
+				// see the outcome. An error (charon just stopped) shows
+				// in the next look too.
+				initiate(ctx, n, conn)
 				continue
 			}
 		} else {
 			missingSince = time.Time{}
 		}
-		select {
-		case <-ctx.Done():
+		if !w.pause(ctx, pollInterval) {
+			w.Close()
+			w = nil
+		}
+		if ctx.Err() != nil {
 			state := describe(last, c.Initiator)
 			if lastErr != nil {
 				state = lastErr.Error()
@@ -144,9 +171,21 @@ func WaitEstablished(ctx context.Context, n Node, conn string, timeout time.Dura
 			}
 			return fmt.Errorf("%s: not established after %s: %s; last log lines for it (%s):\n%s",
 				label, time.Since(start).Round(time.Millisecond), state, f.log, strings.Join(all, "\n"))
-		case <-time.After(pollInterval):
 		}
 	}
+}
+
+// initiate makes a node's charon initiate a connection, without waiting for
+// the outcome.
+func initiate(ctx context.Context, n Node, conn string) error {
+	ictx, cancel := context.WithTimeout(ctx, viciTimeout)
+	defer cancel()
+	c, err := dial(ictx, n)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return c.initiate(ictx, conn)
 }
 
 func indexOf(n Node, conn string) int {
