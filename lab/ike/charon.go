@@ -21,6 +21,7 @@ import (
 
 	"github.com/erlab-dev/erlab/lab/ipsec/xfrm"
 	"github.com/erlab-dev/erlab/lab/kernel"
+	"github.com/erlab-dev/erlab/lab/supervise"
 )
 
 // Timeouts of Start and Stop.
@@ -40,27 +41,16 @@ const (
 	sbin        = "/usr/sbin"
 )
 
-// supervisorArg0 is the supervising shell's $0, which Stop looks for before
-// it signals a PID read from a file.
-const supervisorArg0 = "erlab-ike"
-
-// supervisor runs charon ($1) and starts it again a second later whenever it
-// dies other than by a clean exit, writing each charon's PID into $2 (the
-// daemon writes no PID file of its own). charon's start script reloads the
-// connections each time; the SAs the dead charon left in the kernel stay
-// until they expire (the kernel prefers the new ones) or the next Start.
-// Stop signals the whole process group, shell and charon at once.
-const supervisor = `n=0
-while :; do
-  "$1" &
-  echo $! >"$2.new" && mv -f "$2.new" "$2"
-  wait $!
-  rc=$?
-  [ $rc = 0 ] && exit 0
-  n=$((n + 1))
-  echo "erlab-ike: charon exited with status $rc; restart $n in 1s" >&2
-  sleep 1
-done`
+// charon runs under erlab's supervisor (lab/supervise): it starts charon
+// again a second later whenever it dies other than by a clean exit, and
+// writes each charon's PID into the node's PID file (the daemon writes
+// none of its own). charon's start script reloads the connections each
+// time; the SAs the dead charon left in the kernel stay until they expire
+// (the kernel prefers the new ones) or the next Start. Stop signals the
+// supervisor's whole session, supervisor and charon at once.
+func supervisorSpec(charonBin string, f files) supervise.Spec {
+	return supervise.Spec{Argv: []string{charonBin}, PIDFile: f.charonPID, BaseEnv: env(f)}
+}
 
 // lookBin finds one of strongSwan's binaries.
 func lookBin(name string) (string, error) {
@@ -132,13 +122,14 @@ func Start(ctx context.Context, n Node) error {
 		return fmt.Errorf("%s: %w", n.label(), err)
 	}
 	defer out.Close()
-	cmd := exec.Command("/bin/sh", "-c", supervisor, supervisorArg0, charonBin, f.charonPID)
-	cmd.Env = env(f)
+	// A session of its own (supervise.Command): charon outlives the erlab
+	// command that started it, and Stop can signal the supervisor and
+	// charon as one group.
+	cmd, err := supervise.Command(supervisorSpec(charonBin, f), out)
+	if err != nil {
+		return fmt.Errorf("%s: %w", n.label(), err)
+	}
 	cmd.Dir = f.dir
-	cmd.Stdout, cmd.Stderr = out, out
-	// A session of its own: charon outlives the erlab command that
-	// started it, and Stop can signal the shell and charon as one group.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := kernel.Do(n.NetNS, cmd.Start); err != nil {
 		return fmt.Errorf("%s: start charon: %w", n.label(), err)
 	}
@@ -444,7 +435,7 @@ func Stop(n Node) error {
 	}
 	signal := func(sig syscall.Signal) {
 		if super > 0 {
-			// The group: the shell, charon and a sleep between restarts.
+			// The group: the supervisor and charon.
 			syscall.Kill(-super, sig)
 		}
 		if charon > 0 {
@@ -516,7 +507,11 @@ func isOurs(pid int, f files) bool {
 		return false
 	}
 	args := strings.Split(string(b), "\x00")
-	return len(args) >= 6 && args[3] == supervisorArg0 && args[5] == f.charonPID
+	if len(args) == 0 || !strings.HasPrefix(args[0], "erlab-supervise-") {
+		return false
+	}
+	spec, ok := supervise.Of(pid)
+	return ok && spec.PIDFile == f.charonPID
 }
 
 // isOurCharon checks that pid is a charon running with this node's

@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -22,6 +21,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/erlab-dev/erlab/lab/ipsec/xfrm"
+	"github.com/erlab-dev/erlab/lab/supervise"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -403,9 +403,10 @@ func TestLogLines(t *testing.T) {
 	}
 }
 
-// TestSupervisor runs the supervising shell with a stand-in for charon (no
-// namespace, no root): it restarts the daemon when it dies, keeps its PID,
-// and Stop ends both.
+// TestSupervisor runs charon's supervisor (lab/supervise: this test binary
+// re-executed, see TestMain) with a stand-in for charon (no namespace, no
+// root): it restarts the daemon when it dies, keeps its PID, and Stop ends
+// both.
 func TestSupervisor(t *testing.T) {
 	dir := t.TempDir()
 	n := Node{NetNS: "none", Dir: dir}
@@ -417,10 +418,17 @@ func TestSupervisor(t *testing.T) {
 	if err := os.WriteFile(fake, []byte("#!/bin/sh\nexec sleep 60\n"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("/bin/sh", "-c", supervisor, supervisorArg0, fake, f.charonPID)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	logf, err := os.Create(filepath.Join(dir, "supervisor.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	spec := supervisorSpec(fake, f)
+	spec.BaseEnv = os.Environ()
+	cmd, err := supervise.Command(spec, logf)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -438,7 +446,8 @@ func TestSupervisor(t *testing.T) {
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
-		t.Fatalf("no charon PID other than %d; supervisor said:\n%s", not, out.String())
+		b, _ := os.ReadFile(logf.Name())
+		t.Fatalf("no charon PID other than %d; supervisor said:\n%s", not, b)
 		return 0
 	}
 	first := waitPID(0)
@@ -472,8 +481,8 @@ func TestSupervisor(t *testing.T) {
 	if _, err := os.Stat(f.superPID); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("PID file left: %v", err)
 	}
-	if !strings.Contains(out.String(), "charon exited with status 137; restart 1") {
-		t.Errorf("supervisor output: %q", out.String())
+	if b, _ := os.ReadFile(logf.Name()); !strings.Contains(string(b), `exit="killed by signal 9" restarts=1`) {
+		t.Errorf("supervisor output: %q", b)
 	}
 	// Stopping again, or a node never started, is no error; a PID file
 	// naming someone else's process is not acted on.

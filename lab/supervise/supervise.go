@@ -1,7 +1,8 @@
 // Package supervise is erlab's one process supervisor, in place of a shell
 // loop per kind of service: the erlab binary, re-executed as the helper
 // "supervise" inside a node's namespace, runs a service — the same binary
-// as another helper (a routing agent, an MKA keeper) — and starts it again
+// as another helper (a routing agent, an MKA keeper), or a daemon such as
+// strongSwan's charon — and starts it again
 // a second after it exits with an error, until it exits cleanly or the
 // supervisor is told to stop (SIGTERM, which it passes on). The service
 // learns how many times it was restarted and why it last stopped from its
@@ -18,7 +19,12 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -38,15 +44,54 @@ const (
 	pidEnv      = "ERLAB_SUPERVISE_SUPERVISOR" // the supervisor's PID, for the service's status
 )
 
-// Spec is a service to supervise.
+// Spec is a service to supervise: a helper of the erlab binary, or
+// another program (strongSwan's charon).
 type Spec struct {
 	// Helper is the helper the service is (ERLAB_HELPER of the binary).
-	Helper string `json:"helper"`
+	Helper string `json:"helper,omitempty"`
+	// Argv, instead, is a program to run.
+	Argv []string `json:"argv,omitempty"`
 	// Env is added to the service's environment (KEY=VALUE): never a key.
 	Env []string `json:"env,omitempty"`
+	// BaseEnv, when set, is the environment the supervisor (and so the
+	// service) starts from instead of the caller's.
+	BaseEnv []string `json:"-"`
+	// PIDFile, when set, gets each run's PID (a daemon that writes none).
+	PIDFile string `json:"pid_file,omitempty"`
 	// AfterCrash runs the service once with CrashedEnv set after it
 	// stops with an error, before it restarts.
 	AfterCrash bool `json:"after_crash,omitempty"`
+}
+
+// Name is the service's, for process names and logs.
+func (s Spec) Name() string {
+	if s.Helper != "" {
+		return s.Helper
+	}
+	if len(s.Argv) > 0 {
+		return filepath.Base(s.Argv[0])
+	}
+	return ""
+}
+
+// Arg0 is the supervisor's process name (its argv[0]), by which a stop
+// can tell it from another process that got its PID since.
+func (s Spec) Arg0() string { return "erlab-supervise-" + s.Name() }
+
+// Of reads the Spec of a running supervisor from its environment
+// (/proc/PID/environ); false when pid is no supervisor.
+func Of(pid int) (Spec, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if err != nil {
+		return Spec{}, false
+	}
+	for _, kv := range strings.Split(string(b), "\x00") {
+		if v, ok := strings.CutPrefix(kv, specEnv+"="); ok {
+			var s Spec
+			return s, json.Unmarshal([]byte(v), &s) == nil
+		}
+	}
+	return Spec{}, false
 }
 
 // Command is the supervisor of spec as a command to start: the calling
@@ -63,8 +108,12 @@ func Command(spec Spec, log *os.File) (*exec.Cmd, error) {
 		return nil, err
 	}
 	cmd := exec.Command(exe)
-	cmd.Args[0] = "erlab-supervise-" + spec.Helper
-	cmd.Env = append(os.Environ(), helperEnv+"="+HelperName, specEnv+"="+string(b))
+	cmd.Args[0] = spec.Arg0()
+	base := spec.BaseEnv
+	if base == nil {
+		base = os.Environ()
+	}
+	cmd.Env = append(slices.Clip(base), helperEnv+"="+HelperName, specEnv+"="+string(b))
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	return cmd, nil
@@ -75,23 +124,31 @@ func SupervisorPID() int { pid, _ := strconv.Atoi(os.Getenv(pidEnv)); return pid
 
 // Restarts and LastExit are, in a supervised service, what its supervisor
 // says of its earlier runs.
-func Restarts() int        { n, _ := strconv.Atoi(os.Getenv(RestartsEnv)); return n }
-func LastExit() string     { return os.Getenv(LastExitEnv) }
-func Crashed() string      { return os.Getenv(CrashedEnv) }
-func Supervised() bool     { return os.Getenv(pidEnv) != "" }
-func (s Spec) valid() bool { return s.Helper != "" && s.Helper != HelperName }
+func Restarts() int    { n, _ := strconv.Atoi(os.Getenv(RestartsEnv)); return n }
+func LastExit() string { return os.Getenv(LastExitEnv) }
+func Crashed() string  { return os.Getenv(CrashedEnv) }
+func Supervised() bool { return os.Getenv(pidEnv) != "" }
+func (s Spec) valid() bool {
+	return (s.Helper != "") != (len(s.Argv) > 0) && s.Helper != HelperName
+}
 
 // Run is the supervisor helper: it runs the service its environment names
 // until the service exits cleanly or the supervisor gets SIGTERM or
 // SIGINT, and returns the exit status.
 func Run() int {
+	// A supervisor runs beside every router and keeper and mostly waits:
+	// one thread, and the garbage of the binary's package initialisation
+	// (GoBGP's, gRPC's) handed back to the kernel at once.
+	runtime.GOMAXPROCS(1)
+	debug.SetGCPercent(10)
+	debug.FreeOSMemory()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	var spec Spec
 	if err := json.Unmarshal([]byte(os.Getenv(specEnv)), &spec); err != nil || !spec.valid() {
 		log.Error("supervise: no service to run", "env", specEnv, "err", err)
 		return 2
 	}
-	log = log.With("service", spec.Helper)
+	log = log.With("service", spec.Name())
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
 	exe, err := os.Executable()
@@ -107,18 +164,33 @@ func Run() int {
 			}
 		}
 		out = append(out, spec.Env...)
-		out = append(out, helperEnv+"="+spec.Helper, pidEnv+"="+strconv.Itoa(os.Getpid()))
+		if spec.Helper != "" {
+			out = append(out, helperEnv+"="+spec.Helper)
+		}
+		out = append(out, pidEnv+"="+strconv.Itoa(os.Getpid()))
 		return append(out, extra...)
+	}
+	command := func() *exec.Cmd {
+		if len(spec.Argv) > 0 {
+			return exec.Command(spec.Argv[0], spec.Argv[1:]...)
+		}
+		cmd := exec.Command(exe)
+		cmd.Args[0] = "erlab-" + spec.Helper
+		return cmd
 	}
 	restarts, last := 0, ""
 	for {
-		cmd := exec.Command(exe)
-		cmd.Args[0] = "erlab-" + spec.Helper
+		cmd := command()
 		cmd.Env = env(RestartsEnv+"="+strconv.Itoa(restarts), LastExitEnv+"="+last)
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 		if err := cmd.Start(); err != nil {
 			log.Error("supervise: start", "err", err)
 			return 1
+		}
+		if spec.PIDFile != "" {
+			if err := writePID(spec.PIDFile, cmd.Process.Pid); err != nil {
+				log.Error("supervise: pid file", "err", err)
+			}
 		}
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
@@ -142,8 +214,7 @@ func Run() int {
 		restarts++
 		log.Error("service stopped; restarting it", "exit", last, "restarts", restarts)
 		if spec.AfterCrash {
-			after := exec.Command(exe)
-			after.Args[0] = "erlab-" + spec.Helper
+			after := command()
 			after.Env = env(RestartsEnv+"="+strconv.Itoa(restarts), LastExitEnv+"="+last, CrashedEnv+"="+last)
 			after.Stdout, after.Stderr = os.Stdout, os.Stderr
 			if err := after.Run(); err != nil {
@@ -156,6 +227,15 @@ func Run() int {
 			return 0
 		}
 	}
+}
+
+// writePID writes a PID file whole (a reader never sees half of one).
+func writePID(path string, pid int) error {
+	tmp := path + ".new"
+	if err := os.WriteFile(tmp, []byte(strconv.Itoa(pid)+"\n"), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 // exitText says how a process stopped, as a shell would.

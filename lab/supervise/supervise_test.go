@@ -107,3 +107,46 @@ func TestStopsOnSIGTERM(t *testing.T) {
 		t.Errorf("the service (pid %d) outlived its supervisor", child)
 	}
 }
+
+// Another program as the service: its PID in the file each run, a new one
+// after a crash, and the supervisor known by its process name and spec.
+func TestProgramWithPIDFile(t *testing.T) {
+	pidFile := filepath.Join(t.TempDir(), "daemon.pid")
+	spec := supervise.Spec{Argv: []string{"/bin/sleep", "60"}, PIDFile: pidFile}
+	done, super := start(t, spec)
+	read := func(not int) int {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			var pid int
+			if b, err := os.ReadFile(pidFile); err == nil {
+				fmt.Sscan(strings.TrimSpace(string(b)), &pid)
+			}
+			if pid != 0 && pid != not && syscall.Kill(pid, 0) == nil {
+				return pid
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no daemon PID other than %d", not)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	first := read(0)
+	if got, ok := supervise.Of(super); !ok || got.PIDFile != pidFile || got.Name() != "sleep" {
+		t.Errorf("supervise.Of(%d): %+v %v", super, got, ok)
+	}
+	if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", super)); !strings.HasPrefix(string(b), spec.Arg0()+"\x00") {
+		t.Errorf("supervisor's command line %q, want it named %s", b, spec.Arg0())
+	}
+	syscall.Kill(first, syscall.SIGKILL)
+	second := read(first)
+	syscall.Kill(super, syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the supervisor did not stop on SIGTERM")
+	}
+	if syscall.Kill(second, 0) == nil {
+		t.Errorf("the daemon (pid %d) outlived its supervisor", second)
+	}
+}
