@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/erlab-dev/erlab/lab/kernel"
 	api "github.com/osrg/gobgp/v4/api"
@@ -19,6 +20,17 @@ import (
 // them: "proto bgp".
 const RouteProtocol = unix.RTPROT_BGP
 
+// RouteMetric is the metric of the agent's routes, as FRR's zebra gives
+// eBGP routes: the kernel matches an IPv4 replace by destination and
+// metric, not by protocol, so at metric 0 a peer announcing a node's own
+// subnet would overwrite its connected route (and a flush then delete it).
+// At 20 the connected or static route keeps precedence, as its
+// administrative distance gives it on a router.
+const RouteMetric = 20
+
+// syncRetry is how soon a failed route write is tried again.
+const syncRetry = time.Second
+
 // fib keeps the node's kernel routing table in step with BGP: GoBGP
 // installs nothing itself, and its zebra client does not work with Debian's
 // FRR 8.4 zebra (measured: nexthop tracking fails), so this is ours. Each
@@ -27,11 +39,21 @@ const RouteProtocol = unix.RTPROT_BGP
 // hop, or the ECMP set when multipath is on, or removes it. Reading back
 // rather than applying deltas makes every sync idempotent.
 type fib struct {
-	h       *netlink.Handle
+	h *netlink.Handle
+	// routes is where sync writes: h, or a unit test's fake kernel.
+	routes  routeWriter
 	log     *slog.Logger
 	mu      sync.Mutex
 	pending map[netip.Prefix]bool
 	wake    chan struct{}
+}
+
+// routeWriter is the part of a *netlink.Handle that sync writes through.
+type routeWriter interface {
+	// RouteReplace is `ip route replace`.
+	RouteReplace(*netlink.Route) error
+	// RouteDel is `ip route del`.
+	RouteDel(*netlink.Route) error
 }
 
 func newFIB(log *slog.Logger) (*fib, error) {
@@ -39,7 +61,7 @@ func newFIB(log *slog.Logger) (*fib, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &fib{h: h, log: log.With("component", "fib"), pending: map[netip.Prefix]bool{}, wake: make(chan struct{}, 1)}, nil
+	return &fib{h: h, routes: h, log: log.With("component", "fib"), pending: map[netip.Prefix]bool{}, wake: make(chan struct{}, 1)}, nil
 }
 
 func (f *fib) close() { f.h.Close() }
@@ -67,7 +89,10 @@ func (f *fib) run(ctx context.Context, client api.GoBgpServiceClient, multipath 
 		f.mu.Unlock()
 		for p := range batch {
 			if err := f.sync(ctx, client, p, multipath); err != nil && ctx.Err() == nil {
-				f.log.Warn("sync route", "prefix", p, "err", err)
+				// Tried again in a second: the kernel stays wrong only
+				// until then, not until the prefix's next change.
+				f.log.Warn("sync route; retrying in 1 s", "prefix", p, "err", err)
+				time.AfterFunc(syncRetry, func() { f.changed(p) })
 			}
 		}
 	}
@@ -92,13 +117,13 @@ func (f *fib) sync(ctx context.Context, client api.GoBgpServiceClient, p netip.P
 	MarkMultipath(paths, multipath)
 	nhs := NextHops(paths)
 	if len(nhs) == 0 {
-		err := f.h.RouteDel(&netlink.Route{Dst: ipNet(p), Protocol: RouteProtocol})
+		err := f.routes.RouteDel(&netlink.Route{Dst: ipNet(p), Protocol: RouteProtocol, Priority: RouteMetric})
 		if err != nil && !errors.Is(err, unix.ESRCH) && !errors.Is(err, unix.ENOENT) {
 			return err
 		}
 		return nil
 	}
-	r := &netlink.Route{Dst: ipNet(p), Protocol: RouteProtocol}
+	r := &netlink.Route{Dst: ipNet(p), Protocol: RouteProtocol, Priority: RouteMetric}
 	if len(nhs) == 1 {
 		r.Gw = net.IP(nhs[0].AsSlice())
 	} else {
@@ -106,7 +131,7 @@ func (f *fib) sync(ctx context.Context, client api.GoBgpServiceClient, p netip.P
 			r.MultiPath = append(r.MultiPath, &netlink.NexthopInfo{Gw: net.IP(nh.AsSlice())})
 		}
 	}
-	if err := f.h.RouteReplace(r); err != nil {
+	if err := f.routes.RouteReplace(r); err != nil {
 		return err
 	}
 	f.log.Debug("route installed", "prefix", p, "next_hops", nhs)

@@ -65,14 +65,20 @@ func DescribePath(prefix string, p *api.Path) PathInfo {
 // to MED, and the same neighbouring AS): the set the FIB installs as ECMP.
 // Without multipath only the best path is marked.
 func MarkMultipath(paths []PathInfo, multipath bool) {
+	// With multipath on, GoBGP flags as best every path that ties with its
+	// best, whatever the neighbouring AS; its best is the first it lists.
 	var best *PathInfo
 	for i := range paths {
 		if paths[i].Best {
 			best = &paths[i]
+			break
 		}
 	}
 	if best == nil {
 		return
+	}
+	for i := range paths {
+		paths[i].Multipath = false
 	}
 	best.Multipath = true
 	if !multipath {

@@ -18,10 +18,12 @@ import (
 
 // Timers GoBGP is given beyond the topology's. After a reset GoBGP would
 // stay Idle for 30 s and retry a connection every 120 s by default, which
-// makes a failback take half a minute (measured, interop.md).
+// makes a failback take half a minute (measured, interop.md). With one end
+// of a session passive (passiveRule), the other's first dial often comes
+// before the passive end listens: the retry is what the session waits.
 const (
 	idleHoldAfterReset = 1 // seconds
-	connectRetry       = 5 // seconds
+	connectRetry       = 2 // seconds
 )
 
 var (
@@ -53,7 +55,7 @@ func runSpeaker(ctx context.Context, cfg AgentConfig, log *slog.Logger) error {
 	go s.Serve()
 	defer s.Stop()
 
-	if err := configure(ctx, s, cfg.BGP); err != nil {
+	if err := configure(ctx, s, cfg.BGP, nil); err != nil {
 		return err
 	}
 	conn, err := grpc.NewClient(GRPCAddress, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -90,19 +92,28 @@ func runSpeaker(ctx context.Context, cfg AgentConfig, log *slog.Logger) error {
 	return nil
 }
 
-// configure starts BGP and adds policies and neighbours.
-func configure(ctx context.Context, s *server.BgpServer, b Config) error {
-	if err := s.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
-		Asn: b.ASN, RouterId: b.RouterID.String(), ListenPort: 179, UseMultiplePaths: b.Multipath,
-	}}); err != nil {
+// configure starts BGP and adds policies and neighbours. The agent passes
+// a nil rebind. Unit tests, which run several speakers in one process and
+// cannot bind port 179 without root, pass one that moves the speaker and
+// its sessions to an address and port of lo of their own.
+func configure(ctx context.Context, s *server.BgpServer, b Config, rebind func(*api.Global, []*api.Peer)) error {
+	g := &api.Global{Asn: b.ASN, RouterId: b.RouterID.String(), ListenPort: 179, UseMultiplePaths: b.Multipath}
+	peers := make([]*api.Peer, len(b.Neighbors))
+	for i, n := range b.Neighbors {
+		peers[i] = peer(b, n)
+	}
+	if rebind != nil {
+		rebind(g, peers)
+	}
+	if err := s.StartBgp(ctx, &api.StartBgpRequest{Global: g}); err != nil {
 		return fmt.Errorf("start bgp: %w", err)
 	}
 	if err := applyPolicies(ctx, s, b); err != nil {
 		return err
 	}
-	for _, n := range b.Neighbors {
-		if err := s.AddPeer(ctx, &api.AddPeerRequest{Peer: peer(b, n)}); err != nil {
-			return fmt.Errorf("add neighbour %s: %w", n.Address, err)
+	for i, p := range peers {
+		if err := s.AddPeer(ctx, &api.AddPeerRequest{Peer: p}); err != nil {
+			return fmt.Errorf("add neighbour %s: %w", b.Neighbors[i].Address, err)
 		}
 	}
 	return nil
