@@ -3,11 +3,9 @@ package kernel
 import (
 	"errors"
 	"fmt"
-	"runtime"
 	"sync"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -69,33 +67,12 @@ func Probe(features []*Feature) (missing map[*Feature]error, err error) {
 
 // throwawayHandle opens route and xfrm netlink sockets in a new, unnamed
 // namespace. The sockets keep the namespace alive until they are closed.
-func throwawayHandle() (*netlink.Handle, error) {
-	type result struct {
-		h   *netlink.Handle
-		err error
-	}
-	resc := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			resc <- result{err: err}
-			return
-		}
-		defer orig.Close()
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			resc <- result{err: fmt.Errorf("unshare: %w", err)}
-			return
-		}
-		h, err := netlink.NewHandle(unix.NETLINK_ROUTE, unix.NETLINK_XFRM)
-		if serr := netns.Set(orig); serr == nil {
-			runtime.UnlockOSThread()
-		}
-		resc <- result{h, err}
-	}()
-	r := <-resc
-	return r.h, r.err
+func throwawayHandle() (h *netlink.Handle, err error) {
+	err = InNewNetNS(func() error {
+		h, err = netlink.NewHandle(unix.NETLINK_ROUTE, unix.NETLINK_XFRM)
+		return err
+	})
+	return h, err
 }
 
 var probeSeq struct {

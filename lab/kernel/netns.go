@@ -65,9 +65,21 @@ func NetNSAdd(name string) error {
 		return fmt.Errorf("create namespace %s: %w", name, err)
 	}
 	f.Close()
-	// unshare and the bind mount act on the calling thread: run them on a
-	// thread of their own that goes back to its namespace afterwards, or is
-	// thrown away if it cannot.
+	err = InNewNetNS(func() error {
+		return unix.Mount("/proc/thread-self/ns/net", path, "none", unix.MS_BIND, "")
+	})
+	if err != nil {
+		os.Remove(path)
+		return fmt.Errorf("create namespace %s: %w", name, err)
+	}
+	return nil
+}
+
+// InNewNetNS runs fn on an OS thread of its own inside a new, unnamed
+// network namespace (unshare), then puts the thread back in its namespace,
+// or throws it away if it cannot: what fn makes there (a bind mount, a
+// socket) is what keeps the namespace alive afterwards.
+func InNewNetNS(fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -82,18 +94,13 @@ func NetNSAdd(name string) error {
 			errc <- fmt.Errorf("unshare: %w", err)
 			return
 		}
-		self := "/proc/thread-self/ns/net"
-		err = unix.Mount(self, path, "none", unix.MS_BIND, "")
+		err = fn()
 		if serr := netns.Set(orig); serr == nil {
 			runtime.UnlockOSThread()
 		}
 		errc <- err
 	}()
-	if err := <-errc; err != nil {
-		os.Remove(path)
-		return fmt.Errorf("create namespace %s: %w", name, err)
-	}
-	return nil
+	return <-errc
 }
 
 // NetNSDel removes a named namespace: ip netns del NAME. A namespace that is

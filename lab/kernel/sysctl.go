@@ -4,11 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
-
-	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
 )
 
 // SysctlPath turns a sysctl key into its /proc/sys path. Keys use dots
@@ -53,30 +49,13 @@ func SysctlGet(ns, key string) (string, error) {
 // namespace has (all, default, lo).
 func SysctlsExist(keys []string) (map[string]bool, error) {
 	out := map[string]bool{}
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("unshare: %w", err)
-			return
-		}
+	if err := InNewNetNS(func() error {
 		for _, k := range keys {
 			_, err := os.Stat(SysctlPath(k))
 			out[k] = err == nil
 		}
-		if serr := netns.Set(orig); serr == nil {
-			runtime.UnlockOSThread()
-		}
-		errc <- nil
-	}()
-	if err := <-errc; err != nil {
+		return nil
+	}); err != nil {
 		return nil, fmt.Errorf("look up sysctls: %w", err)
 	}
 	return out, nil

@@ -1,7 +1,6 @@
 package topo_test
 
 import (
-	"errors"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -16,28 +15,6 @@ import (
 	"github.com/erlab-dev/erlab/lab/topo"
 	"github.com/erlab-dev/erlab/lab/vlan"
 )
-
-func parse(t *testing.T, src string, env map[string]string) (*topo.Topology, error) {
-	t.Helper()
-	opts := lab.Options{}.TopoOptions()
-	opts.LookupEnv = func(k string) (string, bool) { v, ok := env[k]; return v, ok }
-	return topo.Parse([]byte(src), "lab.yml", opts)
-}
-
-func problems(err error) []string {
-	var el topo.ErrorList
-	if !errors.As(err, &el) {
-		if err == nil {
-			return nil
-		}
-		return []string{"not an ErrorList: " + err.Error()}
-	}
-	var out []string
-	for _, p := range el {
-		out = append(out, p.String())
-	}
-	return out
-}
 
 // TestLoadErrors covers each kind of bad input the loader must refuse, with
 // the exact message and position a user sees.
@@ -289,11 +266,11 @@ topology:
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			top, err := parse(t, tt.src, map[string]string{"LAB": "envlab", "MTU": "9000"})
+			top, err := labtest.ParseFile(t, tt.src, map[string]string{"LAB": "envlab", "MTU": "9000"})
 			if err == nil {
 				t.Fatalf("loaded a bad topology: %+v", top)
 			}
-			if diff := cmp.Diff(tt.want, problems(err)); diff != "" {
+			if diff := cmp.Diff(tt.want, labtest.Problems(err)); diff != "" {
 				t.Errorf("problems (-want +got):\n%s", diff)
 			}
 		})
@@ -302,7 +279,7 @@ topology:
 
 func TestLoadMissingFile(t *testing.T) {
 	_, err := topo.Load(filepath.Join(t.TempDir(), "nope.yml"), lab.Options{}.TopoOptions())
-	got := problems(err)
+	got := labtest.Problems(err)
 	if len(got) != 1 || !strings.HasSuffix(got[0], "nope.yml: topology file not found (give its path with -t FILE)") {
 		t.Fatalf("got %q", got)
 	}
@@ -312,7 +289,7 @@ func TestLoadMissingFile(t *testing.T) {
 // scalars and lists are taken whole from the nearest level that sets them,
 // maps merge key by key.
 func TestInheritance(t *testing.T) {
-	top, err := parse(t, `name: inh
+	top, err := labtest.ParseFile(t, `name: inh
 topology:
   defaults:
     kind: netns
@@ -355,7 +332,7 @@ topology:
 }
 
 func TestResolvedModel(t *testing.T) {
-	top, err := parse(t, `name: m
+	top, err := labtest.ParseFile(t, `name: m
 topology:
   nodes:
     ce:
@@ -437,7 +414,7 @@ func TestContainerlabKeysAccepted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	top, err := parse(t, string(src), nil)
+	top, err := labtest.ParseFile(t, string(src), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -64,7 +64,7 @@ topology:
       macsec: {device: ms3, keys: {a: {env: ERLAB_TEST_KEY}, b: {env: ERLAB_TEST_KEY}}}
 `)
 	var probs []string
-	for _, p := range problems(err) {
+	for _, p := range labtest.Problems(err) {
 		probs = append(probs, strings.TrimPrefix(p, dir+"/"))
 	}
 	wantProbs := []string{
@@ -102,7 +102,7 @@ topology:
     - endpoints: ["ce:eth2", "msee:eth2"]
 `)
 	var got []string
-	for _, p := range problems(err) {
+	for _, p := range labtest.Problems(err) {
 		got = append(got, strings.TrimPrefix(p, dir+"/"))
 	}
 	want := []string{
