@@ -266,9 +266,18 @@ func (d *deployment) waitUp(ctx context.Context, n *nodes.Node) error {
 		return nil
 	}
 	return n.Wait(strings.Join(want, ", ")+" up", func() error {
+		// They are usually up already: a look is cheaper than a watch.
+		var down []string
+		err := kernel.WithHandle(n.Ops, n.NetNS, func(h *netlink.Handle) (err error) {
+			down, err = kernel.NotOperUp(h, want)
+			return err
+		})
+		if err == nil && len(down) == 0 {
+			return nil
+		}
 		ctx, cancel := context.WithTimeout(ctx, LinkUpTimeout)
 		defer cancel()
-		down, err := kernel.WaitOperUp(ctx, n.NetNS, want)
+		down, err = kernel.WaitOperUp(ctx, n.NetNS, want)
 		if len(down) > 0 && ctx.Err() != nil {
 			return fmt.Errorf("node %s: %s did not come up within %s", n.Spec.Name, strings.Join(down, ", "), LinkUpTimeout)
 		}

@@ -98,10 +98,18 @@ func (l *Lab) Deploy(ctx context.Context) (err error) {
 		st.End(true)
 	}
 
+	// The nodes' steps share a few netlink handles (see kernel.Handles),
+	// all closed when the plan has run, before any rollback.
+	ops := opts.ops()
+	var handles *kernel.Handles
+	if r, ok := ops.(kernel.Real); ok && r.Handles == nil {
+		handles = &kernel.Handles{Max: 2 * opts.workers()}
+		r.Handles, ops = handles, r
+	}
 	d := &deployment{t: t, opts: opts, dir: opts.labDir(t.Name), nodes: map[string]*nodes.Node{}}
 	for _, n := range t.Nodes {
 		d.nodes[n.Name] = &nodes.Node{Lab: t.Name, Spec: n, NetNS: NetNSName(t.Name, n.Name), Dir: filepath.Join(d.dir, "nodes", n.Name),
-			Log: log.With("node", n.Name), Ops: opts.ops()}
+			Log: log.With("node", n.Name), Ops: ops}
 	}
 	p, err := d.plan()
 	if err != nil {
@@ -129,16 +137,12 @@ func (l *Lab) Deploy(ctx context.Context) (err error) {
 		}
 	}()
 
-	// The nodes' directories, made here in one go: made in each node's
-	// step, beside the namespaces' bind mounts, the path lookups contend
-	// with the mounts and cost ten times as much.
-	for _, n := range d.nodes {
-		if err := os.MkdirAll(n.Dir, 0o700); err != nil {
-			return fmt.Errorf("node %s: %w", n.Spec.Name, err)
-		}
-	}
 	started := time.Now()
-	if err := p.Run(ctx, opts.workers(), st); err != nil {
+	err = p.Run(ctx, opts.workers(), st)
+	if handles != nil {
+		handles.Close()
+	}
+	if err != nil {
 		return err
 	}
 	state.Status = "deployed"

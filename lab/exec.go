@@ -24,6 +24,9 @@ const ExecTimeout = 2 * time.Minute
 // node; their output goes to the node's exec.log. A command that fails
 // fails the deploy, with its output in the error.
 func (d *deployment) runExec(ctx context.Context, n *nodes.Node) error {
+	if err := n.MakeDir(); err != nil {
+		return err
+	}
 	logPath := filepath.Join(n.Dir, "exec.log")
 	for _, c := range n.Spec.Exec {
 		err := n.Exec("/bin/sh -c "+kernel.Quote(c), func() error {

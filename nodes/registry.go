@@ -20,6 +20,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"os/exec"
 	"slices"
 	"sort"
@@ -51,10 +52,23 @@ type Node struct {
 	Lab   string
 	Spec  *topo.Node
 	NetNS string // the node's namespace name
-	Dir   string // the node's directory under the lab's state directory
-	Log   *slog.Logger
+	// Dir is the node's directory under the lab's state directory. It
+	// is not made for every node: call MakeDir before writing in it.
+	Dir string
+	Log *slog.Logger
 	// Ops is what changes the kernel (or records the changes, in tests).
 	Ops kernel.Ops
+}
+
+// MakeDir makes the node's directory (0700) if it is not there yet, for
+// what keeps files (a daemon's configuration, logs and sockets, exec
+// output). Only such nodes get one: a lab of thousands of plain nodes
+// would otherwise pay a directory each, on deploy and again on destroy.
+func (n *Node) MakeDir() error {
+	if err := os.MkdirAll(n.Dir, 0o700); err != nil {
+		return fmt.Errorf("node %s: %w", n.Spec.Name, err)
+	}
+	return nil
 }
 
 // Netlink runs fn with netlink bound to the node's namespace; cmd is its ip

@@ -37,6 +37,9 @@ func (Feature) Steps(d feature.Deployment) []feature.Step {
 // and has it flush a dead speaker's routes — and waits until it serves its
 // API.
 func start(ctx context.Context, n *nodes.Node) error {
+	if err := n.MakeDir(); err != nil {
+		return err
+	}
 	cfgPath := filepath.Join(n.Dir, "agent.json")
 	logPath := filepath.Join(n.Dir, "agent.log")
 	return n.Exec("erlab bgp agent (GoBGP, API "+GRPCAddress+")", func() error {

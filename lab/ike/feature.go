@@ -33,6 +33,9 @@ func (Feature) Steps(d feature.Deployment) []feature.Step {
 			After: []string{feature.RoutesStep(node)},
 			Run: func(ctx context.Context) error {
 				rn := d.Node(node)
+				if err := rn.MakeDir(); err != nil {
+					return err
+				}
 				in := NodeConns(t, node, rn.NetNS, rn.Dir)
 				return rn.Exec("charon-systemd (vici load-shared, load-conn)", func() error {
 					if err := Start(ctx, in); err != nil {

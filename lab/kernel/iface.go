@@ -105,6 +105,26 @@ func IPNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: net.IP(p.Addr().AsSlice()), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
 }
 
+// NotOperUp returns those of the named links that are not operationally
+// up, from one dump: ip -br link show.
+func NotOperUp(h *netlink.Handle, names []string) ([]string, error) {
+	links, err := Dump(h.LinkList)
+	if err != nil {
+		return nil, err
+	}
+	up := map[string]bool{}
+	for _, l := range links {
+		up[l.Attrs().Name] = l.Attrs().OperState == netlink.OperUp
+	}
+	var down []string
+	for _, n := range names {
+		if !up[n] {
+			down = append(down, n)
+		}
+	}
+	return down, nil
+}
+
 // WaitOperUp waits, listening to the namespace's link events, until every
 // named interface is operationally up, and returns those that are not when
 // ctx ends first.

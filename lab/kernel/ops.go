@@ -45,8 +45,11 @@ type Ops interface {
 func Lines(cmd string) []string { return strings.Split(cmd, "\n") }
 
 // Real is Ops that does what it is told. Log, when set, sees each command.
+// Handles, when set, lends the netlink handles; else each call opens its
+// own.
 type Real struct {
-	Log func(ns, cmd string)
+	Log     func(ns, cmd string)
+	Handles *Handles
 }
 
 func (r Real) log(ns, cmd string) {
@@ -63,19 +66,20 @@ func (r Real) Host(cmd string, fn func() error) error {
 	return fn()
 }
 
-// Netlink implements Ops. The handle lives for the call only: a deploy of
-// thousands of nodes holds no descriptor per node, only per running step.
+// Netlink implements Ops. The handle comes from Handles, or lives for the
+// call only: either way a deploy of thousands of nodes holds no
+// descriptor per node.
 func (r Real) Netlink(ns, cmd string, fn func(h *netlink.Handle) error) error {
 	r.log(ns, cmd)
 	families := []int{unix.NETLINK_ROUTE}
 	if strings.HasPrefix(cmd, "xfrm ") {
 		families = append(families, unix.NETLINK_XFRM)
 	}
-	h, err := handleIn(ns, families...)
+	h, release, err := r.Handles.open(ns, families...)
 	if err != nil {
 		return err
 	}
-	defer h.Close()
+	defer release()
 	return fn(h)
 }
 
@@ -221,5 +225,7 @@ func Dump[T any](fn func() (T, error)) (T, error) {
 // Exists says whether err means the object is already there, which an
 // idempotent step takes as done.
 func Exists(err error) bool { return errors.Is(err, unix.EEXIST) }
+
+const unixRoute = unix.NETLINK_ROUTE
 
 func sleep(attempt int) { time.Sleep(time.Duration(attempt+1) * 10 * time.Millisecond) }

@@ -170,6 +170,9 @@ network={
 // the keeper in the node. The first end of the link gets the lower MKA
 // priority, so it is the key server.
 func startMKA(rn *nodes.Node, dev *topo.Interface) error {
+	if err := rn.MakeDir(); err != nil {
+		return err
+	}
 	n, m, keys := rn.Spec, macsec.OfDevice(dev), Of(dev.Link)
 	cfgPath, confPath := mkaFiles(rn.Dir, dev.Parent)
 	k := mkaKeeper{NetNS: rn.NetNS, Port: dev.Parent, Device: dev.Name, Encrypt: m.Encrypt, ReplayProtect: m.ReplayProtect, Window: m.Window, WPAConf: confPath, CtrlDir: filepath.Join(rn.Dir, "wpa"),
