@@ -3,6 +3,7 @@ package lab
 import (
 	"github.com/erlab-dev/erlab/lab/bgp"
 	"github.com/erlab-dev/erlab/lab/bridgevlan"
+	"github.com/erlab-dev/erlab/lab/drill"
 	"github.com/erlab-dev/erlab/lab/feature"
 	"github.com/erlab-dev/erlab/lab/ike"
 	"github.com/erlab-dev/erlab/lab/ipsec"
@@ -30,6 +31,7 @@ func BuiltinFeatures() []feature.Feature {
 		ike.Feature{},
 		bgp.Feature{},
 		netem.Feature{},
+		drill.Feature{},
 	}
 }
 

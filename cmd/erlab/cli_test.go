@@ -369,3 +369,91 @@ func TestMain(m *testing.M) {
 	lab.MaybeRunHelper(lab.Options{}) // deploys re-execute this test binary as their helpers (agents, keepers)
 	os.Exit(m.Run())
 }
+
+// erlab drill as a CI user runs it: list, a run whose bound is tighter
+// than what it measures exits 1 in every format, the JSON carries the
+// contract's fields, and the JUnit file one failing testcase.
+func TestIntegrationCLIDrill(t *testing.T) {
+	labtest.Integration(t)
+	dir := t.TempDir()
+	name := labtest.Name("drill")
+	file := filepath.Join(dir, "lab.yml")
+	os.WriteFile(file, []byte(`name: `+name+`
+topology:
+  nodes:
+    a:
+      interfaces:
+        eth1: {addresses: [10.9.0.1/30]}
+    b:
+      interfaces:
+        eth1: {addresses: [10.9.0.2/30]}
+  links:
+    - endpoints: [a:eth1, b:eth1]
+drills:
+  hole:
+    description: 300 ms of silence
+    flows:
+      - {from: a, to: b, rate: 1000}
+    steps:
+      - {after: 500ms, do: {blackhole: a:eth1}}
+      - {after: 300ms, do: {restore: a:eth1}}
+      - {after: 500ms}
+    expect:
+      - {flow: a->b, max-outage: 50ms}
+`), 0o644)
+	opts := labtest.Options(t)
+	t.Setenv(lab.StateRootEnv, opts.StateRoot)
+	l, _ := lab.OpenName(name, opts)
+	t.Cleanup(func() { labtest.Destroy(t, l) })
+	if _, stderr, code := run(t, "deploy", "-q", "-t", file); code != 0 {
+		t.Fatalf("deploy: exit %d\n%s", code, stderr)
+	}
+	out, _, code := run(t, "drill", "list", "-t", file)
+	if code != 0 || !hasRow(out, "hole", "1", "3", "1", "300", "ms", "of", "silence") {
+		t.Errorf("drill list: exit %d\n%s", code, out)
+	}
+	if _, stderr, code := run(t, "drill", "run", "-t", file, "hol"); code != 1 || !strings.Contains(stderr, `no drill "hol" (it has: hole); did you mean hole?`) {
+		t.Errorf("a drill name that names nothing: exit %d\n%s", code, stderr)
+	}
+	out, stderr, code := run(t, "drill", "run", "-q", "-t", file)
+	if code != 1 || !strings.Contains(out, "FAIL  a->b max-outage 50ms: outage") || !strings.Contains(stderr, "1 of 1 drills failed") {
+		t.Errorf("table: exit %d\n%s\n%s", code, out, stderr)
+	}
+	junit := filepath.Join(dir, "drills.xml")
+	out, _, code = run(t, "drill", "run", "-q", "-t", file, "--format", "json", "--junit", junit)
+	var rep struct {
+		Pass   bool `json:"pass"`
+		Drills []struct {
+			Name string `json:"name"`
+			Pass bool   `json:"pass"`
+			Runs []struct {
+				Flows []struct {
+					From     string  `json:"from"`
+					To       string  `json:"to"`
+					Sent     int     `json:"sent"`
+					Received int     `json:"received"`
+					Lost     int     `json:"lost"`
+					OutageMS float64 `json:"outage_ms"`
+				} `json:"flows"`
+				Expectations []struct {
+					Pass     bool   `json:"pass"`
+					Measured string `json:"measured"`
+				} `json:"expectations"`
+			} `json:"runs"`
+		} `json:"drills"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("json: %v\n%s", err, out)
+	}
+	if code != 1 || rep.Pass || len(rep.Drills) != 1 || rep.Drills[0].Pass || len(rep.Drills[0].Runs) != 1 {
+		t.Fatalf("json: exit %d, %+v", code, rep)
+	}
+	f := rep.Drills[0].Runs[0].Flows[0]
+	if f.From != "a" || f.To != "b" || f.Sent == 0 || f.Received+f.Lost != f.Sent || f.OutageMS < 250 || f.OutageMS > 400 {
+		t.Errorf("json flow: %+v; want a 300 ms outage", f)
+	}
+	x, err := os.ReadFile(junit)
+	if err != nil || !strings.Contains(string(x), `<testsuite name="hole" tests="1" failures="1">`) || !strings.Contains(string(x), `<failure message="outage`) {
+		t.Errorf("junit: %v\n%s", err, x)
+	}
+}

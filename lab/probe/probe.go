@@ -23,6 +23,10 @@ type Config struct {
 	// Grace is how long the receiver waits for stragglers after the last
 	// packet is sent.
 	Grace time.Duration
+	// Stop, when closed, ends the stream before Duration, as if it had run
+	// its course: the receiver still waits Grace for stragglers (a drill
+	// stops its flows when its last step is over).
+	Stop <-chan struct{}
 }
 
 // HeaderSize is the probe's own header: magic, run id, sequence number and
@@ -71,6 +75,9 @@ func (c *Config) defaults() error {
 // Report is what a stream measured.
 type Report struct {
 	Rate int `json:"rate_pps"`
+	// Started is when the first packet left: FirstLoss and LastLoss count
+	// from it.
+	Started time.Time `json:"started"`
 	// Duration is how long the stream was sent for: the configured
 	// duration, or less when it was stopped early.
 	Duration   time.Duration `json:"duration_ns"`
@@ -137,6 +144,7 @@ func Run(ctx context.Context, c Config, conns Conns) (Report, error) {
 		return Report{}, err
 	}
 	rep := acct.report(sent)
+	rep.Started = start
 	rep.Duration = min(took, c.Duration)
 	return rep, sendErr
 }
@@ -155,6 +163,8 @@ func send(ctx context.Context, c Config, conn net.Conn, runID uint32) (int, erro
 		if d := time.Until(at); d > 0 {
 			select {
 			case <-ctx.Done():
+				return i, nil
+			case <-c.Stop:
 				return i, nil
 			case <-time.After(d):
 			}

@@ -26,6 +26,10 @@ const (
 	ScopeLink
 	// ScopeInterface keys sit in an entry of a node's interfaces.
 	ScopeInterface
+	// ScopeFile keys sit at the top of the file, beside name and
+	// topology: what is about the lab rather than part of it (drills).
+	// They land in the Topology's Specs with the topology keys.
+	ScopeFile
 )
 
 // Key is a key a feature adds to topology files.

@@ -17,6 +17,7 @@ type fileSpec struct {
 	Prefix   *string  `yaml:"prefix"`
 	Mgmt     ignored  `yaml:"mgmt"`
 	Topology bodySpec `yaml:"topology" what:"-"`
+	Specs    Specs    `yaml:"-" scope:"file"`
 }
 
 type bodySpec struct {

@@ -48,6 +48,12 @@ func ValidIfName(name string) string {
 
 func resolve(spec *fileSpec, ps *problems, kinds KindSet, exts []Extension) *Topology {
 	t := &Topology{Name: spec.Name, File: ps.file, Specs: spec.Topology.Specs, Ext: Ext{}}
+	for k, v := range spec.Specs {
+		if t.Specs == nil {
+			t.Specs = Specs{}
+		}
+		t.Specs[k] = v
+	}
 	switch {
 	case spec.Name == "":
 		ps.errorf(Pos{}, "name: required: the lab's name, such as \"name: er-lab\"")

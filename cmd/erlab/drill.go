@@ -1,0 +1,285 @@
+package main
+
+import (
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/erlab-dev/erlab/lab/drill"
+	"github.com/erlab-dev/erlab/lab/topo"
+)
+
+func newDrill(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "drill",
+		Short: "Run a topology's failover drills: flows, steps that break and restore, measured outages",
+	}
+	cmd.AddCommand(newDrillList(g), newDrillRun(g))
+	return cmd
+}
+
+func newDrillList(g *globals) *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "list -t FILE",
+		Short: "List the drills of a topology file",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			t, err := loadTopology(g, file)
+			if err != nil {
+				return err
+			}
+			ds := drill.Of(t)
+			if len(ds) == 0 {
+				return fmt.Errorf("%s has no drills (a top-level drills: map)", file)
+			}
+			w := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "DRILL\tFLOWS\tSTEPS\tEXPECTATIONS\tDESCRIPTION")
+			for _, d := range ds {
+				fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%s\n", d.Name, len(d.Flows), len(d.Steps), len(d.Expect), d.Description)
+			}
+			return w.Flush()
+		},
+	}
+	topoFlag(cmd, &file)
+	return cmd
+}
+
+// drillReport is the JSON of erlab drill run, a contract for CI: every
+// drill, each run, each flow and expectation with what was measured.
+type drillReport struct {
+	Pass   bool          `json:"pass"`
+	Drills []drillResult `json:"drills"`
+}
+
+type drillResult struct {
+	Name        string            `json:"name"`
+	Description string            `json:"description,omitempty"`
+	Pass        bool              `json:"pass"`
+	Runs        []drill.RunResult `json:"runs"`
+}
+
+func newDrillRun(g *globals) *cobra.Command {
+	var flags struct {
+		file, format, junit string
+		runs                int
+	}
+	cmd := &cobra.Command{
+		Use:   "run -t FILE [DRILL...]",
+		Short: "Run drills on the deployed lab (all when none is named); exit 1 when an expectation fails",
+		Long: `Run drills on the deployed lab of the topology file: the drill's flows start, its steps run in
+order, the flows stop after the last step, and each expectation is checked against what the flows
+measured. Whatever a drill pulled, blackholed or impaired is put back after each run.`,
+		Example: `  erlab drill run -t topologies/er-bgp.yml primary-silent-failure --runs 3
+  erlab drill run -t lab.yml --format json --junit drills.xml`,
+		RunE: func(cmd *cobra.Command, names []string) error {
+			if err := checkFormat(flags.format); err != nil {
+				return err
+			}
+			if flags.runs < 1 {
+				return fmt.Errorf("--runs %d: at least 1", flags.runs)
+			}
+			l, err := openLab(g, flags.file, "")
+			if err != nil {
+				return err
+			}
+			t := l.Topology()
+			ds, err := pickDrills(t, flags.file, names)
+			if err != nil {
+				return err
+			}
+			if _, err := l.NetNS(t.Nodes[0].Name); err != nil {
+				return err
+			}
+			rep := drillReport{Pass: true}
+			for _, d := range ds {
+				dr := drillResult{Name: d.Name, Description: d.Description, Pass: true}
+				for r := range flags.runs {
+					var progress io.Writer
+					if !g.quiet {
+						progress = g.stderr
+						fmt.Fprintf(g.stderr, "drill %s, run %d of %d\n", d.Name, r+1, flags.runs)
+					}
+					res := drill.Run(cmd.Context(), l, d, progress)
+					dr.Runs = append(dr.Runs, res)
+					dr.Pass = dr.Pass && res.Pass
+				}
+				rep.Drills = append(rep.Drills, dr)
+				rep.Pass = rep.Pass && dr.Pass
+			}
+			if flags.junit != "" {
+				if err := writeJUnit(flags.junit, rep); err != nil {
+					return err
+				}
+			}
+			if flags.format == "json" {
+				enc := json.NewEncoder(g.stdout)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(rep); err != nil {
+					return err
+				}
+			} else {
+				printDrills(g.stdout, rep)
+			}
+			if !rep.Pass {
+				failed := 0
+				for _, d := range rep.Drills {
+					if !d.Pass {
+						failed++
+					}
+				}
+				return fmt.Errorf("drill: %d of %d drills failed", failed, len(rep.Drills))
+			}
+			return nil
+		},
+	}
+	topoFlag(cmd, &flags.file)
+	cmd.Flags().IntVar(&flags.runs, "runs", 1, "run each drill N times and report min, median and max")
+	cmd.Flags().StringVar(&flags.format, "format", "table", "output format: table or json")
+	cmd.Flags().StringVar(&flags.junit, "junit", "", "also write JUnit XML to FILE: one testcase per expectation and run")
+	return needsRoot(cmd, "it sends probe flows inside the lab's namespaces and changes its links")
+}
+
+// pickDrills returns the named drills, or all; a name that names no
+// drill is an error, and so is a file with none.
+func pickDrills(t *topo.Topology, file string, names []string) ([]*drill.Drill, error) {
+	all := drill.Of(t)
+	if len(all) == 0 {
+		return nil, fmt.Errorf("%s has no drills (a top-level drills: map)", file)
+	}
+	if len(names) == 0 {
+		return all, nil
+	}
+	var have []string
+	for _, d := range all {
+		have = append(have, d.Name)
+	}
+	var out []*drill.Drill
+	for _, n := range names {
+		i := slices.Index(have, n)
+		if i < 0 {
+			hint := ""
+			if c := topo.Closest(n, have); c != "" {
+				hint = "; did you mean " + c + "?"
+			}
+			return nil, fmt.Errorf("%s has no drill %q (it has: %s)%s", file, n, strings.Join(have, ", "), hint)
+		}
+		out = append(out, all[i])
+	}
+	return out, nil
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d.Microseconds())/1000) }
+
+func printDrills(w io.Writer, rep drillReport) {
+	for _, d := range rep.Drills {
+		fmt.Fprintf(w, "DRILL %s: %s\n", d.Name, passWord(d.Pass))
+		for k, r := range d.Runs {
+			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			fmt.Fprintf(tw, "  run %d\tFLOW\tSENT\tRECEIVED\tLOST\tOUTAGE\tLOSSES FROM\tTO\tREORDERED\tMAX DELAY\n", k+1)
+			for _, f := range r.Flows {
+				from, to := "-", "-"
+				if f.Lost > 0 {
+					from, to = fmt.Sprintf("%.3fs", f.FirstLoss.Seconds()), fmt.Sprintf("%.3fs", f.LastLoss.Seconds())
+				}
+				fmt.Fprintf(tw, "\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%d\t%s\n", f.Flow, f.Sent, f.Received, f.Lost, ms(f.Outage), from, to, f.Reordered, ms(f.MaxDelay))
+			}
+			tw.Flush()
+			for _, c := range r.Check {
+				fmt.Fprintf(w, "    %s  %s %s: %s\n", passWord(c.Pass), c.Flow, c.What, c.Measured)
+			}
+			if r.Error != "" {
+				fmt.Fprintf(w, "    FAIL  the drill did not run through: %s\n", r.Error)
+			}
+		}
+		if len(d.Runs) > 1 {
+			summarize(w, d)
+		}
+	}
+}
+
+// summarize prints each flow's outage over the runs: min, median, max.
+func summarize(w io.Writer, d drillResult) {
+	fmt.Fprintf(w, "  outage over %d runs (min / median / max):\n", len(d.Runs))
+	for i, f := range d.Runs[0].Flows {
+		var v []time.Duration
+		for _, r := range d.Runs {
+			if i < len(r.Flows) {
+				v = append(v, r.Flows[i].Outage)
+			}
+		}
+		slices.Sort(v)
+		fmt.Fprintf(w, "    %s: %s / %s / %s\n", f.Flow, ms(v[0]), ms(v[len(v)/2]), ms(v[len(v)-1]))
+	}
+}
+
+func passWord(ok bool) string {
+	if ok {
+		return "PASS"
+	}
+	return "FAIL"
+}
+
+type junitSuites struct {
+	XMLName xml.Name     `xml:"testsuites"`
+	Suites  []junitSuite `xml:"testsuite"`
+}
+
+type junitSuite struct {
+	Name     string      `xml:"name,attr"`
+	Tests    int         `xml:"tests,attr"`
+	Failures int         `xml:"failures,attr"`
+	Cases    []junitCase `xml:"testcase"`
+}
+
+type junitCase struct {
+	Name      string        `xml:"name,attr"`
+	Classname string        `xml:"classname,attr"`
+	Failure   *junitFailure `xml:"failure,omitempty"`
+}
+
+type junitFailure struct {
+	Message string `xml:"message,attr"`
+}
+
+// writeJUnit writes one testsuite per drill, one testcase per expectation
+// and run (and one for a run that did not get through).
+func writeJUnit(path string, rep drillReport) error {
+	var out junitSuites
+	for _, d := range rep.Drills {
+		s := junitSuite{Name: d.Name}
+		for k, r := range d.Runs {
+			for _, c := range r.Check {
+				jc := junitCase{Name: fmt.Sprintf("%s %s (run %d)", c.Flow, c.What, k+1), Classname: "erlab.drill." + d.Name}
+				if !c.Pass {
+					jc.Failure = &junitFailure{Message: c.Measured}
+				}
+				s.Cases = append(s.Cases, jc)
+			}
+			if r.Error != "" {
+				s.Cases = append(s.Cases, junitCase{Name: fmt.Sprintf("run %d", k+1), Classname: "erlab.drill." + d.Name,
+					Failure: &junitFailure{Message: r.Error}})
+			}
+		}
+		s.Tests = len(s.Cases)
+		for _, c := range s.Cases {
+			if c.Failure != nil {
+				s.Failures++
+			}
+		}
+		out.Suites = append(out.Suites, s)
+	}
+	b, err := xml.MarshalIndent(out, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append([]byte(xml.Header), append(b, '\n')...), 0o644)
+}

@@ -1,0 +1,103 @@
+package drill_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/erlab-dev/erlab/lab/drill"
+	"github.com/erlab-dev/erlab/lab/labtest"
+)
+
+// within says whether a measured outage is within tol packets of want at
+// rate pps.
+func within(got, want time.Duration, rate, tol int) bool {
+	slack := time.Duration(tol) * time.Second / time.Duration(rate)
+	return got >= want-slack && got <= want+slack
+}
+
+// The probe's own accuracy through a drill: a link blackholed for a known
+// time (no carrier change) must be reported within a few packets of it,
+// both ways, with the losses where the steps put them; and a bound below
+// the outage fails the drill.
+func TestIntegrationDrillBlackholeMeasuredExactly(t *testing.T) {
+	labtest.Integration(t)
+	top := labtest.Parse(t, twoNodes+`drills:
+  hole:
+    flows:
+      - {from: a, to: b, rate: 1000, both: true}
+    steps:
+      - {after: 1s, do: {blackhole: a:eth1}}
+      - {after: 500ms, do: {restore: a:eth1}}
+      - {after: 1s}
+    expect:
+      - {flow: a->b, max-outage: 600ms}
+      - {flow: b->a, max-outage: 100ms}
+`)
+	l := labtest.Deploy(t, top)
+	res := drill.Run(context.Background(), l, drill.Of(top)[0], nil)
+	if res.Error != "" || len(res.Flows) != 2 || len(res.Check) != 2 {
+		t.Fatalf("run: %+v", res)
+	}
+	hole := res.Steps[1].At - res.Steps[0].At
+	for _, f := range res.Flows {
+		if !within(f.Outage, hole, 1000, 10) {
+			t.Errorf("%s: outage %s for a blackhole of %s; want it within 10 packets", f.Flow, f.Outage, hole)
+		}
+		if f.FirstLoss < res.Steps[0].At-10*time.Millisecond || f.LastLoss > res.Steps[1].At+20*time.Millisecond {
+			t.Errorf("%s: losses from %s to %s, outside the blackhole (%s to %s)", f.Flow, f.FirstLoss, f.LastLoss, res.Steps[0].At, res.Steps[1].At)
+		}
+		if f.Received == 0 || f.Reordered > 0 {
+			t.Errorf("%s: received %d, reordered %d", f.Flow, f.Received, f.Reordered)
+		}
+	}
+	if !res.Check[0].Pass || res.Check[1].Pass || res.Pass {
+		t.Errorf("max-outage 600ms should pass and 100ms fail, and so the drill: %+v", res.Check)
+	}
+}
+
+// A drill that ends with the link pulled and blackholed leaves the lab
+// as it found it; a link pulled and put back costs at least its time down.
+func TestIntegrationDrillPutsTheLabBack(t *testing.T) {
+	labtest.Integration(t)
+	top := labtest.Parse(t, twoNodes+`drills:
+  flap:
+    flows:
+      - {from: a, to: b, rate: 1000}
+    steps:
+      - {after: 500ms, do: {link-down: a:eth1}}
+      - {after: 500ms, do: {link-up: a:eth1}}
+      - {after: 1s}
+    expect:
+      - {flow: a->b, max-outage: 2s}
+  leave-broken:
+    flows:
+      - {from: a, to: b, rate: 200}
+    steps:
+      - {after: 300ms, do: {blackhole: b:eth1}}
+      - {after: 100ms, do: {link-down: a:eth1}}
+      - {after: 300ms}
+    expect:
+      - {flow: a->b, max-loss: 100%}
+`)
+	l := labtest.Deploy(t, top)
+	ds := drill.Of(top)
+	flap := drill.Run(context.Background(), l, ds[0], nil)
+	if !flap.Pass {
+		t.Fatalf("flap: %+v", flap)
+	}
+	down := flap.Steps[1].At - flap.Steps[0].At
+	if f := flap.Flows[0]; f.Outage < down-10*time.Millisecond || f.Outage > down+time.Second {
+		t.Errorf("link down for %s cost %s; want at least the time down, and under a second more", down, f.Outage)
+	}
+	broken := drill.Run(context.Background(), l, ds[1], nil)
+	if broken.Error != "" || broken.Flows[0].Lost == 0 {
+		t.Fatalf("leave-broken: %+v", broken)
+	}
+	// Put back: the link is up and nothing drops; the next run starts alike.
+	labtest.WaitPing(t, l, "a", "10.9.0.2", 5*time.Second)
+	again := drill.Run(context.Background(), l, ds[0], nil)
+	if !again.Pass || again.Flows[0].Received == 0 {
+		t.Errorf("a second flap after the lab was put back: %+v", again)
+	}
+}

@@ -1,0 +1,314 @@
+package drill
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/erlab-dev/erlab/lab/bgp"
+	"github.com/erlab-dev/erlab/lab/feature"
+	"github.com/erlab-dev/erlab/lab/netem"
+	"github.com/erlab-dev/erlab/lab/probe"
+	"github.com/erlab-dev/erlab/lab/topo"
+)
+
+// Lab is what a drill runs against: a deployed lab (lab.Lab is one).
+type Lab interface {
+	feature.Lab
+	// LinkSet sets a link end down or up, as erlab link does.
+	LinkSet(ctx context.Context, node, iface string, up bool) error
+}
+
+// FirstPort is the UDP port of a drill's first flow; the others follow.
+const FirstPort = 7800
+
+// StepResult is what one step did, and when, from the start of the run.
+type StepResult struct {
+	Step int           `json:"step"`
+	Line int           `json:"line"`
+	What string        `json:"what"`
+	At   time.Duration `json:"at_ns"`
+	Took time.Duration `json:"took_ns"`
+}
+
+// FlowResult is one flow's measurement; FirstLoss and LastLoss count
+// from the start of the run, as StepResult.At does.
+type FlowResult struct {
+	Flow     string `json:"flow"`
+	From     string `json:"from"`
+	To       string `json:"to"`
+	Receiver string `json:"receiver"`
+	probe.Report
+	OutageMS float64 `json:"outage_ms"`
+}
+
+// Check is one expectation and what was measured against it.
+type Check struct {
+	Flow     string `json:"flow"`
+	Line     int    `json:"line"`
+	What     string `json:"what"`     // "max-outage 1s"
+	Measured string `json:"measured"` // "outage 512ms"
+	Pass     bool   `json:"pass"`
+}
+
+// RunResult is one run of a drill.
+type RunResult struct {
+	Pass  bool         `json:"pass"`
+	Error string       `json:"error,omitempty"`
+	Steps []StepResult `json:"steps"`
+	Flows []FlowResult `json:"flows"`
+	Check []Check      `json:"expectations"`
+}
+
+// Run runs a drill once: its flows start, its steps run in order, the
+// flows stop after the last, and its expectations are checked against what
+// they measured. Whatever the drill pulled, blackholed or impaired is
+// put back afterwards, so that a lab is left as the drill found it and a
+// second run starts alike. An error is a drill that could not run (a
+// step failed, a wait timed out); a failed expectation is Pass false.
+func Run(ctx context.Context, l Lab, d *Drill, progress io.Writer) RunResult {
+	t := l.Topology()
+	var res RunResult
+	stop := make(chan struct{})
+	flows := make([]FlowResult, len(d.Flows))
+	errs := make([]error, len(d.Flows))
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i, f := range d.Flows {
+		_, owner, _ := probe.Target(t, f.To)
+		flows[i] = FlowResult{Flow: f.Label, From: f.From, To: f.To, Receiver: owner}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			flows[i].Report, errs[i] = probe.Between(ctx, t, f.From, f.To, probe.Config{Rate: f.Rate, Duration: 24 * time.Hour, Port: FirstPort + i, Stop: stop})
+		}()
+	}
+	var undo undoList
+	stepErr := runSteps(ctx, l, d, start, &res, &undo, progress)
+	close(stop)
+	wg.Wait()
+	if err := undo.run(context.WithoutCancel(ctx), l); err != nil {
+		stepErr = errors.Join(stepErr, fmt.Errorf("putting the lab back: %w", err))
+	}
+	for i := range flows {
+		r := &flows[i]
+		if !r.Started.IsZero() {
+			off := r.Started.Sub(start)
+			if r.FirstLoss >= 0 {
+				r.FirstLoss += off
+				r.LastLoss += off
+			}
+		}
+		r.OutageMS = float64(r.Outage.Microseconds()) / 1000
+	}
+	res.Flows = flows
+	if err := errors.Join(append(errs, stepErr)...); err != nil {
+		res.Error = err.Error()
+	}
+	res.Check = check(d, flows)
+	res.Pass = res.Error == "" && len(res.Check) > 0
+	for _, c := range res.Check {
+		res.Pass = res.Pass && c.Pass
+	}
+	return res
+}
+
+func runSteps(ctx context.Context, l Lab, d *Drill, start time.Time, res *RunResult, undo *undoList, progress io.Writer) error {
+	for i, s := range d.Steps {
+		if s.After > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(s.After):
+			}
+		}
+		what := fmt.Sprintf("after %s", s.After)
+		began := time.Now()
+		var err error
+		switch {
+		case s.Wait != "":
+			what = "wait " + s.Wait
+			err = waitConverged(ctx, l, s.Timeout)
+		case s.Action != nil:
+			what = s.Action.String()
+			err = act(ctx, l, s.Action, undo)
+		}
+		sr := StepResult{Step: i + 1, Line: s.Line, What: what, At: began.Sub(start), Took: time.Since(began)}
+		res.Steps = append(res.Steps, sr)
+		if progress != nil {
+			fmt.Fprintf(progress, "  %7.3fs  step %d: %s (%s)\n", sr.At.Seconds(), sr.Step, what, sr.Took.Round(time.Millisecond))
+		}
+		if err != nil {
+			return fmt.Errorf("step %d (line %d, %s): %w", i+1, s.Line, what, err)
+		}
+	}
+	return nil
+}
+
+// act does one action, and notes how to put it back.
+func act(ctx context.Context, l Lab, a *Action, undo *undoList) error {
+	switch a.Kind {
+	case LinkDown, LinkUp:
+		up := a.Kind == LinkUp
+		if err := l.LinkSet(ctx, a.At.Node, a.At.Iface, up); err != nil {
+			return err
+		}
+		undo.note(a.At, "link", func(ctx context.Context, l Lab) error { return l.LinkSet(ctx, a.At.Node, a.At.Iface, !up) }, up)
+	case Blackhole, Restore:
+		ns, err := l.NetNS(a.At.Node)
+		if err != nil {
+			return err
+		}
+		if a.Kind == Blackhole {
+			err = blackhole(ns, a.At.Iface)
+		} else {
+			err = restore(ns, a.At.Iface)
+		}
+		if err != nil {
+			return err
+		}
+		undo.note(a.At, "blackhole", func(context.Context, Lab) error { return restore(ns, a.At.Iface) }, a.Kind == Restore)
+	case Impair, Clear:
+		p := a.Params
+		if a.Kind == Clear {
+			p = netem.Params{}
+		}
+		if err := netem.Impair(ctx, l, a.At.Node, a.At.Iface, p); err != nil {
+			return err
+		}
+		// Back to what the topology gives the interface.
+		var orig netem.Params
+		if i := l.Topology().Node(a.At.Node).Interface(a.At.Iface); i != nil && netem.Of(i) != nil {
+			orig = *netem.Of(i)
+		}
+		undo.note(a.At, "impair", func(ctx context.Context, l Lab) error { return netem.Impair(ctx, l, a.At.Node, a.At.Iface, orig) }, false)
+	case Exec:
+		var out strings.Builder
+		code, err := l.Exec(ctx, a.Node, []string{"/bin/sh", "-c", a.Cmd}, nil, &out, &out)
+		if err != nil {
+			return err
+		}
+		if code != 0 {
+			return fmt.Errorf("exit status %d: %s", code, strings.TrimSpace(out.String()))
+		}
+	}
+	return nil
+}
+
+// undoList remembers, per interface and kind of change, how to put the
+// first change back; a later action that restores it by itself (link-up
+// after link-down) clears the entry.
+type undoList struct {
+	order []string
+	fns   map[string]func(context.Context, Lab) error
+}
+
+func (u *undoList) note(at topo.Endpoint, what string, fn func(context.Context, Lab) error, restores bool) {
+	key := what + " " + at.String()
+	if u.fns == nil {
+		u.fns = map[string]func(context.Context, Lab) error{}
+	}
+	if restores {
+		delete(u.fns, key)
+		return
+	}
+	if _, ok := u.fns[key]; !ok {
+		u.order = append(u.order, key)
+		u.fns[key] = fn
+	}
+}
+
+func (u *undoList) run(ctx context.Context, l Lab) error {
+	var errs []error
+	for i := len(u.order) - 1; i >= 0; i-- {
+		if fn, ok := u.fns[u.order[i]]; ok {
+			if err := fn(ctx, l); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", u.order[i], err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// waitConverged polls every router's sessions until all are Established.
+func waitConverged(ctx context.Context, l Lab, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	var why string
+	for {
+		why = notConverged(ctx, l)
+		if why == "" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not converged within %s: %s", timeout, why)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// notConverged says what is not converged yet, or "".
+func notConverged(ctx context.Context, l Lab) string {
+	for _, n := range l.Topology().Nodes {
+		if bgp.Of(n) == nil {
+			continue
+		}
+		nbs, err := bgp.Neighbors(ctx, l, n.Name)
+		if err != nil {
+			return err.Error()
+		}
+		for _, nb := range nbs {
+			if nb.State != "established" && nb.Down != "admin" {
+				return fmt.Sprintf("%s's session with %s is %s", n.Name, nb.Address, nb.State)
+			}
+		}
+	}
+	return ""
+}
+
+// check measures each expectation against its flow.
+func check(d *Drill, flows []FlowResult) []Check {
+	var out []Check
+	for _, e := range d.Expect {
+		var f *FlowResult
+		for i := range flows {
+			if flows[i].Flow == e.Flow {
+				f = &flows[i]
+			}
+		}
+		if f == nil {
+			continue
+		}
+		add := func(what, measured string, pass bool) {
+			out = append(out, Check{Flow: e.Flow, Line: e.Line, What: what, Measured: measured, Pass: pass && f.Received > 0})
+		}
+		outage := fmt.Sprintf("outage %s (%d of %d lost)", f.Outage.Round(time.Millisecond), f.Lost, f.Sent)
+		if f.Received == 0 {
+			outage = fmt.Sprintf("nothing received (%d sent)", f.Sent)
+		}
+		if e.MaxOutage != nil {
+			add("max-outage "+e.MaxOutage.String(), outage, f.Outage <= *e.MaxOutage)
+		}
+		if e.MaxLoss != nil {
+			add(fmt.Sprintf("max-loss %d", *e.MaxLoss), outage, f.Lost <= *e.MaxLoss)
+		}
+		if e.MaxLossPct != nil {
+			pct := 0.0
+			if f.Sent > 0 {
+				pct = 100 * float64(f.Lost) / float64(f.Sent)
+			}
+			add(fmt.Sprintf("max-loss %g%%", *e.MaxLossPct), fmt.Sprintf("%.3g%% lost (%d of %d)", pct, f.Lost, f.Sent), pct <= *e.MaxLossPct)
+		}
+		if e.Lossless {
+			add("lossless", outage, f.Lost == 0)
+		}
+	}
+	return out
+}
