@@ -449,7 +449,7 @@ drills:
 		t.Fatalf("json: exit %d, %+v", code, rep)
 	}
 	f := rep.Drills[0].Runs[0].Flows[0]
-	if f.From != "a" || f.To != "b" || f.Sent == 0 || f.Received+f.Lost != f.Sent || f.OutageMS < 250 || f.OutageMS > 400 {
+	if f.From != "a" || f.To != "b" || f.Sent == 0 || f.Received+f.Lost != f.Sent || f.OutageMS < 250 || f.OutageMS > 600 {
 		t.Errorf("json flow: %+v; want a 300 ms outage", f)
 	}
 	x, err := os.ReadFile(junit)
