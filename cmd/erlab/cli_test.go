@@ -415,9 +415,14 @@ drills:
 	if _, stderr, code := run(t, "drill", "run", "-t", file, "hol"); code != 1 || !strings.Contains(stderr, `no drill "hol" (it has: hole); did you mean hole?`) {
 		t.Errorf("a drill name that names nothing: exit %d\n%s", code, stderr)
 	}
-	out, stderr, code := run(t, "drill", "run", "-q", "-t", file)
-	if code != 1 || !strings.Contains(out, "FAIL  a->b max-outage 50ms: outage") || !strings.Contains(stderr, "1 of 1 drills failed") {
+	svgDir := filepath.Join(dir, "timelines")
+	out, stderr, code := run(t, "drill", "run", "-t", file, "--svg", svgDir)
+	if code != 1 || !strings.Contains(out, "FAIL  a->b max-outage 50ms: outage") || !strings.Contains(stderr, "1 of 1 drills failed") ||
+		!strings.Contains(stderr, "timeline: "+filepath.Join(svgDir, "hole-run1.svg")) {
 		t.Errorf("table: exit %d\n%s\n%s", code, out, stderr)
+	}
+	if svg, err := os.ReadFile(filepath.Join(svgDir, "hole-run1.svg")); err != nil || !strings.Contains(string(svg), `class="loss"`) {
+		t.Errorf("timeline: %v\n%.300s", err, svg)
 	}
 	junit := filepath.Join(dir, "drills.xml")
 	out, _, code = run(t, "drill", "run", "-q", "-t", file, "--format", "json", "--junit", junit)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -69,8 +70,8 @@ type drillResult struct {
 
 func newDrillRun(g *globals) *cobra.Command {
 	var flags struct {
-		file, format, junit string
-		runs                int
+		file, format, junit, svg string
+		runs                     int
 	}
 	cmd := &cobra.Command{
 		Use:   "run -t FILE [DRILL...]",
@@ -83,6 +84,9 @@ measured. Whatever a drill pulled, blackholed or impaired is put back after each
 		RunE: func(cmd *cobra.Command, names []string) error {
 			if err := checkFormat(flags.format); err != nil {
 				return err
+			}
+			if strings.HasSuffix(flags.svg, ".svg") && (flags.runs > 1 || len(names) != 1) {
+				return fmt.Errorf("--svg %s: one file holds one run of one drill; name one drill and no --runs, or give a directory", flags.svg)
 			}
 			if flags.runs < 1 {
 				return fmt.Errorf("--runs %d: at least 1", flags.runs)
@@ -120,6 +124,17 @@ measured. Whatever a drill pulled, blackholed or impaired is put back after each
 					return err
 				}
 			}
+			if flags.svg != "" {
+				paths, err := writeSVGs(flags.svg, rep)
+				if err != nil {
+					return err
+				}
+				if !g.quiet {
+					for _, p := range paths {
+						fmt.Fprintf(g.stderr, "timeline: %s\n", p)
+					}
+				}
+			}
 			if flags.format == "json" {
 				enc := json.NewEncoder(g.stdout)
 				enc.SetIndent("", "  ")
@@ -145,6 +160,7 @@ measured. Whatever a drill pulled, blackholed or impaired is put back after each
 	cmd.Flags().IntVar(&flags.runs, "runs", 1, "run each drill N times and report min, median and max")
 	cmd.Flags().StringVar(&flags.format, "format", "table", "output format: table or json")
 	cmd.Flags().StringVar(&flags.junit, "junit", "", "also write JUnit XML to FILE: one testcase per expectation and run")
+	cmd.Flags().StringVar(&flags.svg, "svg", "", "also draw each run's timeline: FILE.svg for one drill run once, else a DIR of DRILL-runN.svg")
 	return needsRoot(cmd, "it sends probe flows inside the lab's namespaces and changes its links")
 }
 
@@ -282,4 +298,38 @@ func writeJUnit(path string, rep drillReport) error {
 		return err
 	}
 	return os.WriteFile(path, append([]byte(xml.Header), append(b, '\n')...), 0o644)
+}
+
+// writeSVGs draws each run's timeline: into path when it names an .svg
+// file (one drill, one run), else into the directory path, one file per
+// drill and run.
+func writeSVGs(path string, rep drillReport) ([]string, error) {
+	var out []string
+	single := strings.HasSuffix(path, ".svg")
+	if !single {
+		if err := os.MkdirAll(path, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	for _, d := range rep.Drills {
+		for k, r := range d.Runs {
+			p := path
+			if !single {
+				p = filepath.Join(path, fmt.Sprintf("%s-run%d.svg", d.Name, k+1))
+			}
+			f, err := os.Create(p)
+			if err != nil {
+				return out, err
+			}
+			err = drill.SVG(f, d.Name, k+1, r)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return out, err
+			}
+			out = append(out, p)
+		}
+	}
+	return out, nil
 }

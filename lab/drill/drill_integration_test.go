@@ -7,6 +7,7 @@ import (
 
 	"github.com/erlab-dev/erlab/lab/drill"
 	"github.com/erlab-dev/erlab/lab/labtest"
+	"github.com/erlab-dev/erlab/lab/labtest/tier"
 )
 
 // within says whether a measured outage is within tol packets of want at
@@ -104,5 +105,47 @@ func TestIntegrationDrillPutsTheLabBack(t *testing.T) {
 	again := drill.Run(context.Background(), l, ds[0], nil)
 	if !again.Pass || again.Flows[0].Received == 0 {
 		t.Errorf("a second flap after the lab was put back: %+v", again)
+	}
+}
+
+// The drills er-bgp.yml ships pass as a user runs them, measure what BFD
+// and fast external failover give, and fail once a bound is tightened
+// below what they measured.
+func TestIntegrationShippedDrillsERBGP(t *testing.T) {
+	labtest.Integration(t)
+	if tier.KernelTier() {
+		t.Skip("the host tier runs it: the lab needs nothing this host's kernel lacks, and each drill takes 16 s")
+	}
+	top := labtest.Load(t, "../../topologies/er-bgp.yml")
+	l := labtest.Deploy(t, top)
+	ds := drill.Of(top)
+	if len(ds) < 2 {
+		t.Fatalf("er-bgp.yml ships %d drills, want at least 2", len(ds))
+	}
+	for _, d := range ds {
+		res := drill.Run(context.Background(), l, d, nil)
+		for _, f := range res.Flows {
+			t.Logf("%s: %s: %s", d.Name, f.Flow, f.Report)
+		}
+		if !res.Pass {
+			t.Errorf("%s: %+v", d.Name, res)
+			continue
+		}
+		// Tightened below what was measured, the same run fails.
+		tight := *d
+		tight.Expect = nil
+		for _, e := range d.Expect {
+			for _, f := range res.Flows {
+				if f.Flow == e.Flow && f.Outage > 2*time.Millisecond {
+					below := f.Outage - time.Millisecond
+					tight.Expect = append(tight.Expect, drill.Expect{Flow: e.Flow, MaxOutage: &below})
+				}
+			}
+		}
+		for _, c := range drill.Evaluate(&tight, res.Flows) {
+			if c.Pass {
+				t.Errorf("%s: %s %s passed at a bound below what was measured (%s)", d.Name, c.Flow, c.What, c.Measured)
+			}
+		}
 	}
 }

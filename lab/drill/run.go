@@ -23,6 +23,9 @@ type Lab interface {
 	LinkSet(ctx context.Context, node, iface string, up bool) error
 }
 
+// TimelineBucket is the resolution of a flow's timeline (and of the SVG).
+const TimelineBucket = 50 * time.Millisecond
+
 // FirstPort is the UDP port of a drill's first flow; the others follow.
 const FirstPort = 7800
 
@@ -44,6 +47,9 @@ type FlowResult struct {
 	Receiver string `json:"receiver"`
 	probe.Report
 	OutageMS float64 `json:"outage_ms"`
+	// Offset is when the stream started, from the start of the run: its
+	// timeline begins there.
+	Offset time.Duration `json:"offset_ns"`
 }
 
 // Check is one expectation and what was measured against it.
@@ -73,22 +79,32 @@ type RunResult struct {
 func Run(ctx context.Context, l Lab, d *Drill, progress io.Writer) RunResult {
 	t := l.Topology()
 	var res RunResult
+	var undo undoList
+	start := time.Now()
+	// A drill's leading waits (the lab ready: converged) run before its
+	// flows start, so that what the flows measure is the drill's own.
+	lead := 0
+	for lead < len(d.Steps) && d.Steps[lead].Wait != "" && d.Steps[lead].After == 0 {
+		lead++
+	}
+	if err := runSteps(ctx, l, d.Steps[:lead], 0, start, &res, &undo, progress); err != nil {
+		res.Error = err.Error()
+		return res
+	}
 	stop := make(chan struct{})
 	flows := make([]FlowResult, len(d.Flows))
 	errs := make([]error, len(d.Flows))
 	var wg sync.WaitGroup
-	start := time.Now()
 	for i, f := range d.Flows {
 		_, owner, _ := probe.Target(t, f.To)
 		flows[i] = FlowResult{Flow: f.Label, From: f.From, To: f.To, Receiver: owner}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			flows[i].Report, errs[i] = probe.Between(ctx, t, f.From, f.To, probe.Config{Rate: f.Rate, Duration: 24 * time.Hour, Port: FirstPort + i, Stop: stop})
+			flows[i].Report, errs[i] = probe.Between(ctx, t, f.From, f.To, probe.Config{Rate: f.Rate, Duration: 24 * time.Hour, Port: FirstPort + i, Stop: stop, Bucket: TimelineBucket})
 		}()
 	}
-	var undo undoList
-	stepErr := runSteps(ctx, l, d, start, &res, &undo, progress)
+	stepErr := runSteps(ctx, l, d.Steps[lead:], lead, start, &res, &undo, progress)
 	close(stop)
 	wg.Wait()
 	if err := undo.run(context.WithoutCancel(ctx), l); err != nil {
@@ -98,6 +114,7 @@ func Run(ctx context.Context, l Lab, d *Drill, progress io.Writer) RunResult {
 		r := &flows[i]
 		if !r.Started.IsZero() {
 			off := r.Started.Sub(start)
+			r.Offset = off
 			if r.FirstLoss >= 0 {
 				r.FirstLoss += off
 				r.LastLoss += off
@@ -109,7 +126,7 @@ func Run(ctx context.Context, l Lab, d *Drill, progress io.Writer) RunResult {
 	if err := errors.Join(append(errs, stepErr)...); err != nil {
 		res.Error = err.Error()
 	}
-	res.Check = check(d, flows)
+	res.Check = Evaluate(d, flows)
 	res.Pass = res.Error == "" && len(res.Check) > 0
 	for _, c := range res.Check {
 		res.Pass = res.Pass && c.Pass
@@ -117,8 +134,10 @@ func Run(ctx context.Context, l Lab, d *Drill, progress io.Writer) RunResult {
 	return res
 }
 
-func runSteps(ctx context.Context, l Lab, d *Drill, start time.Time, res *RunResult, undo *undoList, progress io.Writer) error {
-	for i, s := range d.Steps {
+// runSteps runs steps (the drill's from index first on) in order.
+func runSteps(ctx context.Context, l Lab, steps []Step, first int, start time.Time, res *RunResult, undo *undoList, progress io.Writer) error {
+	for k, s := range steps {
+		i := first + k
 		if s.After > 0 {
 			select {
 			case <-ctx.Done():
@@ -234,47 +253,79 @@ func (u *undoList) run(ctx context.Context, l Lab) error {
 	return errors.Join(errs...)
 }
 
-// waitConverged polls every router's sessions until all are Established.
+// waitConverged waits until the routing is converged: every session of
+// every router Established (or held down by its configuration), every
+// best path installed in the kernel, and nothing of that changed for
+// ConvergedQuiet — a lab's first Established sessions still exchange
+// their updates.
 func waitConverged(ctx context.Context, l Lab, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
-	var why string
+	var last string
+	var since time.Time
 	for {
-		why = notConverged(ctx, l)
+		snap, why := routingSnapshot(ctx, l)
 		if why == "" {
-			return nil
+			if snap != last {
+				last, since = snap, time.Now()
+			} else if time.Since(since) >= ConvergedQuiet {
+				return nil
+			}
+		} else {
+			last = ""
 		}
 		if time.Now().After(deadline) {
+			if why == "" {
+				why = "the routes were still changing"
+			}
 			return fmt.Errorf("not converged within %s: %s", timeout, why)
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
+		case <-time.After(250 * time.Millisecond):
 		}
 	}
 }
 
-// notConverged says what is not converged yet, or "".
-func notConverged(ctx context.Context, l Lab) string {
+// ConvergedQuiet is how long the routing must stay unchanged to count as
+// converged.
+const ConvergedQuiet = time.Second
+
+// routingSnapshot sums up every router's sessions and best paths, or says
+// what is not converged yet.
+func routingSnapshot(ctx context.Context, l Lab) (snap, why string) {
+	var b strings.Builder
 	for _, n := range l.Topology().Nodes {
 		if bgp.Of(n) == nil {
 			continue
 		}
 		nbs, err := bgp.Neighbors(ctx, l, n.Name)
 		if err != nil {
-			return err.Error()
+			return "", err.Error()
 		}
 		for _, nb := range nbs {
-			if nb.State != "established" && nb.Down != "admin" {
-				return fmt.Sprintf("%s's session with %s is %s", n.Name, nb.Address, nb.State)
+			if nb.State != "established" && nb.Down == "" {
+				return "", fmt.Sprintf("%s's session with %s is %s", n.Name, nb.Address, nb.State)
 			}
+			fmt.Fprintf(&b, "%s %s %s %d;", n.Name, nb.Address, nb.State, nb.Accepted)
+		}
+		routes, err := bgp.Routes(ctx, l, n.Name, false)
+		if err != nil {
+			return "", err.Error()
+		}
+		for _, r := range routes {
+			if !r.Local && !r.Installed {
+				return "", fmt.Sprintf("%s has not installed its route to %s via %s", n.Name, r.Prefix, r.NextHop)
+			}
+			fmt.Fprintf(&b, "%s %s %s;", n.Name, r.Prefix, r.NextHop)
 		}
 	}
-	return ""
+	return b.String(), ""
 }
 
-// check measures each expectation against its flow.
-func check(d *Drill, flows []FlowResult) []Check {
+// Evaluate checks each of the drill's expectations against what its
+// flows measured.
+func Evaluate(d *Drill, flows []FlowResult) []Check {
 	var out []Check
 	for _, e := range d.Expect {
 		var f *FlowResult

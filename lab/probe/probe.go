@@ -23,6 +23,9 @@ type Config struct {
 	// Grace is how long the receiver waits for stragglers after the last
 	// packet is sent.
 	Grace time.Duration
+	// Bucket, when set, adds a timeline to the report: the packets sent
+	// and received in each Bucket of send time.
+	Bucket time.Duration
 	// Stop, when closed, ends the stream before Duration, as if it had run
 	// its course: the receiver still waits Grace for stragglers (a drill
 	// stops its flows when its last step is over).
@@ -98,6 +101,11 @@ type Report struct {
 	// (sender and receiver share this host's clock). A packet held back
 	// while a neighbour was re-resolved arrives, but late.
 	MaxDelay time.Duration `json:"max_delay_ns"`
+	// Timeline (with Config.Bucket): packets sent and received in each
+	// bucket of send time, from Started.
+	Bucket           time.Duration `json:"bucket_ns,omitempty"`
+	TimelineSent     []int         `json:"timeline_sent,omitempty"`
+	TimelineReceived []int         `json:"timeline_received,omitempty"`
 }
 
 func (r Report) String() string {
@@ -144,6 +152,9 @@ func Run(ctx context.Context, c Config, conns Conns) (Report, error) {
 		return Report{}, err
 	}
 	rep := acct.report(sent)
+	if c.Bucket > 0 {
+		rep.timeline(acct, c.Bucket)
+	}
 	rep.Started = start
 	rep.Duration = min(took, c.Duration)
 	return rep, sendErr
@@ -247,6 +258,23 @@ func (a *account) report(sent int) Report {
 	}
 	r.Outage = time.Duration(r.Lost) * interval
 	return r
+}
+
+// timeline fills the report's timeline from what the receiver saw.
+func (r *Report) timeline(a *account, bucket time.Duration) {
+	interval := time.Second / time.Duration(a.rate)
+	r.Bucket = bucket
+	for i := range r.Sent {
+		b := int(time.Duration(i) * interval / bucket)
+		for len(r.TimelineSent) <= b {
+			r.TimelineSent = append(r.TimelineSent, 0)
+			r.TimelineReceived = append(r.TimelineReceived, 0)
+		}
+		r.TimelineSent[b]++
+		if a.seen[uint64(i)] {
+			r.TimelineReceived[b]++
+		}
+	}
 }
 
 // ListenAddr is the receiver's bind address for a destination address.

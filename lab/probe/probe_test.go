@@ -23,6 +23,13 @@ func TestAccount(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("report (-want +got):\n%s", diff)
 	}
+	got.timeline(a, 40*time.Millisecond) // 4 packets a bucket at 100 pps
+	if diff := cmp.Diff([]int{4, 4, 4}, got.TimelineSent); diff != "" {
+		t.Errorf("timeline sent (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]int{4, 1, 3}, got.TimelineReceived); diff != "" {
+		t.Errorf("timeline received (-want +got):\n%s", diff)
+	}
 	if none := newAccount(10).report(0); none.FirstLoss != -1 || none.Lost != 0 {
 		t.Errorf("empty stream: %+v", none)
 	}
