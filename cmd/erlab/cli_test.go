@@ -462,3 +462,51 @@ drills:
 		t.Errorf("junit: %v\n%s", err, x)
 	}
 }
+
+// deploy --wait and erlab wait return once the routing has converged,
+// and fail, saying what is missing, when it does not within the timeout.
+func TestIntegrationCLIWait(t *testing.T) {
+	labtest.Integration(t)
+	dir := t.TempDir()
+	name := labtest.Name("wait")
+	file := filepath.Join(dir, "lab.yml")
+	os.WriteFile(file, []byte(`name: `+name+`
+topology:
+  nodes:
+    r1:
+      kind: router
+      interfaces:
+        eth1: {addresses: [10.0.0.1/30]}
+        eth2: {addresses: [10.1.0.1/24]}
+      bgp: {asn: 65001, networks: [10.1.0.0/24], neighbors: [{address: 10.0.0.2, remote-as: 65002}]}
+    r2:
+      kind: router
+      interfaces:
+        eth1: {addresses: [10.0.0.2/30]}
+      bgp: {asn: 65002, neighbors: [{address: 10.0.0.1, remote-as: 65001}]}
+    h:
+      interfaces:
+        eth1: {addresses: [10.1.0.2/24]}
+  links:
+    - endpoints: [r1:eth1, r2:eth1]
+    - endpoints: [r1:eth2, h:eth1]
+`), 0o644)
+	opts := labtest.Options(t)
+	t.Setenv(lab.StateRootEnv, opts.StateRoot)
+	l, _ := lab.OpenName(name, opts)
+	t.Cleanup(func() { labtest.Destroy(t, l) })
+	_, stderr, code := run(t, "deploy", "-t", file, "--wait")
+	if code != 0 || !strings.Contains(stderr, "ready: routing converged in") {
+		t.Fatalf("deploy --wait: exit %d\n%s", code, stderr)
+	}
+	// Converged means the route is in r2's kernel already, not soon.
+	if got := labtest.RouteVia(t, l, "r2", "10.1.0.2"); got != "10.0.0.1" {
+		t.Errorf("after deploy --wait, r2's route to h: %q", got)
+	}
+	if _, stderr, code := run(t, "wait", "-t", file); code != 0 || !strings.Contains(stderr, "ready") {
+		t.Errorf("wait: exit %d\n%s", code, stderr)
+	}
+	if _, stderr, code := run(t, "wait", "-t", file, "--timeout", "10ms"); code != 1 || !strings.Contains(stderr, "not converged within 10ms") {
+		t.Errorf("wait with a timeout shorter than the quiet second: exit %d\n%s", code, stderr)
+	}
+}

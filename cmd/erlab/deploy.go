@@ -14,6 +14,7 @@ func newDeploy(g *globals) *cobra.Command {
 		file   string
 		retain bool
 		format string
+		wait   time.Duration
 	}
 	cmd := &cobra.Command{
 		Use:   "deploy -t FILE",
@@ -34,6 +35,11 @@ func newDeploy(g *globals) *cobra.Command {
 			if !g.quiet {
 				fmt.Fprintf(g.stderr, "lab %s deployed: %s, %s in %s\n", t.Name, plural(len(t.Nodes), "node"), plural(len(t.Links), "link"), time.Since(start).Round(time.Millisecond))
 			}
+			if cmd.Flags().Changed("wait") {
+				if err := waitReady(cmd, g, l, flags.wait); err != nil {
+					return err
+				}
+			}
 			info, err := l.Inspect(cmd.Context())
 			if err != nil {
 				return err
@@ -44,6 +50,8 @@ func newDeploy(g *globals) *cobra.Command {
 	topoFlag(cmd, &flags.file)
 	cmd.Flags().BoolVar(&flags.retain, "retain", false, "keep what a failed deploy made, for debugging")
 	cmd.Flags().StringVar(&flags.format, "format", "table", "summary format: table or json")
+	cmd.Flags().DurationVar(&flags.wait, "wait", time.Minute, "then wait (up to this long) until the routing has converged, as erlab wait")
+	cmd.Flags().Lookup("wait").NoOptDefVal = time.Minute.String()
 	return needsRoot(cmd, "it creates network namespaces, veth pairs and kernel devices over netlink")
 }
 

@@ -14,6 +14,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/erlab-dev/erlab/lab"
+	"github.com/erlab-dev/erlab/lab/bgp"
 	"github.com/erlab-dev/erlab/lab/drill"
 	"github.com/erlab-dev/erlab/lab/topo"
 )
@@ -332,4 +334,60 @@ func writeSVGs(path string, rep drillReport) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// waitReady waits until the lab's routing has converged (bgp.WaitConverged);
+// a lab with no router is ready once deployed. Deploy itself has already
+// waited for links, MKA and IKE.
+func waitReady(cmd *cobra.Command, g *globals, l *lab.Lab, timeout time.Duration) error {
+	t := l.Topology()
+	routers := 0
+	for _, n := range t.Nodes {
+		if bgp.Of(n) != nil {
+			routers++
+		}
+	}
+	if routers == 0 {
+		return nil
+	}
+	start := time.Now()
+	g.options().Status.Start(fmt.Sprintf("Waiting for the routing to converge (%d routers)", routers))
+	err := bgp.WaitConverged(cmd.Context(), l, timeout)
+	g.options().Status.End(err == nil)
+	if err != nil {
+		return err
+	}
+	if !g.quiet {
+		fmt.Fprintf(g.stderr, "lab %s ready: routing converged in %s\n", t.Name, time.Since(start).Round(time.Millisecond))
+	}
+	return nil
+}
+
+func newWait(g *globals) *cobra.Command {
+	var flags struct {
+		file, name string
+		timeout    time.Duration
+	}
+	cmd := &cobra.Command{
+		Use:   "wait -t FILE | --name LAB",
+		Short: "Wait until a deployed lab is ready: every BGP session Established, every best path installed, nothing changing",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			l, err := openLab(g, flags.file, flags.name)
+			if err != nil {
+				return err
+			}
+			if l.Topology() == nil {
+				return fmt.Errorf("lab %s: its topology file is gone; give -t FILE", l.Name())
+			}
+			if len(l.Nodes()) == 0 {
+				return fmt.Errorf("lab %s is not deployed", l.Name())
+			}
+			return waitReady(cmd, g, l, flags.timeout)
+		},
+	}
+	topoFlag(cmd, &flags.file)
+	cmd.Flags().StringVar(&flags.name, "name", "", "lab name")
+	cmd.Flags().DurationVar(&flags.timeout, "timeout", time.Minute, "give up after this long")
+	return needsRoot(cmd, "it asks the lab's routing agents inside their namespaces")
 }

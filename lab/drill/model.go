@@ -12,6 +12,7 @@ package drill
 
 import (
 	"fmt"
+	"net/netip"
 	"regexp"
 	"strconv"
 	"strings"
@@ -70,14 +71,18 @@ type StepSpec struct {
 
 // ActionSpec is one action as written; exactly one key is set.
 type ActionSpec struct {
-	Pos       topo.Pos
-	LinkDown  string      `yaml:"link-down"`
-	LinkUp    string      `yaml:"link-up"`
-	Blackhole string      `yaml:"blackhole"`
-	Restore   string      `yaml:"restore"`
-	Impair    *ImpairSpec `yaml:"impair"`
-	Clear     string      `yaml:"clear"`
-	Exec      *ExecSpec   `yaml:"exec"`
+	Pos         topo.Pos
+	LinkDown    string      `yaml:"link-down"`
+	LinkUp      string      `yaml:"link-up"`
+	Blackhole   string      `yaml:"blackhole"`
+	Restore     string      `yaml:"restore"`
+	Impair      *ImpairSpec `yaml:"impair"`
+	Clear       string      `yaml:"clear"`
+	Exec        *ExecSpec   `yaml:"exec"`
+	BGPReset    string      `yaml:"bgp-reset"`
+	BGPShutdown string      `yaml:"bgp-shutdown"`
+	BGPEnable   string      `yaml:"bgp-enable"`
+	Kill        string      `yaml:"kill"`
 }
 
 // ImpairSpec is an impairment set on one interface's egress: at names
@@ -138,6 +143,15 @@ const (
 	Impair    = "impair"
 	Clear     = "clear"
 	Exec      = "exec"
+	// BGP sessions of a router (NODE, or NODE:NEIGHBOUR-ADDRESS): a hard
+	// reset; an administrative shutdown with its notification, which
+	// holds them down; and their return.
+	BGPReset    = "bgp-reset"
+	BGPShutdown = "bgp-shutdown"
+	BGPEnable   = "bgp-enable"
+	// Kill kills a router's speaker (SIGKILL, as a crash): its supervisor
+	// starts it again.
+	Kill = "kill"
 )
 
 // Step is a resolved step.
@@ -161,8 +175,9 @@ type Action struct {
 	Kind   string
 	At     topo.Endpoint // the interface it acts on (not for exec)
 	Params netem.Params  // impair
-	Node   string        // exec
+	Node   string        // exec, kill and the bgp actions
 	Cmd    string        // exec
+	Peer   netip.Addr    // the bgp actions: one neighbour, or all when invalid
 }
 
 func (a *Action) String() string {
@@ -171,6 +186,13 @@ func (a *Action) String() string {
 		return fmt.Sprintf("exec %s: %s", a.Node, a.Cmd)
 	case Impair:
 		return fmt.Sprintf("impair %s", a.At)
+	case Kill:
+		return "kill " + a.Node + "'s speaker"
+	case BGPReset, BGPShutdown, BGPEnable:
+		if a.Peer.IsValid() {
+			return a.Kind + " " + a.Node + ":" + a.Peer.String()
+		}
+		return a.Kind + " " + a.Node
 	}
 	return a.Kind + " " + a.At.String()
 }
@@ -350,12 +372,21 @@ func resolveAction(t *topo.Topology, s ActionSpec, where string, r topo.Reporter
 	if s.Exec != nil {
 		set = append(set, kv{Exec, ""})
 	}
+	for _, c := range []kv{{BGPReset, s.BGPReset}, {BGPShutdown, s.BGPShutdown}, {BGPEnable, s.BGPEnable}, {Kill, s.Kill}} {
+		if c.at != "" {
+			set = append(set, c)
+		}
+	}
 	if len(set) != 1 {
-		r.Errorf(s.Pos, "%s: do: give exactly one action (link-down, link-up, blackhole, restore, impair, clear or exec), not %d", where, len(set))
+		r.Errorf(s.Pos, "%s: do: give exactly one action (link-down, link-up, blackhole, restore, impair, clear, exec, bgp-reset, bgp-shutdown, bgp-enable or kill), not %d", where, len(set))
 		return nil, false
 	}
 	a := &Action{Kind: set[0].kind}
 	where += ": " + a.Kind
+	switch a.Kind {
+	case Kill, BGPReset, BGPShutdown, BGPEnable:
+		return routerAction(t, a, set[0].at, where, s.Pos, r)
+	}
 	if a.Kind == Exec {
 		if t.Node(s.Exec.Node) == nil {
 			r.Errorf(s.Exec.Pos, "%s: node: %v", where, unknownNode(t, s.Exec.Node))
@@ -381,6 +412,41 @@ func resolveAction(t *topo.Topology, s ActionSpec, where string, r topo.Reporter
 			return nil, false
 		}
 		a.Params = params
+	}
+	return a, true
+}
+
+// routerAction resolves the router (and neighbour) a BGP action names.
+func routerAction(t *topo.Topology, a *Action, at, where string, pos topo.Pos, r topo.Reporter) (*Action, bool) {
+	node, peer, hasPeer := strings.Cut(at, ":")
+	n := t.Node(node)
+	if n == nil {
+		r.Errorf(pos, "%s: %v", where, unknownNode(t, node))
+		return nil, false
+	}
+	c := bgp.Of(n)
+	if c == nil {
+		r.Errorf(pos, "%s: node %s runs no BGP (it has no bgp: block)", where, node)
+		return nil, false
+	}
+	a.Node = node
+	if !hasPeer {
+		return a, true
+	}
+	if a.Kind == Kill {
+		r.Errorf(pos, "%s: %q: kill takes a router's name; it kills its speaker, and so all its sessions", where, at)
+		return nil, false
+	}
+	var addrs []string
+	for _, nb := range c.Neighbors {
+		addrs = append(addrs, nb.Address.String())
+		if p, err := netip.ParseAddr(peer); err == nil && p == nb.Address {
+			a.Peer = p
+		}
+	}
+	if !a.Peer.IsValid() {
+		r.Errorf(pos, "%s: %s is no neighbour of %s (its neighbours: %s)", where, peer, node, strings.Join(addrs, ", "))
+		return nil, false
 	}
 	return a, true
 }

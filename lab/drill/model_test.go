@@ -90,3 +90,60 @@ func TestDrillProblemsAreLocated(t *testing.T) {
 		}
 	}
 }
+
+const twoRouters = `name: r
+topology:
+  nodes:
+    r1:
+      kind: router
+      interfaces:
+        eth1: {addresses: [10.0.0.1/30]}
+      bgp: {asn: 65001, neighbors: [{address: 10.0.0.2, remote-as: 65002}]}
+    r2:
+      kind: router
+      interfaces:
+        eth1: {addresses: [10.0.0.2/30]}
+      bgp: {asn: 65002, neighbors: [{address: 10.0.0.1, remote-as: 65001}]}
+    h:
+      interfaces:
+        eth1: {addresses: [10.0.1.2/30]}
+    r3:
+      interfaces:
+        eth1: {addresses: [10.0.1.1/30]}
+  links:
+    - endpoints: [r1:eth1, r2:eth1]
+    - endpoints: [h:eth1, r3:eth1]
+`
+
+func TestDrillRouterActions(t *testing.T) {
+	top, err := labtest.ParseFile(t, twoRouters+`drills:
+  ok:
+    flows: [{from: r1, to: r2}]
+    steps:
+      - {wait: converged}
+      - {do: {bgp-shutdown: r1:10.0.0.2}}
+      - {do: {bgp-enable: r1:10.0.0.2}}
+      - {do: {bgp-reset: r2}}
+      - {do: {kill: r2}}
+    expect: [{flow: r1->r2, max-outage: 1s}]
+`, nil)
+	if err != nil {
+		t.Fatal(labtest.Problems(err))
+	}
+	st := drill.Of(top)[0].Steps
+	if st[0].Wait != drill.WaitConverged || st[0].Timeout != drill.DefaultWaitTimeout || st[1].Action.Peer.String() != "10.0.0.2" ||
+		st[3].Action.Peer.IsValid() || st[4].Action.Kind != drill.Kill || st[4].Action.Node != "r2" {
+		t.Errorf("steps: %+v %+v %+v", st[1].Action, st[3].Action, st[4].Action)
+	}
+	for _, c := range []struct{ do, want string }{
+		{`{bgp-shutdown: r1:10.0.0.9}`, `bgp-shutdown: 10.0.0.9 is no neighbour of r1 (its neighbours: 10.0.0.2)`},
+		{`{kill: h}`, `kill: node h runs no BGP (it has no bgp: block)`},
+		{`{kill: r1:10.0.0.2}`, `kill takes a router's name`},
+		{`{bgp-reset: r9}`, `no node "r9"`},
+	} {
+		_, err := labtest.ParseFile(t, twoRouters+"drills:\n  x: {flows: [{from: r1, to: r2}], steps: [{do: "+c.do+"}], expect: [{flow: r1->r2, lossless: true}]}\n", nil)
+		if got := strings.Join(labtest.Problems(err), "\n"); !strings.Contains(got, c.want) {
+			t.Errorf("%s:\n got %s\nwant %s", c.do, got, c.want)
+		}
+	}
+}

@@ -151,7 +151,7 @@ func runSteps(ctx context.Context, l Lab, steps []Step, first int, start time.Ti
 		switch {
 		case s.Wait != "":
 			what = "wait " + s.Wait
-			err = waitConverged(ctx, l, s.Timeout)
+			err = bgp.WaitConverged(ctx, l, s.Timeout)
 		case s.Action != nil:
 			what = s.Action.String()
 			err = act(ctx, l, s.Action, undo)
@@ -205,6 +205,25 @@ func act(ctx context.Context, l Lab, a *Action, undo *undoList) error {
 			orig = *netem.Of(i)
 		}
 		undo.note(a.At, "impair", func(ctx context.Context, l Lab) error { return netem.Impair(ctx, l, a.At.Node, a.At.Iface, orig) }, false)
+	case Kill:
+		if _, err := bgp.KillSpeaker(l, a.Node); err != nil {
+			return err
+		}
+	case BGPReset:
+		return bgp.Reset(ctx, l, a.Node, a.Peer)
+	case BGPShutdown, BGPEnable:
+		var err error
+		if a.Kind == BGPShutdown {
+			err = bgp.Shutdown(ctx, l, a.Node, a.Peer, "erlab drill: administrative shutdown")
+		} else {
+			err = bgp.Enable(ctx, l, a.Node, a.Peer)
+		}
+		if err != nil {
+			return err
+		}
+		// Keyed by router (and neighbour) as a link end is by interface.
+		at := topo.Endpoint{Node: a.Node, Iface: a.Peer.String()}
+		undo.note(at, "bgp", func(ctx context.Context, l Lab) error { return bgp.Enable(ctx, l, a.Node, a.Peer) }, a.Kind == BGPEnable)
 	case Exec:
 		var out strings.Builder
 		code, err := l.Exec(ctx, a.Node, []string{"/bin/sh", "-c", a.Cmd}, nil, &out, &out)
@@ -251,76 +270,6 @@ func (u *undoList) run(ctx context.Context, l Lab) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// waitConverged waits until the routing is converged: every session of
-// every router Established (or held down by its configuration), every
-// best path installed in the kernel, and nothing of that changed for
-// ConvergedQuiet — a lab's first Established sessions still exchange
-// their updates.
-func waitConverged(ctx context.Context, l Lab, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	var last string
-	var since time.Time
-	for {
-		snap, why := routingSnapshot(ctx, l)
-		if why == "" {
-			if snap != last {
-				last, since = snap, time.Now()
-			} else if time.Since(since) >= ConvergedQuiet {
-				return nil
-			}
-		} else {
-			last = ""
-		}
-		if time.Now().After(deadline) {
-			if why == "" {
-				why = "the routes were still changing"
-			}
-			return fmt.Errorf("not converged within %s: %s", timeout, why)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
-}
-
-// ConvergedQuiet is how long the routing must stay unchanged to count as
-// converged.
-const ConvergedQuiet = time.Second
-
-// routingSnapshot sums up every router's sessions and best paths, or says
-// what is not converged yet.
-func routingSnapshot(ctx context.Context, l Lab) (snap, why string) {
-	var b strings.Builder
-	for _, n := range l.Topology().Nodes {
-		if bgp.Of(n) == nil {
-			continue
-		}
-		nbs, err := bgp.Neighbors(ctx, l, n.Name)
-		if err != nil {
-			return "", err.Error()
-		}
-		for _, nb := range nbs {
-			if nb.State != "established" && nb.Down == "" {
-				return "", fmt.Sprintf("%s's session with %s is %s", n.Name, nb.Address, nb.State)
-			}
-			fmt.Fprintf(&b, "%s %s %s %d;", n.Name, nb.Address, nb.State, nb.Accepted)
-		}
-		routes, err := bgp.Routes(ctx, l, n.Name, false)
-		if err != nil {
-			return "", err.Error()
-		}
-		for _, r := range routes {
-			if !r.Local && !r.Installed {
-				return "", fmt.Sprintf("%s has not installed its route to %s via %s", n.Name, r.Prefix, r.NextHop)
-			}
-			fmt.Fprintf(&b, "%s %s %s;", n.Name, r.Prefix, r.NextHop)
-		}
-	}
-	return b.String(), ""
 }
 
 // Evaluate checks each of the drill's expectations against what its

@@ -1,0 +1,84 @@
+package bgp
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/erlab-dev/erlab/lab/feature"
+)
+
+// WaitConverged waits until the routing is converged: every session of
+// every router Established (or held down by its configuration), every
+// best path installed in the kernel, and nothing of that changed for
+// ConvergedQuiet — a lab's first Established sessions still exchange
+// their updates.
+func WaitConverged(ctx context.Context, l feature.Lab, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	var last string
+	var since time.Time
+	for {
+		snap, why := routingSnapshot(ctx, l)
+		if why == "" {
+			if snap != last {
+				last, since = snap, time.Now()
+			} else if time.Since(since) >= ConvergedQuiet {
+				return nil
+			}
+		} else {
+			last = ""
+		}
+		if time.Now().After(deadline) {
+			if why == "" {
+				why = "the routes were still changing"
+			}
+			return fmt.Errorf("not converged within %s: %s", timeout, why)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// ConvergedQuiet is how long the routing must stay unchanged to count as
+// converged.
+const ConvergedQuiet = time.Second
+
+// routingSnapshot sums up every router's sessions and best paths, or says
+// what is not converged yet.
+func routingSnapshot(ctx context.Context, l feature.Lab) (snap, why string) {
+	var b strings.Builder
+	t := l.Topology()
+	if t == nil {
+		return "", "the lab's topology file is gone"
+	}
+	for _, n := range t.Nodes {
+		if Of(n) == nil {
+			continue
+		}
+		nbs, err := Neighbors(ctx, l, n.Name)
+		if err != nil {
+			return "", err.Error()
+		}
+		for _, nb := range nbs {
+			if nb.State != "established" && nb.Down == "" {
+				return "", fmt.Sprintf("%s's session with %s is %s", n.Name, nb.Address, nb.State)
+			}
+			fmt.Fprintf(&b, "%s %s %s %d;", n.Name, nb.Address, nb.State, nb.Accepted)
+		}
+		routes, err := Routes(ctx, l, n.Name, false)
+		if err != nil {
+			return "", err.Error()
+		}
+		for _, r := range routes {
+			if !r.Local && !r.Installed {
+				return "", fmt.Sprintf("%s has not installed its route to %s via %s", n.Name, r.Prefix, r.NextHop)
+			}
+			fmt.Fprintf(&b, "%s %s %s;", n.Name, r.Prefix, r.NextHop)
+		}
+	}
+	return b.String(), ""
+}
