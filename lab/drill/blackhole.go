@@ -73,8 +73,10 @@ func restore(netns, iface string) error {
 	}
 	defer done()
 	c.DelTable(blackholeTable(iface))
-	if err := c.Flush(); err != nil && !errors.Is(err, unix.ENOENT) {
+	if err := c.Flush(); err != nil && !isNoEnt(err) {
 		return fmt.Errorf("restore %s: %w", iface, err)
 	}
 	return nil
 }
+
+func isNoEnt(err error) bool { return errors.Is(err, unix.ENOENT) }

@@ -127,6 +127,9 @@ func TestIntegrationShippedDrillsERBGP(t *testing.T) {
 		for _, f := range res.Flows {
 			t.Logf("%s: %s: %s", d.Name, f.Flow, f.Report)
 		}
+		for _, c := range res.Check {
+			t.Logf("%s: %s %s: %s (%v)", d.Name, c.Flow, c.What, c.Measured, c.Pass)
+		}
 		if !res.Pass {
 			t.Errorf("%s: %+v", d.Name, res)
 			continue
@@ -148,4 +151,54 @@ func TestIntegrationShippedDrillsERBGP(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A path is read from counters in the node: the router forwards a->b out
+// of its eth2, never out of its eth1; a window during a step counts that
+// step's time only.
+func TestIntegrationDrillPath(t *testing.T) {
+	labtest.Integration(t)
+	top := labtest.Parse(t, `name: p
+topology:
+  nodes:
+    a:
+      interfaces:
+        eth1: {addresses: [10.9.1.2/24]}
+      routes: [{dst: default, via: 10.9.1.1}]
+    r:
+      forward: true
+      interfaces:
+        eth1: {addresses: [10.9.1.1/24]}
+        eth2: {addresses: [10.9.2.1/24]}
+    b:
+      interfaces:
+        eth1: {addresses: [10.9.2.2/24]}
+      routes: [{dst: default, via: 10.9.2.1}]
+  links:
+    - endpoints: [a:eth1, r:eth1]
+    - endpoints: [r:eth2, b:eth1]
+drills:
+  via-r:
+    flows:
+      - {from: a, to: b, rate: 1000}
+    steps:
+      - {after: 500ms, do: {exec: {node: r, cmd: "true"}}}
+      - {after: 1s}
+      - {after: 500ms}
+    expect:
+      - {flow: a->b, path: r}
+      - {flow: a->b, path: r:eth2, during: 1}
+      - {flow: a->b, path: r:eth1}
+`)
+	l := labtest.Deploy(t, top)
+	res := drill.Run(context.Background(), l, drill.Of(top)[0], nil)
+	if res.Error != "" || len(res.Check) != 3 {
+		t.Fatalf("run: %+v", res)
+	}
+	for i, want := range []bool{true, true, false} {
+		if c := res.Check[i]; c.Pass != want {
+			t.Errorf("%s %s: pass %v, want %v (%s)", c.Flow, c.What, c.Pass, want, c.Measured)
+		}
+	}
+	t.Log(res.Check)
 }

@@ -114,6 +114,8 @@ type ExpectSpec struct {
 	MaxOutage string `yaml:"max-outage"`
 	MaxLoss   string `yaml:"max-loss"`
 	Lossless  bool   `yaml:"lossless"`
+	Path      string `yaml:"path"`
+	During    *int   `yaml:"during"`
 }
 
 // Drill is a resolved drill.
@@ -206,6 +208,12 @@ type Expect struct {
 	MaxLoss    *int
 	MaxLossPct *float64
 	Lossless   bool
+	// Path is the node (and interface, when given) the flow's packets
+	// must be forwarded by: out of Path.Iface, or any when empty. During
+	// is the step (1-based) whose effect the window covers, from its end
+	// to the next step's end; 0 is the whole run.
+	Path   *topo.Endpoint
+	During int
 }
 
 // Of returns a topology's drills, in file order.
@@ -293,7 +301,7 @@ func resolve(t *topo.Topology, name string, s Spec, where string, r topo.Reporte
 		if written[e.Flow] && !labels[e.Flow] {
 			continue
 		}
-		if ex, ok := resolveExpect(e, d, where, r); ok {
+		if ex, ok := resolveExpect(t, e, d, where, r); ok {
 			d.Expect = append(d.Expect, ex)
 		}
 	}
@@ -482,7 +490,7 @@ func linkEnd(t *topo.Topology, s, where string, pos topo.Pos, r topo.Reporter) (
 	return topo.Endpoint{Node: node, Iface: iface}, true
 }
 
-func resolveExpect(e ExpectSpec, d *Drill, where string, r topo.Reporter) (Expect, bool) {
+func resolveExpect(t *topo.Topology, e ExpectSpec, d *Drill, where string, r topo.Reporter) (Expect, bool) {
 	ex := Expect{Line: e.Pos.Line, Flow: e.Flow, Lossless: e.Lossless}
 	var labels []string
 	found := false
@@ -525,8 +533,38 @@ func resolveExpect(e ExpectSpec, d *Drill, where string, r topo.Reporter) (Expec
 			ex.MaxLoss = &v
 		}
 	}
-	if ex.MaxOutage == nil && ex.MaxLoss == nil && ex.MaxLossPct == nil && !ex.Lossless {
-		r.Errorf(e.Pos, "%s: expects nothing: give max-outage, max-loss or lossless: true", where)
+	if e.Path != "" {
+		node, iface, _ := strings.Cut(e.Path, ":")
+		n := t.Node(node)
+		switch {
+		case n == nil:
+			r.Errorf(e.Pos, "%s: path: %v", where, unknownNode(t, node))
+			ok = false
+		case iface != "" && n.Interface(iface) == nil:
+			var names []string
+			for _, i := range n.Interfaces {
+				names = append(names, i.Name)
+			}
+			r.Errorf(e.Pos, "%s: path: node %s has no interface %q (it has: %s)", where, node, iface, strings.Join(names, ", "))
+			ok = false
+		default:
+			ex.Path = &topo.Endpoint{Node: node, Iface: iface}
+		}
+	}
+	if e.During != nil {
+		switch {
+		case e.Path == "":
+			r.Errorf(e.Pos, "%s: during: only a path is checked during a step", where)
+			ok = false
+		case *e.During < 1 || *e.During > len(d.Steps):
+			r.Errorf(e.Pos, "%s: during: %d: the drill's steps are 1 to %d", where, *e.During, len(d.Steps))
+			ok = false
+		default:
+			ex.During = *e.During
+		}
+	}
+	if ex.MaxOutage == nil && ex.MaxLoss == nil && ex.MaxLossPct == nil && !ex.Lossless && e.Path == "" {
+		r.Errorf(e.Pos, "%s: expects nothing: give max-outage, max-loss, lossless: true or path", where)
 		ok = false
 	}
 	return ex, ok

@@ -79,7 +79,7 @@ func TestDrillProblemsAreLocated(t *testing.T) {
 		{`{flows: [{from: a, to: b}], steps: [{after: 1s, do: {pull: a:eth1}}], expect: [{flow: a->b, lossless: true}]}`,
 			`pull`},
 		{`{flows: [{from: a, to: b}], steps: [{after: 1s}], expect: [{flow: a->b}]}`,
-			`expects nothing: give max-outage, max-loss or lossless: true`},
+			`expects nothing: give max-outage, max-loss, lossless: true or path`},
 		{`{flows: [{from: a, to: b, rate: 0}], steps: [{after: 1s}], expect: [{flow: a->b, lossless: true}]}`,
 			`rate 0 pps`},
 	} {

@@ -87,10 +87,16 @@ func Run(ctx context.Context, l Lab, d *Drill, progress io.Writer) RunResult {
 	for lead < len(d.Steps) && d.Steps[lead].Wait != "" && d.Steps[lead].After == 0 {
 		lead++
 	}
-	if err := runSteps(ctx, l, d.Steps[:lead], 0, start, &res, &undo, progress); err != nil {
+	if err := runSteps(ctx, l, d.Steps[:lead], 0, start, &res, &undo, progress, nil); err != nil {
 		res.Error = err.Error()
 		return res
 	}
+	pc, err := startPaths(l, d)
+	if err != nil {
+		res.Error = err.Error()
+		return res
+	}
+	defer pc.remove()
 	stop := make(chan struct{})
 	flows := make([]FlowResult, len(d.Flows))
 	errs := make([]error, len(d.Flows))
@@ -104,9 +110,11 @@ func Run(ctx context.Context, l Lab, d *Drill, progress io.Writer) RunResult {
 			flows[i].Report, errs[i] = probe.Between(ctx, t, f.From, f.To, probe.Config{Rate: f.Rate, Duration: 24 * time.Hour, Port: FirstPort + i, Stop: stop, Bucket: TimelineBucket})
 		}()
 	}
-	stepErr := runSteps(ctx, l, d.Steps[lead:], lead, start, &res, &undo, progress)
+	pc.take(-1, start)
+	stepErr := runSteps(ctx, l, d.Steps[lead:], lead, start, &res, &undo, progress, func(i int) { pc.take(i, start) })
 	close(stop)
 	wg.Wait()
+	pc.take(len(d.Steps), start)
 	if err := undo.run(context.WithoutCancel(ctx), l); err != nil {
 		stepErr = errors.Join(stepErr, fmt.Errorf("putting the lab back: %w", err))
 	}
@@ -126,7 +134,7 @@ func Run(ctx context.Context, l Lab, d *Drill, progress io.Writer) RunResult {
 	if err := errors.Join(append(errs, stepErr)...); err != nil {
 		res.Error = err.Error()
 	}
-	res.Check = Evaluate(d, flows)
+	res.Check = append(Evaluate(d, flows), pc.evaluate(d, flows)...)
 	res.Pass = res.Error == "" && len(res.Check) > 0
 	for _, c := range res.Check {
 		res.Pass = res.Pass && c.Pass
@@ -135,7 +143,7 @@ func Run(ctx context.Context, l Lab, d *Drill, progress io.Writer) RunResult {
 }
 
 // runSteps runs steps (the drill's from index first on) in order.
-func runSteps(ctx context.Context, l Lab, steps []Step, first int, start time.Time, res *RunResult, undo *undoList, progress io.Writer) error {
+func runSteps(ctx context.Context, l Lab, steps []Step, first int, start time.Time, res *RunResult, undo *undoList, progress io.Writer, after func(int)) error {
 	for k, s := range steps {
 		i := first + k
 		if s.After > 0 {
@@ -163,6 +171,9 @@ func runSteps(ctx context.Context, l Lab, steps []Step, first int, start time.Ti
 		}
 		if err != nil {
 			return fmt.Errorf("step %d (line %d, %s): %w", i+1, s.Line, what, err)
+		}
+		if after != nil {
+			after(i)
 		}
 	}
 	return nil
