@@ -13,6 +13,7 @@ import (
 
 	"github.com/erlab-dev/erlab/lab/vlan"
 
+	"github.com/erlab-dev/erlab/lab"
 	"github.com/erlab-dev/erlab/lab/kernel"
 	"github.com/erlab-dev/erlab/lab/labtest"
 )
@@ -224,5 +225,39 @@ func TestIntegrationREADMECapabilityError(t *testing.T) {
 	_, stderr, code := run(t, "deploy", "-q", "-t", file)
 	if code != 1 || stderr != want {
 		t.Errorf("deploy on this kernel: exit %d\n%s\nthe README shows:\n%s", code, stderr, want)
+	}
+}
+
+// The README's drill runs as the README shows it: both flows pass, and
+// --runs 2 adds the summary over the runs.
+func TestIntegrationREADMEDrill(t *testing.T) {
+	labtest.Integration(t)
+	var src string
+	for _, b := range readmeBlocks(t) {
+		if b.lang == "yaml" && strings.HasPrefix(b.text, "name: drill-demo\n") {
+			src = b.text
+		}
+	}
+	if src == "" {
+		t.Fatal("README.md has no drill-demo topology")
+	}
+	name := labtest.Name("drill-demo")
+	file := filepath.Join(t.TempDir(), "drill-demo.yml")
+	os.WriteFile(file, []byte(strings.Replace(src, "name: drill-demo", "name: "+name, 1)), 0o644)
+	opts := labtest.Options(t)
+	t.Setenv(lab.StateRootEnv, opts.StateRoot)
+	l, _ := lab.OpenName(name, opts)
+	t.Cleanup(func() { labtest.Destroy(t, l) })
+	if _, stderr, code := run(t, "deploy", "-q", "-t", file); code != 0 {
+		t.Fatalf("deploy: exit %d\n%s", code, stderr)
+	}
+	out, stderr, code := run(t, "drill", "run", "-t", file, "--runs", "2", "--junit", filepath.Join(t.TempDir(), "drills.xml"))
+	for _, want := range []string{"DRILL blackhole-half-second: PASS", "PASS  a->b max-outage 600ms", "PASS  b->a max-outage 600ms", "outage over 2 runs (min / median / max):"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("exit %d; no %q in:\n%s\n%s", code, want, out, stderr)
+		}
+	}
+	if code != 0 {
+		t.Errorf("exit %d\n%s", code, stderr)
 	}
 }

@@ -121,7 +121,7 @@ func TestIntegrationWithHandleWithoutCache(t *testing.T) {
 	if len(links) != 1 || links[0].Attrs().Name != "lo" {
 		t.Errorf("links of a new namespace: %v; want lo alone", links)
 	}
-	if got := openFDs(t) - before; got != 0 {
+	if got := openFDs(t) - before; got > 0 {
 		t.Errorf("WithHandle without a cache left %d descriptors open", got)
 	}
 }

@@ -88,8 +88,8 @@ func InNewNetNS(fn func() error) error {
 			errc <- err
 			return
 		}
-		defer orig.Close()
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			orig.Close()
 			runtime.UnlockOSThread()
 			errc <- fmt.Errorf("unshare: %w", err)
 			return
@@ -98,6 +98,7 @@ func InNewNetNS(fn func() error) error {
 		if serr := netns.Set(orig); serr == nil {
 			runtime.UnlockOSThread()
 		}
+		orig.Close() // before the caller goes on: it holds nothing of ours after
 		errc <- err
 	}()
 	return <-errc

@@ -3,6 +3,7 @@ package macsec
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 
 	mdnetlink "github.com/mdlayher/netlink"
@@ -99,6 +100,9 @@ func (Feature) Inspect(_ context.Context, l feature.Lab) (*feature.Section, erro
 				continue
 			}
 			mi, err := Read(ns, lk.Attrs().Index)
+			if errors.Is(err, genl.ErrNoDevice) {
+				continue // removed since the links were read (an MKA restart makes it anew)
+			}
 			if err != nil {
 				return nil, fmt.Errorf("%s:%s: %w", node, lk.Attrs().Name, err)
 			}
