@@ -72,31 +72,17 @@ type StepSpec struct {
 // ActionSpec is one action as written; exactly one key is set.
 type ActionSpec struct {
 	Pos         topo.Pos
-	LinkDown    string      `yaml:"link-down"`
-	LinkUp      string      `yaml:"link-up"`
-	Blackhole   string      `yaml:"blackhole"`
-	Restore     string      `yaml:"restore"`
-	Impair      *ImpairSpec `yaml:"impair"`
-	Clear       string      `yaml:"clear"`
-	Exec        *ExecSpec   `yaml:"exec"`
-	BGPReset    string      `yaml:"bgp-reset"`
-	BGPShutdown string      `yaml:"bgp-shutdown"`
-	BGPEnable   string      `yaml:"bgp-enable"`
-	Kill        string      `yaml:"kill"`
-}
-
-// ImpairSpec is an impairment set on one interface's egress: at names
-// it, the rest is netem's (delay, jitter, loss, ...).
-type ImpairSpec struct {
-	Pos       topo.Pos
-	At        string `yaml:"at"`
-	Delay     string `yaml:"delay"`
-	Jitter    string `yaml:"jitter"`
-	Loss      string `yaml:"loss"`
-	Corrupt   string `yaml:"corrupt"`
-	Duplicate string `yaml:"duplicate"`
-	Reorder   string `yaml:"reorder"`
-	Rate      string `yaml:"rate"`
+	LinkDown    string                     `yaml:"link-down"`
+	LinkUp      string                     `yaml:"link-up"`
+	Blackhole   string                     `yaml:"blackhole"`
+	Restore     string                     `yaml:"restore"`
+	Impair      topo.Map[netem.ParamsSpec] `yaml:"impair"`
+	Clear       string                     `yaml:"clear"`
+	Exec        *ExecSpec                  `yaml:"exec"`
+	BGPReset    string                     `yaml:"bgp-reset"`
+	BGPShutdown string                     `yaml:"bgp-shutdown"`
+	BGPEnable   string                     `yaml:"bgp-enable"`
+	Kill        string                     `yaml:"kill"`
 }
 
 // ExecSpec runs a command in a node through /bin/sh; a non-zero exit
@@ -374,8 +360,10 @@ func resolveAction(t *topo.Topology, s ActionSpec, where string, r topo.Reporter
 			set = append(set, c)
 		}
 	}
-	if s.Impair != nil {
-		set = append(set, kv{Impair, s.Impair.At})
+	// impair: {NODE:IFACE: {delay: ..., loss: ...}}: netem's own keys
+	// under the interface they act on.
+	for _, e := range s.Impair {
+		set = append(set, kv{Impair, e.Key})
 	}
 	if s.Exec != nil {
 		set = append(set, kv{Exec, ""})
@@ -413,9 +401,7 @@ func resolveAction(t *topo.Topology, s ActionSpec, where string, r topo.Reporter
 	}
 	a.At = ep
 	if a.Kind == Impair {
-		p := netem.ParamsSpec{Pos: s.Impair.Pos, Delay: s.Impair.Delay, Jitter: s.Impair.Jitter, Loss: s.Impair.Loss,
-			Corrupt: s.Impair.Corrupt, Duplicate: s.Impair.Duplicate, Reorder: s.Impair.Reorder, Rate: s.Impair.Rate}
-		params, ok := netem.Parse(p, where, r, true)
+		params, ok := netem.Parse(s.Impair[0].Value, where, r, true)
 		if !ok {
 			return nil, false
 		}

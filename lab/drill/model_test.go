@@ -30,7 +30,7 @@ func TestDrillResolves(t *testing.T) {
       - {from: a, to: b, rate: 500, both: true}
     steps:
       - {after: 1s, do: {link-down: a:eth1}}
-      - {after: 500ms, do: {impair: {at: b:eth1, delay: 20ms, loss: 1%}}}
+      - {after: 500ms, do: {impair: {b:eth1: {delay: 20ms, loss: 1%}}}}
       - {do: {exec: {node: a, cmd: "true"}}}
       - {after: 2s}
     expect:
