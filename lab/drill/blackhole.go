@@ -11,18 +11,19 @@ import (
 	"github.com/erlab-dev/erlab/lab/kernel"
 )
 
-// A blackhole drops every frame an interface receives and every frame it
-// sends, and changes nothing else: the carrier stays up at both ends, so
-// only BFD or a hold timer notices. It is an nftables table of the netdev
-// family in the node's namespace, with a chain on the interface's ingress
-// hook and one on its egress hook, each with a drop rule:
+// A blackhole drops every frame a link carries, and changes nothing else:
+// the carrier stays up at both ends, so only BFD or a hold timer notices.
+// Each end of the link gets an nftables table of the netdev family in its
+// node's namespace, with a chain on the interface's egress hook that
+// drops everything it sends:
 //
 //	nft add table netdev erlab_blackhole_IFACE
-//	nft add chain netdev erlab_blackhole_IFACE in '{ type filter hook ingress device IFACE priority -500; }'
 //	nft add chain netdev erlab_blackhole_IFACE out '{ type filter hook egress device IFACE priority -500; }'
-//	nft add rule netdev erlab_blackhole_IFACE in drop; ... out drop
+//	nft add rule netdev erlab_blackhole_IFACE out drop
 //
-// Restore deletes the table.
+// (An ingress chain beside it let frames through in one microVM run of
+// five, the egress chains never: so each end drops at its egress.)
+// Restore deletes the tables.
 
 func blackholeTable(iface string) *nftables.Table {
 	return &nftables.Table{Family: nftables.TableFamilyNetdev, Name: "erlab_blackhole_" + iface}
@@ -54,7 +55,7 @@ func blackhole(netns, iface string) error {
 	for _, h := range []struct {
 		name string
 		hook *nftables.ChainHook
-	}{{"in", nftables.ChainHookIngress}, {"out", nftables.ChainHookEgress}} {
+	}{{"out", nftables.ChainHookEgress}} {
 		ch := c.AddChain(&nftables.Chain{Name: h.name, Table: tab, Type: nftables.ChainTypeFilter, Hooknum: h.hook,
 			Priority: &prio, Device: iface})
 		c.AddRule(&nftables.Rule{Table: tab, Chain: ch, Exprs: []expr.Any{&expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop}}})

@@ -189,19 +189,28 @@ func act(ctx context.Context, l Lab, a *Action, undo *undoList) error {
 		}
 		undo.note(a.At, "link", func(ctx context.Context, l Lab) error { return l.LinkSet(ctx, a.At.Node, a.At.Iface, !up) }, up)
 	case Blackhole, Restore:
-		ns, err := l.NetNS(a.At.Node)
+		// Both ends of the link drop what they send: nothing crosses it
+		// either way, and no carrier changes.
+		ends, err := linkEnds(l, a.At)
 		if err != nil {
 			return err
 		}
-		if a.Kind == Blackhole {
-			err = blackhole(ns, a.At.Iface)
-		} else {
-			err = restore(ns, a.At.Iface)
+		apply := blackhole
+		if a.Kind == Restore {
+			apply = restore
 		}
-		if err != nil {
-			return err
+		for _, e := range ends {
+			if err := apply(e.ns, e.iface); err != nil {
+				return err
+			}
 		}
-		undo.note(a.At, "blackhole", func(context.Context, Lab) error { return restore(ns, a.At.Iface) }, a.Kind == Restore)
+		undo.note(a.At, "blackhole", func(context.Context, Lab) error {
+			var errs []error
+			for _, e := range ends {
+				errs = append(errs, restore(e.ns, e.iface))
+			}
+			return errors.Join(errs...)
+		}, a.Kind == Restore)
 	case Impair, Clear:
 		p := a.Params
 		if a.Kind == Clear {
@@ -322,4 +331,24 @@ func Evaluate(d *Drill, flows []FlowResult) []Check {
 		}
 	}
 	return out
+}
+
+type nsIface struct{ ns, iface string }
+
+// linkEnds returns both ends of the link an endpoint is on, each with
+// its node's namespace.
+func linkEnds(l Lab, at topo.Endpoint) ([]nsIface, error) {
+	ends := []topo.Endpoint{at}
+	if i := l.Topology().Node(at.Node).Interface(at.Iface); i != nil && i.Link != nil {
+		ends = append(ends, i.Link.Other(at))
+	}
+	var out []nsIface
+	for _, e := range ends {
+		ns, err := l.NetNS(e.Node)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, nsIface{ns, e.Iface})
+	}
+	return out, nil
 }
