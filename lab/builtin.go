@@ -20,9 +20,9 @@ import (
 
 // BuiltinFeatures returns erlab's features, in the order their hooks run:
 // a feature that builds on another comes after it (mka after macsec, ike
-// after ipsec).
+// after ipsec). Drills come last: they run the others' actions and checks.
 func BuiltinFeatures() []feature.Feature {
-	return []feature.Feature{
+	fs := []feature.Feature{
 		vlan.Feature{},
 		bridgevlan.Feature{},
 		macsec.Feature{},
@@ -31,8 +31,8 @@ func BuiltinFeatures() []feature.Feature {
 		ike.Feature{},
 		bgp.Feature{},
 		netem.Feature{},
-		drill.Feature{},
 	}
+	return append(fs, drill.New(fs))
 }
 
 // BuiltinKinds returns erlab's node kinds.

@@ -212,7 +212,7 @@ func printDrills(w io.Writer, rep drillReport) {
 			}
 			tw.Flush()
 			for _, c := range r.Check {
-				fmt.Fprintf(w, "    %s  %s %s: %s\n", passWord(c.Pass), c.Flow, c.What, c.Measured)
+				fmt.Fprintf(w, "    %s  %s: %s\n", passWord(c.Pass), checkName(c), c.Measured)
 			}
 			if r.Error != "" {
 				fmt.Fprintf(w, "    FAIL  the drill did not run through: %s\n", r.Error)
@@ -276,7 +276,7 @@ func writeJUnit(path string, rep drillReport) error {
 		s := junitSuite{Name: d.Name}
 		for k, r := range d.Runs {
 			for _, c := range r.Check {
-				jc := junitCase{Name: fmt.Sprintf("%s %s (run %d)", c.Flow, c.What, k+1), Classname: "erlab.drill." + d.Name}
+				jc := junitCase{Name: fmt.Sprintf("%s (run %d)", checkName(c), k+1), Classname: "erlab.drill." + d.Name}
 				if !c.Pass {
 					jc.Failure = &junitFailure{Message: c.Measured}
 				}
@@ -391,3 +391,7 @@ func newWait(g *globals) *cobra.Command {
 	cmd.Flags().DurationVar(&flags.timeout, "timeout", time.Minute, "give up after this long")
 	return needsRoot(cmd, "it asks the lab's routing agents inside their namespaces")
 }
+
+// checkName names a check: its flow and what it expects, or what it
+// expects alone for a check of no flow (encrypted:, state:).
+func checkName(c drill.Check) string { return strings.TrimSpace(c.Flow + " " + c.What) }

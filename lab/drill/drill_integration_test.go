@@ -118,39 +118,10 @@ func TestIntegrationShippedDrillsERBGP(t *testing.T) {
 	}
 	top := labtest.Load(t, "../../topologies/er-bgp.yml")
 	l := labtest.Deploy(t, top)
-	ds := drill.Of(top)
-	if len(ds) < 2 {
-		t.Fatalf("er-bgp.yml ships %d drills, want at least 2", len(ds))
+	if ds := drill.Of(top); len(ds) < 4 {
+		t.Fatalf("er-bgp.yml ships %d drills, want 4", len(ds))
 	}
-	for _, d := range ds {
-		res := drill.Run(context.Background(), l, d, nil)
-		for _, f := range res.Flows {
-			t.Logf("%s: %s: %s", d.Name, f.Flow, f.Report)
-		}
-		for _, c := range res.Check {
-			t.Logf("%s: %s %s: %s (%v)", d.Name, c.Flow, c.What, c.Measured, c.Pass)
-		}
-		if !res.Pass {
-			t.Errorf("%s: %+v", d.Name, res)
-			continue
-		}
-		// Tightened below what was measured, the same run fails.
-		tight := *d
-		tight.Expect = nil
-		for _, e := range d.Expect {
-			for _, f := range res.Flows {
-				if f.Flow == e.Flow && f.Outage > 2*time.Millisecond {
-					below := f.Outage - time.Millisecond
-					tight.Expect = append(tight.Expect, drill.Expect{Flow: e.Flow, MaxOutage: &below})
-				}
-			}
-		}
-		for _, c := range drill.Evaluate(&tight, res.Flows) {
-			if c.Pass {
-				t.Errorf("%s: %s %s passed at a bound below what was measured (%s)", d.Name, c.Flow, c.What, c.Measured)
-			}
-		}
-	}
+	labtest.RunDrills(t, l, top)
 }
 
 // A path is read from counters in the node: the router forwards a->b out

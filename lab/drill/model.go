@@ -14,11 +14,13 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/erlab-dev/erlab/lab/bgp"
+	"github.com/erlab-dev/erlab/lab/feature"
 	"github.com/erlab-dev/erlab/lab/netem"
 	"github.com/erlab-dev/erlab/lab/probe"
 	"github.com/erlab-dev/erlab/lab/topo"
@@ -27,8 +29,34 @@ import (
 // Name is the feature's name, and its key at the top of a topology file.
 const Name = "drills"
 
-// Feature is the drills feature.
-type Feature struct{}
+// Feature is the drills feature. It knows the other features' drill
+// actions (feature.ActionHook) and encryption targets
+// (feature.EncryptionHook), from New.
+type Feature struct {
+	actions map[string]feature.ActionHook // by key (do: macsec-rotate)
+	enc     []feature.EncryptionHook
+}
+
+// New returns the drills feature, with the actions and encryption checks
+// of fs (the features registered before it).
+func New(fs []feature.Feature) Feature {
+	f := Feature{actions: map[string]feature.ActionHook{}}
+	for _, x := range fs {
+		if h, ok := x.(feature.ActionHook); ok {
+			if kh, ok := x.(topo.KeysHook); ok {
+				for _, k := range kh.Keys() {
+					if k.Scope == topo.ScopeAction {
+						f.actions[k.Name] = h
+					}
+				}
+			}
+		}
+		if h, ok := x.(feature.EncryptionHook); ok {
+			f.enc = append(f.enc, h)
+		}
+	}
+	return f
+}
 
 // Name implements feature.Feature.
 func (Feature) Name() string { return Name }
@@ -67,6 +95,14 @@ type StepSpec struct {
 	Wait    string      `yaml:"wait"`
 	Timeout string      `yaml:"timeout"`
 	Do      *ActionSpec `yaml:"do"`
+	// wait: established, of one router's sessions (NODE) or one
+	// (NODE:NEIGHBOUR-ADDRESS).
+	Session string `yaml:"session"`
+	// wait: route, in one node's kernel: a route to exactly Prefix, out of
+	// Dev when given.
+	Node   string `yaml:"node"`
+	Prefix string `yaml:"prefix"`
+	Dev    string `yaml:"dev"`
 }
 
 // ActionSpec is one action as written; exactly one key is set.
@@ -83,6 +119,9 @@ type ActionSpec struct {
 	BGPShutdown string                     `yaml:"bgp-shutdown"`
 	BGPEnable   string                     `yaml:"bgp-enable"`
 	Kill        string                     `yaml:"kill"`
+	// The other features' actions (macsec-rotate, ipsec-rekey), which
+	// they declare, resolve and run (feature.ActionHook).
+	Specs topo.Specs `yaml:"-" scope:"action"`
 }
 
 // ExecSpec runs a command in a node through /bin/sh; a non-zero exit
@@ -98,10 +137,24 @@ type ExpectSpec struct {
 	Pos       topo.Pos
 	Flow      string `yaml:"flow"`
 	MaxOutage string `yaml:"max-outage"`
+	MinOutage string `yaml:"min-outage"`
 	MaxLoss   string `yaml:"max-loss"`
 	Lossless  bool   `yaml:"lossless"`
 	Path      string `yaml:"path"`
 	During    *int   `yaml:"during"`
+	// Point checks, of no flow, made when step At ends (the last step
+	// when At is not given): verify encryption of a link end or tunnel,
+	// and a BGP session's state.
+	Encrypted *bool `yaml:"encrypted"`
+	// NothingInClear: verify encryption's marked flow left no frame in
+	// clear on the wire, whether or not it got across (a link that is
+	// down must fail closed).
+	NothingInClear bool   `yaml:"nothing-in-clear"`
+	Link           string `yaml:"link"`
+	Tunnel         string `yaml:"tunnel"`
+	Session        string `yaml:"session"`
+	State          string `yaml:"state"`
+	At             *int   `yaml:"at"`
 }
 
 // Drill is a resolved drill.
@@ -146,14 +199,54 @@ const (
 type Step struct {
 	Line    int
 	After   time.Duration
-	Wait    string // WaitConverged, or ""
+	Wait    string // WaitConverged, WaitEstablished, WaitRoute, or ""
 	Timeout time.Duration
 	Action  *Action
+	Session Session   // WaitEstablished
+	Route   RouteWait // WaitRoute
 }
 
-// WaitConverged waits until every BGP session of every router is
-// Established.
-const WaitConverged = "converged"
+// The conditions a step waits for.
+const (
+	// WaitConverged waits until the routing has converged: every BGP
+	// session of every router Established, every best path installed,
+	// and nothing of it changed for a second.
+	WaitConverged = "converged"
+	// WaitEstablished waits until a router's sessions (or one) are
+	// Established.
+	WaitEstablished = "established"
+	// WaitRoute waits until a node's kernel has a route to a prefix (out
+	// of an interface, when given).
+	WaitRoute = "route"
+)
+
+// Session is a router's BGP sessions: all of them, or the one with Peer.
+type Session struct {
+	Node string
+	Peer netip.Addr
+}
+
+func (s Session) String() string {
+	if s.Peer.IsValid() {
+		return s.Node + ":" + s.Peer.String()
+	}
+	return s.Node
+}
+
+// RouteWait is a route a step waits for.
+type RouteWait struct {
+	Node   string
+	Prefix netip.Prefix
+	Dev    string
+}
+
+func (r RouteWait) String() string {
+	s := r.Node + ": " + r.Prefix.String()
+	if r.Dev != "" {
+		s += " dev " + r.Dev
+	}
+	return s
+}
 
 // DefaultWaitTimeout bounds a wait that names no timeout.
 const DefaultWaitTimeout = time.Minute
@@ -166,6 +259,11 @@ type Action struct {
 	Node   string        // exec, kill and the bgp actions
 	Cmd    string        // exec
 	Peer   netip.Addr    // the bgp actions: one neighbour, or all when invalid
+	// Another feature's action: its key, as written, and what its
+	// CheckAction resolved.
+	Hook    feature.ActionHook
+	Written string
+	Value   any
 }
 
 func (a *Action) String() string {
@@ -176,6 +274,11 @@ func (a *Action) String() string {
 		return fmt.Sprintf("impair %s", a.At)
 	case Kill:
 		return "kill " + a.Node + "'s speaker"
+	}
+	if a.Hook != nil {
+		return a.Kind + " " + a.Written
+	}
+	switch a.Kind {
 	case BGPReset, BGPShutdown, BGPEnable:
 		if a.Peer.IsValid() {
 			return a.Kind + " " + a.Node + ":" + a.Peer.String()
@@ -190,6 +293,9 @@ type Expect struct {
 	Line      int
 	Flow      string
 	MaxOutage *time.Duration
+	// MinOutage is an outage the drill must cause (a key mismatch must
+	// take the link down).
+	MinOutage *time.Duration
 	// MaxLoss is a count of packets, or (MaxLossPct) a share of those sent.
 	MaxLoss    *int
 	MaxLossPct *float64
@@ -200,7 +306,19 @@ type Expect struct {
 	// to the next step's end; 0 is the whole run.
 	Path   *topo.Endpoint
 	During int
+	// A point check (Flow is empty): Encrypted, the verdict verify
+	// encryption must give Target; or State, what Session must be. At is
+	// the step (1-based) at whose end it is made.
+	Encrypted      *bool
+	NothingInClear bool
+	Target         string
+	Session        *Session
+	State          string
+	At             int
 }
+
+// Point says that the expectation is checked at a step's end, of no flow.
+func (e Expect) Point() bool { return e.Encrypted != nil || e.NothingInClear || e.Session != nil }
 
 // Of returns a topology's drills, in file order.
 func Of(t *topo.Topology) []*Drill { d, _ := t.Ext[Name].([]*Drill); return d }
@@ -213,7 +331,7 @@ var drillName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 // CheckTopology implements topo.TopologyHook: the drills, once the nodes
 // and their interfaces are resolved, so that every name a drill uses is
 // checked against them.
-func (Feature) CheckTopology(t *topo.Topology, r topo.Reporter) {
+func (f Feature) CheckTopology(t *topo.Topology, r topo.Reporter) {
 	specs, _, ok := topo.SpecOf[topo.Map[Spec]](t.Specs, Name)
 	if !ok {
 		return
@@ -224,14 +342,14 @@ func (Feature) CheckTopology(t *topo.Topology, r topo.Reporter) {
 		if !drillName.MatchString(e.Key) {
 			r.Errorf(e.KeyPos, "%s: a drill's name is letters, digits and . _ - (it names the drill on the command line and in reports)", where)
 		}
-		if d := resolve(t, e.Key, e.Value, where, r); d != nil {
+		if d := f.resolve(t, e.Key, e.Value, where, r); d != nil {
 			out = append(out, d)
 		}
 	}
 	t.Ext[Name] = out
 }
 
-func resolve(t *topo.Topology, name string, s Spec, where string, r topo.Reporter) *Drill {
+func (fe Feature) resolve(t *topo.Topology, name string, s Spec, where string, r topo.Reporter) *Drill {
 	d := &Drill{Name: name, Description: s.Description}
 	if len(s.Flows) == 0 {
 		r.Errorf(s.Pos, "%s: no flows: a drill measures at least one (flows: [{from: NODE, to: NODE}])", where)
@@ -279,15 +397,15 @@ func resolve(t *topo.Topology, name string, s Spec, where string, r topo.Reporte
 		}
 	}
 	for i, s := range s.Steps {
-		if st, ok := resolveStep(t, s, fmt.Sprintf("%s: step %d", where, i+1), r); ok {
+		if st, ok := fe.resolveStep(t, s, fmt.Sprintf("%s: step %d", where, i+1), r); ok {
 			d.Steps = append(d.Steps, st)
 		}
 	}
 	for _, e := range s.Expect {
-		if written[e.Flow] && !labels[e.Flow] {
+		if e.Flow != "" && written[e.Flow] && !labels[e.Flow] {
 			continue
 		}
-		if ex, ok := resolveExpect(t, e, d, where, r); ok {
+		if ex, ok := fe.resolveExpect(t, e, d, where, r); ok {
 			d.Expect = append(d.Expect, ex)
 		}
 	}
@@ -297,7 +415,7 @@ func resolve(t *topo.Topology, name string, s Spec, where string, r topo.Reporte
 	return d
 }
 
-func resolveStep(t *topo.Topology, s StepSpec, where string, r topo.Reporter) (Step, bool) {
+func (f Feature) resolveStep(t *topo.Topology, s StepSpec, where string, r topo.Reporter) (Step, bool) {
 	st := Step{Line: s.Pos.Line}
 	ok := true
 	if s.After != "" {
@@ -308,17 +426,16 @@ func resolveStep(t *topo.Topology, s StepSpec, where string, r topo.Reporter) (S
 		}
 		st.After = d
 	}
+	if s.Wait == "" && (s.Session != "" || s.Node != "" || s.Prefix != "" || s.Dev != "") {
+		r.Errorf(s.Pos, "%s: session:, node:, prefix: and dev: are what a wait waits for: give wait: established or wait: route", where)
+		return st, false
+	}
 	switch {
 	case s.Wait != "" && s.Do != nil:
 		r.Errorf(s.Pos, "%s: a step either waits or does: split wait and do into two steps", where)
 		return st, false
 	case s.Wait != "":
-		if s.Wait != WaitConverged {
-			r.Errorf(s.Pos, "%s: wait: %q is no condition; there is %q (every BGP session Established)", where, s.Wait, WaitConverged)
-			return st, false
-		}
-		if !hasRouters(t) {
-			r.Errorf(s.Pos, "%s: wait: converged: the lab has no BGP router, so there is nothing to converge", where)
+		if !f.resolveWait(t, s, &st, where, r) {
 			return st, false
 		}
 		st.Wait, st.Timeout = s.Wait, DefaultWaitTimeout
@@ -334,13 +451,84 @@ func resolveStep(t *topo.Topology, s StepSpec, where string, r topo.Reporter) (S
 		r.Errorf(s.Pos, "%s: timeout: only a wait has one", where)
 		return st, false
 	case s.Do != nil:
-		a, aok := resolveAction(t, *s.Do, where, r)
+		a, aok := f.resolveAction(t, *s.Do, where, r)
 		st.Action, ok = a, ok && aok
 	case s.After == "":
 		r.Errorf(s.Pos, "%s: empty: give after:, do: or wait:", where)
 		return st, false
 	}
 	return st, ok
+}
+
+// resolveWait checks what a wait step waits for.
+func (Feature) resolveWait(t *topo.Topology, s StepSpec, st *Step, where string, r topo.Reporter) bool {
+	where += ": wait: " + s.Wait
+	extra := func(keys ...string) bool {
+		for _, k := range keys {
+			if v := map[string]string{"session": s.Session, "node": s.Node, "prefix": s.Prefix, "dev": s.Dev}[k]; v != "" {
+				r.Errorf(s.Pos, "%s: %s: is not what this wait takes", where, k)
+				return false
+			}
+		}
+		return true
+	}
+	switch s.Wait {
+	case WaitConverged:
+		if !hasRouters(t) {
+			r.Errorf(s.Pos, "%s: the lab has no BGP router, so there is nothing to converge", where)
+			return false
+		}
+		return extra("session", "node", "prefix", "dev")
+	case WaitEstablished:
+		if s.Session == "" {
+			r.Errorf(s.Pos, "%s: give session: NODE (all its sessions) or NODE:NEIGHBOUR-ADDRESS", where)
+			return false
+		}
+		sess, ok := resolveSession(t, s.Session, where+": session", s.Pos, r)
+		st.Session = sess
+		return ok && extra("node", "prefix", "dev")
+	case WaitRoute:
+		n := t.Node(s.Node)
+		switch {
+		case s.Node == "" || s.Prefix == "":
+			r.Errorf(s.Pos, "%s: give node: NODE and prefix: PREFIX (and dev: IFACE to wait for the route out of one interface)", where)
+			return false
+		case n == nil:
+			r.Errorf(s.Pos, "%s: node: %v", where, unknownNode(t, s.Node))
+			return false
+		}
+		p, err := netip.ParsePrefix(s.Prefix)
+		if err != nil || p != p.Masked() {
+			r.Errorf(s.Pos, "%s: prefix: %q is not a prefix (10.20.0.0/16)", where, s.Prefix)
+			return false
+		}
+		if s.Dev != "" && n.Interface(s.Dev) == nil {
+			r.Errorf(s.Pos, "%s: dev: node %s has no interface %q (it has: %s)", where, s.Node, s.Dev, strings.Join(ifaceNames(n), ", "))
+			return false
+		}
+		st.Route = RouteWait{Node: s.Node, Prefix: p, Dev: s.Dev}
+		return extra("session")
+	}
+	r.Errorf(s.Pos, "%s: no such condition; there are %s (every session Established and every route installed), %s (session: NODE[:ADDR]) and %s (node:, prefix:, dev:)", where, WaitConverged, WaitEstablished, WaitRoute)
+	return false
+}
+
+// resolveSession resolves NODE or NODE:NEIGHBOUR-ADDRESS to a router's
+// sessions.
+func resolveSession(t *topo.Topology, at, where string, pos topo.Pos, r topo.Reporter) (Session, bool) {
+	a, ok := routerAction(t, &Action{}, at, where, pos, r)
+	if !ok {
+		return Session{}, false
+	}
+	return Session{Node: a.Node, Peer: a.Peer}, true
+}
+
+func ifaceNames(n *topo.Node) []string {
+	var names []string
+	for _, i := range n.Interfaces {
+		names = append(names, i.Name)
+	}
+	return names
 }
 
 func hasRouters(t *topo.Topology) bool {
@@ -352,7 +540,7 @@ func hasRouters(t *topo.Topology) bool {
 	return false
 }
 
-func resolveAction(t *topo.Topology, s ActionSpec, where string, r topo.Reporter) (*Action, bool) {
+func (f Feature) resolveAction(t *topo.Topology, s ActionSpec, where string, r topo.Reporter) (*Action, bool) {
 	type kv struct{ kind, at string }
 	var set []kv
 	for _, c := range []kv{{LinkDown, s.LinkDown}, {LinkUp, s.LinkUp}, {Blackhole, s.Blackhole}, {Restore, s.Restore}, {Clear, s.Clear}} {
@@ -373,12 +561,36 @@ func resolveAction(t *topo.Topology, s ActionSpec, where string, r topo.Reporter
 			set = append(set, c)
 		}
 	}
+	for k := range s.Specs {
+		set = append(set, kv{k, ""})
+	}
 	if len(set) != 1 {
-		r.Errorf(s.Pos, "%s: do: give exactly one action (link-down, link-up, blackhole, restore, impair, clear, exec, bgp-reset, bgp-shutdown, bgp-enable or kill), not %d", where, len(set))
+		names := []string{LinkDown, LinkUp, Blackhole, Restore, Impair, Clear, Exec, BGPReset, BGPShutdown, BGPEnable, Kill}
+		for k := range f.actions {
+			names = append(names, k)
+		}
+		slices.Sort(names[11:])
+		r.Errorf(s.Pos, "%s: do: give exactly one action (%s), not %d", where, strings.Join(names, ", "), len(set))
 		return nil, false
 	}
 	a := &Action{Kind: set[0].kind}
 	where += ": " + a.Kind
+	if spec, ok := s.Specs[a.Kind]; ok {
+		h := f.actions[a.Kind]
+		if h == nil {
+			r.Errorf(spec.Key, "%s: no feature runs this action", where)
+			return nil, false
+		}
+		v, ok := h.CheckAction(t, a.Kind, spec, where, r)
+		if !ok {
+			return nil, false
+		}
+		a.Hook, a.Value = h, v
+		if str, isStr := spec.Value.(string); isStr {
+			a.Written = str
+		}
+		return a, true
+	}
 	switch a.Kind {
 	case Kill, BGPReset, BGPShutdown, BGPEnable:
 		return routerAction(t, a, set[0].at, where, s.Pos, r)
@@ -476,8 +688,11 @@ func linkEnd(t *topo.Topology, s, where string, pos topo.Pos, r topo.Reporter) (
 	return topo.Endpoint{Node: node, Iface: iface}, true
 }
 
-func resolveExpect(t *topo.Topology, e ExpectSpec, d *Drill, where string, r topo.Reporter) (Expect, bool) {
+func (f Feature) resolveExpect(t *topo.Topology, e ExpectSpec, d *Drill, where string, r topo.Reporter) (Expect, bool) {
 	ex := Expect{Line: e.Pos.Line, Flow: e.Flow, Lossless: e.Lossless}
+	if e.Encrypted != nil || e.NothingInClear || e.Session != "" || e.Link != "" || e.Tunnel != "" || e.State != "" || e.At != nil {
+		return f.resolvePoint(t, e, d, where, r)
+	}
 	var labels []string
 	found := false
 	for _, f := range d.Flows {
@@ -501,6 +716,14 @@ func resolveExpect(t *topo.Topology, e ExpectSpec, d *Drill, where string, r top
 			ok = false
 		}
 		ex.MaxOutage = &v
+	}
+	if e.MinOutage != "" {
+		v, err := time.ParseDuration(e.MinOutage)
+		if err != nil || v <= 0 {
+			r.Errorf(e.Pos, "%s: min-outage: %q is not a duration (1s, 300ms)", where, e.MinOutage)
+			ok = false
+		}
+		ex.MinOutage = &v
 	}
 	if e.MaxLoss != "" {
 		if pct, isPct := strings.CutSuffix(e.MaxLoss, "%"); isPct {
@@ -549,11 +772,83 @@ func resolveExpect(t *topo.Topology, e ExpectSpec, d *Drill, where string, r top
 			ex.During = *e.During
 		}
 	}
-	if ex.MaxOutage == nil && ex.MaxLoss == nil && ex.MaxLossPct == nil && !ex.Lossless && e.Path == "" {
-		r.Errorf(e.Pos, "%s: expects nothing: give max-outage, max-loss, lossless: true or path", where)
+	if ex.MaxOutage == nil && ex.MinOutage == nil && ex.MaxLoss == nil && ex.MaxLossPct == nil && !ex.Lossless && e.Path == "" {
+		r.Errorf(e.Pos, "%s: expects nothing: give max-outage, min-outage, max-loss, lossless: true or path", where)
 		ok = false
 	}
 	return ex, ok
+}
+
+// The states a session expectation may name: GoBGP's, and down (any but
+// Established).
+var sessionStates = []string{"established", "down", "idle", "connect", "active", "opensent", "openconfirm"}
+
+// StateDown is any session state but Established.
+const StateDown = "down"
+
+// resolvePoint resolves a check made at a step's end: encrypted: of a
+// link end or tunnel, or state: of a session.
+func (f Feature) resolvePoint(t *topo.Topology, e ExpectSpec, d *Drill, where string, r topo.Reporter) (Expect, bool) {
+	ex := Expect{Line: e.Pos.Line, At: len(d.Steps)}
+	if e.Flow != "" || e.MaxOutage != "" || e.MinOutage != "" || e.MaxLoss != "" || e.Lossless || e.Path != "" || e.During != nil {
+		r.Errorf(e.Pos, "%s: expect: encrypted: and state: are checked of a link, tunnel or session at a step's end, not of a flow: give them an expectation of their own", where)
+		return ex, false
+	}
+	if e.At != nil {
+		if *e.At < 1 || *e.At > len(d.Steps) {
+			r.Errorf(e.Pos, "%s: expect: at: %d: the drill's steps are 1 to %d", where, *e.At, len(d.Steps))
+			return ex, false
+		}
+		ex.At = *e.At
+	}
+	switch {
+	case (e.Encrypted != nil || e.NothingInClear) && (e.Session != "" || e.State != ""):
+		r.Errorf(e.Pos, "%s: expect: encrypted: and session: are two expectations: split them", where)
+		return ex, false
+	case e.Encrypted != nil || e.NothingInClear:
+		target := e.Link
+		if (e.Link == "") == (e.Tunnel == "") {
+			r.Errorf(e.Pos, "%s: expect: encrypted: and nothing-in-clear: give link: NODE:IFACE or tunnel: NAME, the one verify encryption checks", where)
+			return ex, false
+		}
+		if e.Tunnel != "" {
+			target = e.Tunnel
+		}
+		var known []string
+		for _, h := range f.enc {
+			known = append(known, h.EncryptionTargets(t)...)
+		}
+		if !slices.Contains(known, target) {
+			hint := ""
+			if c := topo.Closest(target, known); c != "" {
+				hint = "; did you mean " + c + "?"
+			}
+			if len(known) == 0 {
+				known = []string{"none: the lab declares no MACsec link and no IPsec tunnel"}
+			}
+			r.Errorf(e.Pos, "%s: expect: encrypted: %s is nothing verify encryption checks (it checks: %s)%s", where, target, strings.Join(known, ", "), hint)
+			return ex, false
+		}
+		ex.Encrypted, ex.NothingInClear, ex.Target = e.Encrypted, e.NothingInClear, target
+		return ex, true
+	case e.Session != "":
+		if e.Link != "" || e.Tunnel != "" {
+			r.Errorf(e.Pos, "%s: expect: link: and tunnel: go with encrypted:", where)
+			return ex, false
+		}
+		sess, ok := resolveSession(t, e.Session, where+": expect: session", e.Pos, r)
+		if !ok {
+			return ex, false
+		}
+		if !slices.Contains(sessionStates, e.State) {
+			r.Errorf(e.Pos, "%s: expect: session %s: state: %q: give one of %s", where, e.Session, e.State, strings.Join(sessionStates, ", "))
+			return ex, false
+		}
+		ex.Session, ex.State = &sess, e.State
+		return ex, true
+	}
+	r.Errorf(e.Pos, "%s: expect: at: checks encrypted: or nothing-in-clear: (of link: or tunnel:), or state: (of session:); give one", where)
+	return ex, false
 }
 
 func unknownNode(t *topo.Topology, name string) error {

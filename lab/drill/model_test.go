@@ -79,7 +79,29 @@ func TestDrillProblemsAreLocated(t *testing.T) {
 		{`{flows: [{from: a, to: b}], steps: [{after: 1s, do: {pull: a:eth1}}], expect: [{flow: a->b, lossless: true}]}`,
 			`pull`},
 		{`{flows: [{from: a, to: b}], steps: [{after: 1s}], expect: [{flow: a->b}]}`,
-			`expects nothing: give max-outage, max-loss, lossless: true or path`},
+			`expects nothing: give max-outage, min-outage, max-loss, lossless: true or path`},
+		{`{flows: [{from: a, to: b}], steps: [{after: 1s, do: {macsec-rotate: a:eth1}}], expect: [{flow: a->b, lossless: true}]}`,
+			`step 1: macsec-rotate: a:eth1 is no end of a MACsec link with static keys (those are: none)`},
+		{`{flows: [{from: a, to: b}], steps: [{after: 1s, do: {ipsec-rekey: a:vpn}}], expect: [{flow: a->b, lossless: true}]}`,
+			`step 1: ipsec-rekey: lab d has no tunnel "vpn"`},
+		{`{flows: [{from: a, to: b}], steps: [{after: 1s}], expect: [{encrypted: true, link: a:eth2}]}`,
+			`expect: encrypted: a:eth2 is nothing verify encryption checks (it checks: a:eth1, b:eth1); did you mean a:eth1?`},
+		{`{flows: [{from: a, to: b}], steps: [{after: 1s}], expect: [{encrypted: true}]}`,
+			`expect: encrypted: and nothing-in-clear: give link: NODE:IFACE or tunnel: NAME`},
+		{`{flows: [{from: a, to: b}], steps: [{after: 1s}], expect: [{flow: a->b, encrypted: true, link: a:eth1}]}`,
+			`not of a flow: give them an expectation of their own`},
+		{`{flows: [{from: a, to: b}], steps: [{after: 1s}], expect: [{flow: a->b, min-outage: 0s}]}`,
+			`min-outage: "0s" is not a duration`},
+		{`{flows: [{from: a, to: b}], steps: [{wait: route, node: a, prefix: 10.0.0.1/8}], expect: [{flow: a->b, lossless: true}]}`,
+			`wait: route: prefix: "10.0.0.1/8" is not a prefix`},
+		{`{flows: [{from: a, to: b}], steps: [{wait: route, node: a, prefix: 10.0.0.0/8, dev: eth9}], expect: [{flow: a->b, lossless: true}]}`,
+			`wait: route: dev: node a has no interface "eth9" (it has: eth1)`},
+		{`{flows: [{from: a, to: b}], steps: [{wait: established}], expect: [{flow: a->b, lossless: true}]}`,
+			`wait: established: give session: NODE`},
+		{`{flows: [{from: a, to: b}], steps: [{wait: soon}], expect: [{flow: a->b, lossless: true}]}`,
+			`wait: soon: no such condition; there are converged`},
+		{`{flows: [{from: a, to: b}], steps: [{after: 1s, session: a}], expect: [{flow: a->b, lossless: true}]}`,
+			`session:, node:, prefix: and dev: are what a wait waits for`},
 		{`{flows: [{from: a, to: b, rate: 0}], steps: [{after: 1s}], expect: [{flow: a->b, lossless: true}]}`,
 			`rate 0 pps`},
 	} {
@@ -136,6 +158,7 @@ func TestDrillRouterActions(t *testing.T) {
 		t.Errorf("steps: %+v %+v %+v", st[1].Action, st[3].Action, st[4].Action)
 	}
 	for _, c := range []struct{ do, want string }{
+		{`{mka-mismatch: r1:eth1}`, `mka-mismatch: "r1:eth1" is no end of an MKA link`},
 		{`{bgp-shutdown: r1:10.0.0.9}`, `bgp-shutdown: 10.0.0.9 is no neighbour of r1 (its neighbours: 10.0.0.2)`},
 		{`{kill: h}`, `kill: node h runs no BGP (it has no bgp: block)`},
 		{`{kill: r1:10.0.0.2}`, `kill takes a router's name`},
@@ -144,6 +167,48 @@ func TestDrillRouterActions(t *testing.T) {
 		_, err := labtest.ParseFile(t, twoRouters+"drills:\n  x: {flows: [{from: r1, to: r2}], steps: [{do: "+c.do+"}], expect: [{flow: r1->r2, lossless: true}]}\n", nil)
 		if got := strings.Join(labtest.Problems(err), "\n"); !strings.Contains(got, c.want) {
 			t.Errorf("%s:\n got %s\nwant %s", c.do, got, c.want)
+		}
+	}
+}
+
+func TestDrillWaitsAndPointChecks(t *testing.T) {
+	top, err := labtest.ParseFile(t, twoRouters+`drills:
+  ok:
+    flows: [{from: r1, to: r2}]
+    steps:
+      - {wait: established, session: r1:10.0.0.2, timeout: 5s}
+      - {after: 1s, do: {bgp-shutdown: r1}}
+      - {wait: route, node: h, prefix: 10.0.1.0/30, dev: eth1}
+    expect:
+      - {flow: r1->r2, min-outage: 100ms}
+      - {session: r1:10.0.0.2, state: down, at: 2}
+      - {session: r2, state: established, at: 1}
+      - {session: r2, state: idle}
+`, nil)
+	if err != nil {
+		t.Fatal(labtest.Problems(err))
+	}
+	d := drill.Of(top)[0]
+	st := d.Steps
+	if st[0].Wait != drill.WaitEstablished || st[0].Session.String() != "r1:10.0.0.2" || st[0].Timeout != 5*time.Second ||
+		st[2].Wait != drill.WaitRoute || st[2].Route.String() != "h: 10.0.1.0/30 dev eth1" {
+		t.Errorf("steps: %+v", st)
+	}
+	e := d.Expect
+	if len(e) != 4 || *e[0].MinOutage != 100*time.Millisecond || e[0].Point() ||
+		!e[1].Point() || e[1].At != 2 || e[1].State != drill.StateDown || e[1].Session.String() != "r1:10.0.0.2" ||
+		e[2].At != 1 || e[3].At != 3 {
+		t.Errorf("expectations: %+v", e)
+	}
+	for _, c := range []struct{ expect, want string }{
+		{`{session: r1, state: up}`, `state: "up": give one of established, down`},
+		{`{session: r1:10.0.0.9, state: idle}`, `10.0.0.9 is no neighbour of r1`},
+		{`{session: r1, state: idle, at: 4}`, `at: 4: the drill's steps are 1 to 1`},
+		{`{state: idle}`, `checks encrypted: or nothing-in-clear: (of link: or tunnel:), or state: (of session:); give one`},
+	} {
+		_, err := labtest.ParseFile(t, twoRouters+"drills:\n  x: {flows: [{from: r1, to: r2}], steps: [{after: 1s}], expect: ["+c.expect+"]}\n", nil)
+		if got := strings.Join(labtest.Problems(err), "\n"); !strings.Contains(got, c.want) {
+			t.Errorf("%s:\n got %s\nwant %s", c.expect, got, c.want)
 		}
 	}
 }

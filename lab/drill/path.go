@@ -228,7 +228,7 @@ func (pc *pathCounters) evaluate(d *Drill, flows []FlowResult) []Check {
 			crossed := s1.counts[k] - s0.counts[k]
 			arrived := receivedBetween(f, s0.at, s1.at)
 			c.Pass = arrived > 0 && float64(crossed) >= PathShare*float64(arrived)
-			c.Measured = fmt.Sprintf("%d of the %d packets that arrived between %.2fs and %.2fs crossed it", crossed, arrived, s0.at.Seconds(), s1.at.Seconds())
+			c.Measured = fmt.Sprintf("%d packets crossed it, for %d of the flow's that arrived between %.2fs and %.2fs", crossed, arrived, s0.at.Seconds(), s1.at.Seconds())
 		}
 		out = append(out, c)
 	}
@@ -236,18 +236,20 @@ func (pc *pathCounters) evaluate(d *Drill, flows []FlowResult) []Check {
 }
 
 // PathShare is how much of a flow must cross a path's node in its window:
-// the window's edges cut its buckets, so not all of it.
+// the counters are read at the window's edges and the arrivals are
+// counted in 50 ms buckets, so not quite all of it.
 const PathShare = 0.9
 
 // receivedBetween counts a flow's packets sent in [from, to) that arrived,
-// from its timeline.
+// from its timeline: a bucket the window cuts counts for the share of it
+// inside the window.
 func receivedBetween(f *FlowResult, from, to time.Duration) int {
-	n := 0
+	n := 0.0
 	for k, got := range f.TimelineReceived {
 		at := f.Offset + time.Duration(k)*f.Bucket
-		if at >= from && at+f.Bucket <= to {
-			n += got
+		if in := min(at+f.Bucket, to) - max(at, from); in > 0 {
+			n += float64(got) * float64(in) / float64(f.Bucket)
 		}
 	}
-	return n
+	return int(n + 0.5)
 }

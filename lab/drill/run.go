@@ -21,6 +21,8 @@ type Lab interface {
 	feature.Lab
 	// LinkSet sets a link end down or up, as erlab link does.
 	LinkSet(ctx context.Context, node, iface string, up bool) error
+	// VerifyEncryption is verify encryption of the targets named.
+	VerifyEncryption(ctx context.Context, only []string) ([]feature.EncryptionCheck, error)
 }
 
 // TimelineBucket is the resolution of a flow's timeline (and of the SVG).
@@ -54,7 +56,9 @@ type FlowResult struct {
 
 // Check is one expectation and what was measured against it.
 type Check struct {
-	Flow     string `json:"flow"`
+	Flow string `json:"flow"` // empty for a check at a step's end
+	// At is the step at whose end a check of no flow was made.
+	At       int    `json:"at_step,omitempty"`
 	Line     int    `json:"line"`
 	What     string `json:"what"`     // "max-outage 1s"
 	Measured string `json:"measured"` // "outage 512ms"
@@ -87,7 +91,25 @@ func Run(ctx context.Context, l Lab, d *Drill, progress io.Writer) RunResult {
 	for lead < len(d.Steps) && d.Steps[lead].Wait != "" && d.Steps[lead].After == 0 {
 		lead++
 	}
-	if err := runSteps(ctx, l, d.Steps[:lead], 0, start, &res, &undo, progress, nil); err != nil {
+	// Checks of no flow (encrypted:, state:) are made at their step's end.
+	points := map[int][]Expect{}
+	for _, e := range d.Expect {
+		if e.Point() {
+			points[e.At-1] = append(points[e.At-1], e)
+		}
+	}
+	var pointChecks []Check
+	checkAt := func(i int) {
+		for _, e := range points[i] {
+			began := time.Now()
+			c := checkPoint(ctx, l, e)
+			if progress != nil {
+				fmt.Fprintf(progress, "  %7.3fs  check %s: %s (%s)\n", began.Sub(start).Seconds(), c.What, verdict(c.Pass), time.Since(began).Round(time.Millisecond))
+			}
+			pointChecks = append(pointChecks, c)
+		}
+	}
+	if err := runSteps(ctx, l, d.Steps[:lead], 0, start, &res, &undo, progress, checkAt); err != nil {
 		res.Error = err.Error()
 		return res
 	}
@@ -111,7 +133,7 @@ func Run(ctx context.Context, l Lab, d *Drill, progress io.Writer) RunResult {
 		}()
 	}
 	pc.take(-1, start)
-	stepErr := runSteps(ctx, l, d.Steps[lead:], lead, start, &res, &undo, progress, func(i int) { pc.take(i, start) })
+	stepErr := runSteps(ctx, l, d.Steps[lead:], lead, start, &res, &undo, progress, func(i int) { pc.take(i, start); checkAt(i) })
 	close(stop)
 	wg.Wait()
 	pc.take(len(d.Steps), start)
@@ -134,7 +156,7 @@ func Run(ctx context.Context, l Lab, d *Drill, progress io.Writer) RunResult {
 	if err := errors.Join(append(errs, stepErr)...); err != nil {
 		res.Error = err.Error()
 	}
-	res.Check = append(Evaluate(d, flows), pc.evaluate(d, flows)...)
+	res.Check = append(append(Evaluate(d, flows), pc.evaluate(d, flows)...), pointChecks...)
 	res.Pass = res.Error == "" && len(res.Check) > 0
 	for _, c := range res.Check {
 		res.Pass = res.Pass && c.Pass
@@ -157,12 +179,21 @@ func runSteps(ctx context.Context, l Lab, steps []Step, first int, start time.Ti
 		began := time.Now()
 		var err error
 		switch {
-		case s.Wait != "":
+		case s.Wait == WaitConverged:
 			what = "wait " + s.Wait
 			err = bgp.WaitConverged(ctx, l, s.Timeout)
+		case s.Wait == WaitEstablished:
+			what = "wait established " + s.Session.String()
+			err = waitEstablished(ctx, l, s.Session, s.Timeout)
+		case s.Wait == WaitRoute:
+			what = "wait route " + s.Route.String()
+			err = waitRoute(ctx, l, s.Route, s.Timeout)
 		case s.Action != nil:
 			what = s.Action.String()
-			err = act(ctx, l, s.Action, undo)
+			var did string
+			if did, err = act(ctx, l, s.Action, undo); did != "" {
+				what += ": " + did
+			}
 		}
 		sr := StepResult{Step: i + 1, Line: s.Line, What: what, At: began.Sub(start), Took: time.Since(began)}
 		res.Steps = append(res.Steps, sr)
@@ -180,7 +211,22 @@ func runSteps(ctx context.Context, l Lab, steps []Step, first int, start time.Ti
 }
 
 // act does one action, and notes how to put it back.
-func act(ctx context.Context, l Lab, a *Action, undo *undoList) error {
+func act(ctx context.Context, l Lab, a *Action, undo *undoList) (string, error) {
+	if a.Hook != nil {
+		did, back, err := a.Hook.Act(ctx, l, a.Kind, a.Value)
+		if err != nil {
+			return "", err
+		}
+		if back != nil {
+			undo.note(topo.Endpoint{Node: a.Written}, a.Kind, func(ctx context.Context, _ Lab) error { return back(ctx) }, false)
+		}
+		return did, nil
+	}
+	return "", actBuiltin(ctx, l, a, undo)
+}
+
+// actBuiltin does one of the drill's own actions.
+func actBuiltin(ctx context.Context, l Lab, a *Action, undo *undoList) error {
 	switch a.Kind {
 	case LinkDown, LinkUp:
 		up := a.Kind == LinkUp
@@ -315,6 +361,9 @@ func Evaluate(d *Drill, flows []FlowResult) []Check {
 		}
 		if e.MaxOutage != nil {
 			add("max-outage "+e.MaxOutage.String(), outage, f.Outage <= *e.MaxOutage)
+		}
+		if e.MinOutage != nil {
+			add("min-outage "+e.MinOutage.String(), outage, f.Outage >= *e.MinOutage)
 		}
 		if e.MaxLoss != nil {
 			add(fmt.Sprintf("max-loss %d", *e.MaxLoss), outage, f.Lost <= *e.MaxLoss)

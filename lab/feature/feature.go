@@ -22,10 +22,11 @@
 //     and a word on an interface in the interface table: DetailHook;
 //   - its check for verify encryption: EncryptionHook;
 //   - the processes the erlab binary is re-executed as: HelperHook;
-//   - its words in a graph: GraphHook.
+//   - its words in a graph: GraphHook;
+//   - its actions as drill steps (macsec-rotate, ipsec-rekey): ActionHook.
 //
 // Its actions (rotate, rekey) are functions of its own package that take
-// a Lab.
+// a Lab; ActionHook offers them to drills.
 package feature
 
 import (
@@ -160,6 +161,19 @@ type GraphHook interface {
 type EncryptionHook interface {
 	EncryptionTargets(t *topo.Topology) []string
 	VerifyEncryption(ctx context.Context, l Lab, only []string) ([]EncryptionCheck, error)
+}
+
+// ActionHook offers a feature's actions to drill steps. The feature
+// declares each as a key of topo.ScopeAction (a step's do: map, such as
+// macsec-rotate: NODE:IFACE); CheckAction resolves one when the file is
+// read, reporting its problems at spec's position with where (the step)
+// in front, and returns what Act gets when the step runs. Act does it and
+// returns what it did, in a few words for the drill's report, and how to
+// put it back when the drill ends (nil when the lab needs nothing put
+// back: rotated keys stay rotated, and work).
+type ActionHook interface {
+	CheckAction(t *topo.Topology, key string, spec topo.Spec, where string, r topo.Reporter) (any, bool)
+	Act(ctx context.Context, l Lab, key string, v any) (what string, undo func(context.Context) error, err error)
 }
 
 // HelperHook names the processes the erlab binary may be re-executed as

@@ -16,7 +16,6 @@ import (
 
 	"github.com/erlab-dev/erlab/lab"
 	"github.com/erlab-dev/erlab/lab/labtest"
-	"github.com/erlab-dev/erlab/lab/probe"
 	"github.com/erlab-dev/erlab/lab/topo"
 )
 
@@ -174,103 +173,11 @@ func TestIntegrationERVPNCoexistence(t *testing.T) {
 	top := labtest.Load(t, labtest.WithKeys(t, "../../topologies/er-vpn-coexistence.yml"))
 	l := labtest.Deploy(t, top)
 	ctx := context.Background()
-	waitRoute := func(node, dst, dev string) time.Duration {
-		t.Helper()
-		return labtest.Eventually(t, time.Minute, node+": route to "+dst+" via "+dev, func() bool {
-			out, _, _ := labtest.TryExec(l, node, "ip", "route", "get", dst)
-			return strings.Contains(out, "dev "+dev+" ")
-		})
-	}
-	// Both paths up: ExpressRoute preferred both ways.
-	waitRoute("ce", "10.20.0.4", "eth1")
-	waitRoute("azure", "10.1.0.10", "eth1")
-	labtest.Exec(t, l, "host", "ping", "-c1", "-W2", "10.20.0.4")
-	res, err := l.VerifyEncryption(ctx, []string{"s2s"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(res) != 1 || res[0].Pass {
-		t.Errorf("on ExpressRoute, host → vm should not be in the tunnel: %+v", res)
-	}
-	// The VPN's BGP session is up too, on the VPN gateway's timers.
-	nb, err := bgp.Neighbors(ctx, l, "ce")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range nb {
-		if n.State != "established" {
-			t.Errorf("ce's session %s is %s", n.Description, n.State)
-		}
-	}
-
-	// A drill runs probe streams both ways while it acts and asserts the
-	// failover bound: no stream loses more than 1.5 s in one run — the
-	// CE sees the carrier loss at once (fast external failover) and the
-	// MSEE's BFD (300 ms × 3) takes at most 0.9 s, the rest is margin for
-	// the emulated CPU — and every stream ends delivering. 250 pps: a gap
-	// to 4 ms, a load the emulated CPU carries through ESP both ways
-	// (1000 pps each way lost packets throughout, from capacity, not
-	// failover).
-	const rate = 250
-	drill := func(what string, act func()) {
-		t.Helper()
-		type result struct {
-			dir string
-			rep probe.Report
-			err error
-		}
-		results := make(chan result, 2)
-		for _, dir := range [][2]string{{"host", "vm"}, {"vm", "host"}} {
-			go func() {
-				rep, err := probe.Between(ctx, top, dir[0], dir[1], probe.Config{Rate: rate, Duration: 8 * time.Second, Port: 7020})
-				results <- result{dir[0] + " → " + dir[1], rep, err}
-			}()
-		}
-		// The streams run 8 s; the act comes a second in, once both send.
-		time.Sleep(time.Second)
-		act()
-		for range 2 {
-			r := <-results
-			switch {
-			case r.err != nil:
-				t.Errorf("%s: %s: %v", what, r.dir, r.err)
-			case r.rep.LongestGap > 1500*time.Millisecond || r.rep.Outage > 1500*time.Millisecond:
-				t.Errorf("%s: %s: over the failover bound of 1.5 s: %s", what, r.dir, r.rep)
-			case r.rep.Lost > 0 && r.rep.LastLoss > r.rep.Duration-time.Second:
-				t.Errorf("%s: %s: still losing at the end of the stream: %s", what, r.dir, r.rep)
-			default:
-				t.Logf("%s: %s: %s", what, r.dir, r.rep)
-			}
-		}
-	}
-	drill("ExpressRoute pulled", func() {
-		if err := l.LinkSet(context.Background(), "ce", "eth1", false); err != nil {
-			t.Fatal(err)
-		}
-	})
-	waitRoute("ce", "10.20.0.4", "ipsec0")
-	waitRoute("azure", "10.1.0.10", "ipsec0")
-	res, err = l.VerifyEncryption(ctx, []string{"s2s"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(res) != 1 || !res[0].Pass || res[0].Declared != "ipsec aes256gcm16 (IKEv2)" {
-		t.Errorf("on the VPN, host → vm is not ESP: %+v", res)
-	}
-	// strongSwan rekeys the CHILD SA, make-before-break, under a probe
-	// stream through the tunnel: nothing lost.
-	rep, err := ike.Rekey(ctx, l, "ce", "s2s", false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Make-before-break: measured 0 lost in most runs, but once 1 of 232
-	// (strongSwan 5.9.8 on the emulated CPU). More than one would be a
-	// break in the rekey, not a packet caught in the switch.
-	if rep.Probe == nil || rep.Probe.Lost > 1 || rep.SPIAfter == rep.SPIBefore || rep.SPIAfter == 0 {
-		t.Errorf("rekey: %+v %v", rep, rep.Probe)
-	} else {
-		t.Logf("rekey: SPI %#x → %#x in %s; probe: %s", rep.SPIBefore, rep.SPIAfter, rep.Took, rep.Probe)
-	}
+	// The shipped drills: ExpressRoute pulled and restored while streams
+	// run both ways (into the tunnel and back, encrypted then not, the
+	// path counted in ce and azure), and a CHILD SA and IKE SA rekey under
+	// traffic through the tunnel.
+	labtest.RunDrills(t, l, top, "expressroute-lost", "vpn-rekey")
 	info, err := l.Inspect(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -285,13 +192,6 @@ func TestIntegrationERVPNCoexistence(t *testing.T) {
 	if len(ikes) != 2 {
 		t.Errorf("inspect shows %d IKE tunnel ends, want 2", len(ikes))
 	}
-	drill("ExpressRoute restored", func() {
-		if err := l.LinkSet(context.Background(), "ce", "eth1", true); err != nil {
-			t.Fatal(err)
-		}
-	})
-	waitRoute("ce", "10.20.0.4", "eth1")
-	waitRoute("azure", "10.1.0.10", "eth1")
 }
 
 // IPsec over ExpressRoute private peering (Virtual WAN): with more-specific

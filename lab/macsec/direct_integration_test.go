@@ -44,6 +44,9 @@ func TestIntegrationERDirect(t *testing.T) {
 			t.Errorf("%s: %+v", r.Link, r)
 		}
 	}
+	// The shipped drill: the primary port's SAKs rolled, both ends, under
+	// traffic on both peerings; nothing lost, encrypted before and after.
+	labtest.RunDrills(t, l, top, "primary-key-rotation")
 }
 
 // The MKA variant: QinQ with 0x8100 for both tags over MACsec keyed by
@@ -80,6 +83,9 @@ func TestIntegrationERDirectMKA(t *testing.T) {
 	if len(res) != 2 {
 		t.Errorf("verify encryption checked %d links, want 2", len(res))
 	}
+	// The shipped drills: a CAK mismatch takes the port down, failing
+	// closed (nothing in clear); a CAK rotation brings it back secured.
+	labtest.RunDrills(t, l, top, "cak-mismatch", "cak-rotation")
 }
 
 // MACsec on a subinterface: QinQ tags in clear, MACsec inside them — as a

@@ -120,7 +120,10 @@ func (Feature) Name() string { return Name }
 
 // Keys implements topo.KeysHook.
 func (Feature) Keys() []topo.Key {
-	return []topo.Key{{Scope: topo.ScopeLink, Name: "macsec", Spec: (*Spec)(nil)}}
+	return []topo.Key{
+		{Scope: topo.ScopeLink, Name: "macsec", Spec: (*Spec)(nil)},
+		{Scope: topo.ScopeAction, Name: RotateAction, Spec: ""},
+	}
 }
 
 // Resolve implements topo.ResolveHook: each link's macsec: block.

@@ -29,6 +29,9 @@ type Rotation struct {
 	// Gap is how long the second end keeps the old key after the first
 	// has the new one: the window an operator takes between the two.
 	Gap time.Duration
+	// NoProbe sends no probe stream across the link: the caller measures
+	// (a drill's flows).
+	NoProbe bool
 }
 
 // RotateReport says what an MKA key rotation did and what it cost.
@@ -100,7 +103,7 @@ func Rotate(ctx context.Context, lab feature.Lab, node, iface string, r Rotation
 	// A probe stream across the link, if both ends have addresses on it.
 	var probeDone chan error
 	stopProbe := func() {}
-	if from, to, ok := probePair(t, l, self, peer); ok {
+	if from, to, ok := probePair(t, l, self, peer); ok && !r.NoProbe {
 		pctx, cancel := context.WithCancel(ctx)
 		stopProbe = cancel
 		rep.ProbeFrom, rep.ProbeTo = self.Node, to.String()
@@ -162,7 +165,9 @@ func Rotate(ctx context.Context, lab feature.Lab, node, iface string, r Rotation
 			case <-time.After(100 * time.Millisecond):
 			}
 		}
-		time.Sleep(2 * time.Second)
+		if probeDone != nil {
+			time.Sleep(2 * time.Second)
+		}
 	} else {
 		// Right after the change the old session may still say secured.
 		time.Sleep(time.Second)
@@ -193,7 +198,9 @@ func Rotate(ctx context.Context, lab feature.Lab, node, iface string, r Rotation
 		}
 		// Keep probing a little: the outage ends when packets pass, which
 		// is a moment after both ends say secured.
-		time.Sleep(2 * time.Second)
+		if probeDone != nil {
+			time.Sleep(2 * time.Second)
+		}
 	}
 	return rep, finish()
 }

@@ -11,7 +11,10 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"runtime"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Config is one probe stream.
@@ -140,7 +143,25 @@ func Run(ctx context.Context, c Config, conns Conns) (Report, error) {
 	go func() { recvDone <- receive(conns.Recv, runID, acct) }()
 
 	start := time.Now()
-	sent, sendErr := send(ctx, c, conns.Send, runID)
+	type sendResult struct {
+		n   int
+		err error
+	}
+	sendDone := make(chan sendResult, 1)
+	go func() {
+		// The stream leaves from one CPU, in order, as a wire keeps it: a
+		// veth takes packets in on the sending CPU's backlog, so a sender
+		// that moves between CPUs can have its packets pass each other,
+		// and a MACsec receiver with a replay window of 0 then drops the
+		// late one. Locked and never unlocked: the pinned thread ends
+		// with this goroutine.
+		runtime.LockOSThread()
+		pinOneCPU(c.Port)
+		n, err := send(ctx, c, conns.Send, runID)
+		sendDone <- sendResult{n, err}
+	}()
+	sr := <-sendDone
+	sent, sendErr := sr.n, sr.err
 	took := time.Since(start)
 	// Wait for stragglers, then stop the receiver by closing its socket.
 	select {
@@ -162,6 +183,26 @@ func Run(ctx context.Context, c Config, conns Conns) (Report, error) {
 
 // send paces packets on a fixed schedule — packet i leaves at start + i/rate —
 // so that a late wake-up is caught up rather than stretching the stream.
+// pinOneCPU keeps the calling thread on one of the CPUs it may run on,
+// chosen by k, so that streams spread over the CPUs.
+func pinOneCPU(k int) {
+	var allowed, one unix.CPUSet
+	if unix.SchedGetaffinity(0, &allowed) != nil || allowed.Count() == 0 {
+		return
+	}
+	k %= allowed.Count()
+	for cpu := 0; cpu < len(allowed)*64; cpu++ {
+		if allowed.IsSet(cpu) {
+			if k == 0 {
+				one.Set(cpu)
+				unix.SchedSetaffinity(0, &one)
+				return
+			}
+			k--
+		}
+	}
+}
+
 func send(ctx context.Context, c Config, conn net.Conn, runID uint32) (int, error) {
 	buf := make([]byte, c.Size)
 	copy(buf, magic[:])

@@ -107,9 +107,21 @@ func (r FlowReport) String() string {
 
 // Reverse is the flow back: from the node that receives f to f's sender.
 func (f Flow) Reverse(t *topo.Topology) (Flow, error) {
-	_, owner, err := Target(t, f.To)
+	dst, owner, err := Target(t, f.To)
 	if err != nil {
 		return Flow{}, err
+	}
+	// To an address on a subnet the sender shares: back to the sender's
+	// own address there (the APIPA end of a tunnel, not its first
+	// interface), as the two would talk.
+	if n := t.Node(f.From); n != nil && f.To == dst.String() {
+		for _, i := range n.Interfaces {
+			for _, a := range i.Addresses {
+				if a.Contains(dst) && a.Addr() != dst {
+					return Flow{From: owner, To: a.Addr().String()}, nil
+				}
+			}
+		}
 	}
 	return Flow{From: owner, To: f.From}, nil
 }

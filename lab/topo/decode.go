@@ -24,7 +24,7 @@ type decoder struct {
 	keys map[Scope]map[string]Key
 }
 
-var scopeNames = map[string]Scope{"topology": ScopeTopology, "node": ScopeNode, "link": ScopeLink, "interface": ScopeInterface, "file": ScopeFile}
+var scopeNames = map[string]Scope{"topology": ScopeTopology, "node": ScopeNode, "link": ScopeLink, "interface": ScopeInterface, "file": ScopeFile, "action": ScopeAction}
 
 // yamlDecoder is implemented by model types that decode themselves with the
 // decoder's help (ordered maps).

@@ -30,6 +30,10 @@ const (
 	// topology: what is about the lab rather than part of it (drills).
 	// They land in the Topology's Specs with the topology keys.
 	ScopeFile
+	// ScopeAction keys are actions a drill step does (under do:): a
+	// feature's own (macsec-rotate, ipsec-rekey), which it resolves and
+	// runs through its feature.ActionHook.
+	ScopeAction
 )
 
 // Key is a key a feature adds to topology files.

@@ -1,0 +1,60 @@
+package macsec
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/erlab-dev/erlab/lab/feature"
+	"github.com/erlab-dev/erlab/lab/topo"
+)
+
+// RotateAction is the drill step that rotates a static-key link's SAKs
+// (macsec-rotate: NODE:IFACE), as erlab macsec rotate does.
+const RotateAction = "macsec-rotate"
+
+// CheckAction implements feature.ActionHook: NODE:IFACE must be an end of
+// a MACsec link with static keys (an MKA link's CAK is mka-rotate's).
+func (Feature) CheckAction(t *topo.Topology, key string, spec topo.Spec, where string, r topo.Reporter) (any, bool) {
+	at, _ := spec.Value.(string)
+	node, iface, ok := strings.Cut(at, ":")
+	var ends []string
+	for _, l := range t.Links {
+		if m := Of(l); m != nil && m.Static() {
+			for _, e := range Ends(l) {
+				ends = append(ends, e.Node+":"+e.Iface)
+			}
+		}
+	}
+	if !ok {
+		r.Errorf(spec.Pos, "%s: %q: give NODE:IFACE, an end of a MACsec link", where, at)
+		return nil, false
+	}
+	_, _, l, found := EndOf(t, node, iface)
+	switch {
+	case !found:
+		hint := ""
+		if c := topo.Closest(at, ends); c != "" {
+			hint = "; did you mean " + c + "?"
+		}
+		if len(ends) == 0 {
+			ends = []string{"none"}
+		}
+		r.Errorf(spec.Pos, "%s: %s is no end of a MACsec link with static keys (those are: %s)%s", where, at, strings.Join(ends, ", "), hint)
+		return nil, false
+	case !Of(l).Static():
+		r.Errorf(spec.Pos, "%s: %s: the link is keyed by MKA: rotate its CAK with mka-rotate", where, at)
+		return nil, false
+	}
+	return [2]string{node, iface}, true
+}
+
+// Act implements feature.ActionHook: the rotation, hitless by design.
+func (Feature) Act(ctx context.Context, l feature.Lab, key string, v any) (string, func(context.Context) error, error) {
+	at := v.([2]string)
+	rep, err := Rotate(ctx, l, at[0], at[1])
+	if err != nil {
+		return "", nil, err
+	}
+	return fmt.Sprintf("AN %d → %d", rep.FromAN, rep.ToAN), nil, nil
+}
