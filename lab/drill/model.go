@@ -103,6 +103,8 @@ type StepSpec struct {
 	Node   string `yaml:"node"`
 	Prefix string `yaml:"prefix"`
 	Dev    string `yaml:"dev"`
+	// Gone waits for the route to be withdrawn instead.
+	Gone bool `yaml:"gone"`
 }
 
 // ActionSpec is one action as written; exactly one key is set.
@@ -238,12 +240,16 @@ type RouteWait struct {
 	Node   string
 	Prefix netip.Prefix
 	Dev    string
+	Gone   bool // until there is no such route
 }
 
 func (r RouteWait) String() string {
 	s := r.Node + ": " + r.Prefix.String()
 	if r.Dev != "" {
 		s += " dev " + r.Dev
+	}
+	if r.Gone {
+		s += " gone"
 	}
 	return s
 }
@@ -426,8 +432,8 @@ func (f Feature) resolveStep(t *topo.Topology, s StepSpec, where string, r topo.
 		}
 		st.After = d
 	}
-	if s.Wait == "" && (s.Session != "" || s.Node != "" || s.Prefix != "" || s.Dev != "") {
-		r.Errorf(s.Pos, "%s: session:, node:, prefix: and dev: are what a wait waits for: give wait: established or wait: route", where)
+	if s.Wait == "" && (s.Session != "" || s.Node != "" || s.Prefix != "" || s.Dev != "" || s.Gone) {
+		r.Errorf(s.Pos, "%s: session:, node:, prefix:, dev: and gone: are what a wait waits for: give wait: established or wait: route", where)
 		return st, false
 	}
 	switch {
@@ -465,7 +471,7 @@ func (Feature) resolveWait(t *topo.Topology, s StepSpec, st *Step, where string,
 	where += ": wait: " + s.Wait
 	extra := func(keys ...string) bool {
 		for _, k := range keys {
-			if v := map[string]string{"session": s.Session, "node": s.Node, "prefix": s.Prefix, "dev": s.Dev}[k]; v != "" {
+			if v := map[string]string{"session": s.Session, "node": s.Node, "prefix": s.Prefix, "dev": s.Dev, "gone": map[bool]string{true: "true"}[s.Gone]}[k]; v != "" {
 				r.Errorf(s.Pos, "%s: %s: is not what this wait takes", where, k)
 				return false
 			}
@@ -478,7 +484,7 @@ func (Feature) resolveWait(t *topo.Topology, s StepSpec, st *Step, where string,
 			r.Errorf(s.Pos, "%s: the lab has no BGP router, so there is nothing to converge", where)
 			return false
 		}
-		return extra("session", "node", "prefix", "dev")
+		return extra("session", "node", "prefix", "dev", "gone")
 	case WaitEstablished:
 		if s.Session == "" {
 			r.Errorf(s.Pos, "%s: give session: NODE (all its sessions) or NODE:NEIGHBOUR-ADDRESS", where)
@@ -486,7 +492,7 @@ func (Feature) resolveWait(t *topo.Topology, s StepSpec, st *Step, where string,
 		}
 		sess, ok := resolveSession(t, s.Session, where+": session", s.Pos, r)
 		st.Session = sess
-		return ok && extra("node", "prefix", "dev")
+		return ok && extra("node", "prefix", "dev", "gone")
 	case WaitRoute:
 		n := t.Node(s.Node)
 		switch {
@@ -506,10 +512,10 @@ func (Feature) resolveWait(t *topo.Topology, s StepSpec, st *Step, where string,
 			r.Errorf(s.Pos, "%s: dev: node %s has no interface %q (it has: %s)", where, s.Node, s.Dev, strings.Join(ifaceNames(n), ", "))
 			return false
 		}
-		st.Route = RouteWait{Node: s.Node, Prefix: p, Dev: s.Dev}
+		st.Route = RouteWait{Node: s.Node, Prefix: p, Dev: s.Dev, Gone: s.Gone}
 		return extra("session")
 	}
-	r.Errorf(s.Pos, "%s: no such condition; there are %s (every session Established and every route installed), %s (session: NODE[:ADDR]) and %s (node:, prefix:, dev:)", where, WaitConverged, WaitEstablished, WaitRoute)
+	r.Errorf(s.Pos, "%s: no such condition; there are %s (every session Established and every route installed), %s (session: NODE[:ADDR]) and %s (node:, prefix:, dev:, gone:)", where, WaitConverged, WaitEstablished, WaitRoute)
 	return false
 }
 

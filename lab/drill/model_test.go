@@ -101,7 +101,7 @@ func TestDrillProblemsAreLocated(t *testing.T) {
 		{`{flows: [{from: a, to: b}], steps: [{wait: soon}], expect: [{flow: a->b, lossless: true}]}`,
 			`wait: soon: no such condition; there are converged`},
 		{`{flows: [{from: a, to: b}], steps: [{after: 1s, session: a}], expect: [{flow: a->b, lossless: true}]}`,
-			`session:, node:, prefix: and dev: are what a wait waits for`},
+			`session:, node:, prefix:, dev: and gone: are what a wait waits for`},
 		{`{flows: [{from: a, to: b, rate: 0}], steps: [{after: 1s}], expect: [{flow: a->b, lossless: true}]}`,
 			`rate 0 pps`},
 	} {
@@ -178,7 +178,7 @@ func TestDrillWaitsAndPointChecks(t *testing.T) {
     steps:
       - {wait: established, session: r1:10.0.0.2, timeout: 5s}
       - {after: 1s, do: {bgp-shutdown: r1}}
-      - {wait: route, node: h, prefix: 10.0.1.0/30, dev: eth1}
+      - {wait: route, node: h, prefix: 10.0.1.0/30, dev: eth1, gone: true}
     expect:
       - {flow: r1->r2, min-outage: 100ms}
       - {session: r1:10.0.0.2, state: down, at: 2}
@@ -191,7 +191,7 @@ func TestDrillWaitsAndPointChecks(t *testing.T) {
 	d := drill.Of(top)[0]
 	st := d.Steps
 	if st[0].Wait != drill.WaitEstablished || st[0].Session.String() != "r1:10.0.0.2" || st[0].Timeout != 5*time.Second ||
-		st[2].Wait != drill.WaitRoute || st[2].Route.String() != "h: 10.0.1.0/30 dev eth1" {
+		st[2].Wait != drill.WaitRoute || st[2].Route.String() != "h: 10.0.1.0/30 dev eth1 gone" {
 		t.Errorf("steps: %+v", st)
 	}
 	e := d.Expect

@@ -131,7 +131,7 @@ func waitEstablished(ctx context.Context, l Lab, s Session, timeout time.Duratio
 }
 
 // waitRoute waits until a node's kernel (its main table) has a route to
-// exactly r.Prefix, out of r.Dev when given.
+// exactly r.Prefix, out of r.Dev when given (or, r.Gone, has none).
 func waitRoute(ctx context.Context, l Lab, r RouteWait, timeout time.Duration) error {
 	ns, err := l.NetNS(r.Node)
 	if err != nil {
@@ -162,7 +162,11 @@ func waitRoute(ctx context.Context, l Lab, r RouteWait, timeout time.Duration) e
 				}
 			}
 		}
-		if len(routes) > 0 && (r.Dev == "" || slices.Contains(devs, r.Dev)) {
+		present := len(routes) > 0 && (r.Dev == "" || slices.Contains(devs, r.Dev))
+		if r.Gone {
+			return !present, fmt.Sprintf("%s still has its route to %s (out of %s)", r.Node, r.Prefix, strings.Join(devs, ", "))
+		}
+		if present {
 			return true, ""
 		}
 		if len(routes) == 0 {

@@ -186,7 +186,10 @@ func (Feature) Name() string { return Name }
 
 // Keys implements topo.KeysHook.
 func (Feature) Keys() []topo.Key {
-	return []topo.Key{{Scope: topo.ScopeTopology, Name: "tunnels", Spec: []TunnelSpec(nil)}}
+	return []topo.Key{
+		{Scope: topo.ScopeTopology, Name: "tunnels", Spec: []TunnelSpec(nil)},
+		{Scope: topo.ScopeAction, Name: BreakAction, Spec: ""},
+	}
 }
 
 // Resolve implements topo.ResolveHook: topology.tunnels, before the nodes'
