@@ -400,6 +400,7 @@ drills:
       - {after: 500ms}
     expect:
       - {flow: a->b, max-outage: 50ms}
+      - {encrypted: false, link: a:eth1, at: 1}   # plaintext: verify finds no MACsec
 `), 0o644)
 	opts := labtest.Options(t)
 	t.Setenv(lab.StateRootEnv, opts.StateRoot)
@@ -409,7 +410,7 @@ drills:
 		t.Fatalf("deploy: exit %d\n%s", code, stderr)
 	}
 	out, _, code := run(t, "drill", "list", "-t", file)
-	if code != 0 || !hasRow(out, "hole", "1", "3", "1", "300", "ms", "of", "silence") {
+	if code != 0 || !hasRow(out, "hole", "1", "3", "2", "300", "ms", "of", "silence") {
 		t.Errorf("drill list: exit %d\n%s", code, out)
 	}
 	if _, stderr, code := run(t, "drill", "run", "-t", file, "hol"); code != 1 || !strings.Contains(stderr, `no drill "hol" (it has: hole); did you mean hole?`) {
@@ -417,7 +418,8 @@ drills:
 	}
 	svgDir := filepath.Join(dir, "timelines")
 	out, stderr, code := run(t, "drill", "run", "-t", file, "--svg", svgDir)
-	if code != 1 || !strings.Contains(out, "FAIL  a->b max-outage 50ms: outage") || !strings.Contains(stderr, "1 of 1 drills failed") ||
+	if code != 1 || !strings.Contains(out, "FAIL  a->b max-outage 50ms: outage") || !strings.Contains(out, "PASS  encrypted false: a:eth1 at step 1: verify encryption: FAIL: no MACsec on this link") ||
+		!strings.Contains(stderr, "1 of 1 drills failed") ||
 		!strings.Contains(stderr, "timeline: "+filepath.Join(svgDir, "hole-run1.svg")) {
 		t.Errorf("table: exit %d\n%s\n%s", code, out, stderr)
 	}
@@ -441,6 +443,8 @@ drills:
 					OutageMS float64 `json:"outage_ms"`
 				} `json:"flows"`
 				Expectations []struct {
+					Flow     string `json:"flow"`
+					At       int    `json:"at_step"`
 					Pass     bool   `json:"pass"`
 					Measured string `json:"measured"`
 				} `json:"expectations"`
@@ -457,8 +461,11 @@ drills:
 	if f.From != "a" || f.To != "b" || f.Sent == 0 || f.Received+f.Lost != f.Sent || f.OutageMS < 250 || f.OutageMS > 600 {
 		t.Errorf("json flow: %+v; want a 300 ms outage", f)
 	}
+	if ex := rep.Drills[0].Runs[0].Expectations; len(ex) != 2 || ex[0].Flow != "a->b" || ex[0].Pass || ex[1].Flow != "" || ex[1].At != 1 || !ex[1].Pass {
+		t.Errorf("json expectations: %+v", ex)
+	}
 	x, err := os.ReadFile(junit)
-	if err != nil || !strings.Contains(string(x), `<testsuite name="hole" tests="1" failures="1">`) || !strings.Contains(string(x), `<failure message="outage`) {
+	if err != nil || !strings.Contains(string(x), `<testsuite name="hole" tests="2" failures="1">`) || !strings.Contains(string(x), `<failure message="outage`) {
 		t.Errorf("junit: %v\n%s", err, x)
 	}
 }

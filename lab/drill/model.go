@@ -825,14 +825,7 @@ func (f Feature) resolvePoint(t *topo.Topology, e ExpectSpec, d *Drill, where st
 			known = append(known, h.EncryptionTargets(t)...)
 		}
 		if !slices.Contains(known, target) {
-			hint := ""
-			if c := topo.Closest(target, known); c != "" {
-				hint = "; did you mean " + c + "?"
-			}
-			if len(known) == 0 {
-				known = []string{"none: the lab declares no MACsec link and no IPsec tunnel"}
-			}
-			r.Errorf(e.Pos, "%s: expect: encrypted: %s is nothing verify encryption checks (it checks: %s)%s", where, target, strings.Join(known, ", "), hint)
+			r.Errorf(e.Pos, "%s: expect: encrypted: %v", where, &topo.UnknownError{Lab: t.Name, What: "link end (NODE:IFACE) or tunnel for verify encryption", Name: target, Known: known})
 			return ex, false
 		}
 		ex.Encrypted, ex.NothingInClear, ex.Target = e.Encrypted, e.NothingInClear, target

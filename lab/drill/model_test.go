@@ -81,11 +81,11 @@ func TestDrillProblemsAreLocated(t *testing.T) {
 		{`{flows: [{from: a, to: b}], steps: [{after: 1s}], expect: [{flow: a->b}]}`,
 			`expects nothing: give max-outage, min-outage, max-loss, lossless: true or path`},
 		{`{flows: [{from: a, to: b}], steps: [{after: 1s, do: {macsec-rotate: a:eth1}}], expect: [{flow: a->b, lossless: true}]}`,
-			`step 1: macsec-rotate: a:eth1 is no end of a MACsec link with static keys (those are: none)`},
+			`step 1: macsec-rotate: lab d has no MACsec link end (NODE:IFACE) with static keys "a:eth1"; it has none`},
 		{`{flows: [{from: a, to: b}], steps: [{after: 1s, do: {ipsec-rekey: a:vpn}}], expect: [{flow: a->b, lossless: true}]}`,
 			`step 1: ipsec-rekey: lab d has no tunnel "vpn"`},
 		{`{flows: [{from: a, to: b}], steps: [{after: 1s}], expect: [{encrypted: true, link: a:eth2}]}`,
-			`expect: encrypted: a:eth2 is nothing verify encryption checks (it checks: a:eth1, b:eth1); did you mean a:eth1?`},
+			`expect: encrypted: lab d has no link end (NODE:IFACE) or tunnel for verify encryption "a:eth2" (did you mean "a:eth1"?); it has: a:eth1, b:eth1`},
 		{`{flows: [{from: a, to: b}], steps: [{after: 1s}], expect: [{encrypted: true}]}`,
 			`expect: encrypted: and nothing-in-clear: give link: NODE:IFACE or tunnel: NAME`},
 		{`{flows: [{from: a, to: b}], steps: [{after: 1s}], expect: [{flow: a->b, encrypted: true, link: a:eth1}]}`,
@@ -158,7 +158,7 @@ func TestDrillRouterActions(t *testing.T) {
 		t.Errorf("steps: %+v %+v %+v", st[1].Action, st[3].Action, st[4].Action)
 	}
 	for _, c := range []struct{ do, want string }{
-		{`{mka-mismatch: r1:eth1}`, `mka-mismatch: "r1:eth1" is no end of an MKA link`},
+		{`{mka-mismatch: r1:eth1}`, `mka-mismatch: lab r has no MKA link end (NODE:IFACE) "r1:eth1"; it has none`},
 		{`{bgp-shutdown: r1:10.0.0.9}`, `bgp-shutdown: 10.0.0.9 is no neighbour of r1 (its neighbours: 10.0.0.2)`},
 		{`{kill: h}`, `kill: node h runs no BGP (it has no bgp: block)`},
 		{`{kill: r1:10.0.0.2}`, `kill takes a router's name`},

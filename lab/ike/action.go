@@ -3,9 +3,9 @@ package ike
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/erlab-dev/erlab/lab/feature"
+	"github.com/erlab-dev/erlab/lab/ipsec"
 	"github.com/erlab-dev/erlab/lab/topo"
 )
 
@@ -29,21 +29,15 @@ func (Feature) Keys() []topo.Key {
 // tunnel and one of its ends.
 func (Feature) CheckAction(t *topo.Topology, key string, spec topo.Spec, where string, r topo.Reporter) (any, bool) {
 	at, _ := spec.Value.(string)
-	node, name, ok := strings.Cut(at, ":")
-	if !ok || node == "" || name == "" {
-		r.Errorf(spec.Pos, "%s: %q: give NODE:TUNNEL, the tunnel's end that rekeys", where, at)
-		return nil, false
+	tu, node, err := ipsec.FindEnd(t, at)
+	if err == nil && Of(t, tu) == nil {
+		err = fmt.Errorf("tunnel %s has static keys: there is nothing to rekey (give it ike: to have strongSwan key it)", tu.Name)
 	}
-	tu, err := tunnelOf(t, name)
 	if err != nil {
 		r.Errorf(spec.Pos, "%s: %v", where, err)
 		return nil, false
 	}
-	if _, _, ok := tu.End(node); !ok {
-		r.Errorf(spec.Pos, "%s: node %s is no end of tunnel %s (its ends: %s, %s)", where, node, name, tu.A.Node, tu.B.Node)
-		return nil, false
-	}
-	return [2]string{node, name}, true
+	return [2]string{node, tu.Name}, true
 }
 
 // Act implements feature.ActionHook: the rekey, with no probe of its own

@@ -24,29 +24,16 @@ const BreakAction = "ipsec-break"
 // with static keys and one of its ends.
 func (Feature) CheckAction(t *topo.Topology, key string, spec topo.Spec, where string, r topo.Reporter) (any, bool) {
 	at, _ := spec.Value.(string)
-	node, name, ok := strings.Cut(at, ":")
-	if !ok || node == "" || name == "" {
-		r.Errorf(spec.Pos, "%s: %q: give NODE:TUNNEL, the end whose outbound SA breaks", where, at)
-		return nil, false
-	}
-	tu := Find(t, name)
-	if tu == nil {
-		var names []string
-		for _, x := range Tunnels(t) {
-			names = append(names, x.Name)
-		}
-		r.Errorf(spec.Pos, "%s: %v", where, &topo.UnknownError{Lab: t.Name, What: "tunnel", Name: name, Known: names})
+	tu, node, err := FindEnd(t, at)
+	if err != nil {
+		r.Errorf(spec.Pos, "%s: %v", where, err)
 		return nil, false
 	}
 	if !tu.Static() {
-		r.Errorf(spec.Pos, "%s: tunnel %s is keyed by IKE, whose SAs are strongSwan's: break a static-key tunnel", where, name)
+		r.Errorf(spec.Pos, "%s: tunnel %s is keyed by IKE, whose SAs are strongSwan's: break a static-key tunnel", where, tu.Name)
 		return nil, false
 	}
-	if _, _, ok := tu.End(node); !ok {
-		r.Errorf(spec.Pos, "%s: node %s is no end of tunnel %s (its ends: %s, %s)", where, node, name, tu.A.Node, tu.B.Node)
-		return nil, false
-	}
-	return [2]string{node, name}, true
+	return [2]string{node, tu.Name}, true
 }
 
 // Act implements feature.ActionHook.
@@ -69,6 +56,27 @@ func (Feature) Act(ctx context.Context, l feature.Lab, key string, v any) (strin
 		return nil
 	}
 	return fmt.Sprintf("%s's outbound SA (SPI %#x) keyed wrong", at[0], broken.SPIOut), back, nil
+}
+
+// FindEnd resolves NODE:TUNNEL, a tunnel and one of its ends, as the
+// tunnel actions of drills name them.
+func FindEnd(t *topo.Topology, at string) (*Tunnel, string, error) {
+	node, name, ok := strings.Cut(at, ":")
+	if !ok || node == "" || name == "" {
+		return nil, "", fmt.Errorf("%q: give NODE:TUNNEL, a tunnel's end", at)
+	}
+	tu := Find(t, name)
+	if tu == nil {
+		var names []string
+		for _, x := range Tunnels(t) {
+			names = append(names, x.Name)
+		}
+		return nil, "", &topo.UnknownError{Lab: t.Name, What: "tunnel", Name: name, Known: names}
+	}
+	if _, _, ok := tu.End(node); !ok {
+		return nil, "", fmt.Errorf("node %s is no end of tunnel %s (its ends: %s, %s)", node, name, tu.A.Node, tu.B.Node)
+	}
+	return tu, node, nil
 }
 
 func garbage(n int) []byte {

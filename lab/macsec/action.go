@@ -26,21 +26,13 @@ func (Feature) CheckAction(t *topo.Topology, key string, spec topo.Spec, where s
 			}
 		}
 	}
-	if !ok {
-		r.Errorf(spec.Pos, "%s: %q: give NODE:IFACE, an end of a MACsec link", where, at)
-		return nil, false
+	var l *topo.Link
+	if ok {
+		_, _, l, ok = EndOf(t, node, iface)
 	}
-	_, _, l, found := EndOf(t, node, iface)
 	switch {
-	case !found:
-		hint := ""
-		if c := topo.Closest(at, ends); c != "" {
-			hint = "; did you mean " + c + "?"
-		}
-		if len(ends) == 0 {
-			ends = []string{"none"}
-		}
-		r.Errorf(spec.Pos, "%s: %s is no end of a MACsec link with static keys (those are: %s)%s", where, at, strings.Join(ends, ", "), hint)
+	case !ok:
+		r.Errorf(spec.Pos, "%s: %v", where, &topo.UnknownError{Lab: t.Name, What: "MACsec link end (NODE:IFACE) with static keys", Name: at, Known: ends})
 		return nil, false
 	case !Of(l).Static():
 		r.Errorf(spec.Pos, "%s: %s: the link is keyed by MKA: rotate its CAK with mka-rotate", where, at)

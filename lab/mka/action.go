@@ -46,14 +46,7 @@ func (Feature) CheckAction(t *topo.Topology, key string, spec topo.Spec, where s
 			return [2]string{node, iface}, true
 		}
 	}
-	hint := ""
-	if c := topo.Closest(at, ends); c != "" {
-		hint = "; did you mean " + c + "?"
-	}
-	if len(ends) == 0 {
-		ends = []string{"none"}
-	}
-	r.Errorf(spec.Pos, "%s: %q is no end of an MKA link (give NODE:IFACE; the MKA link ends: %s)%s", where, at, strings.Join(ends, ", "), hint)
+	r.Errorf(spec.Pos, "%s: %v", where, &topo.UnknownError{Lab: t.Name, What: "MKA link end (NODE:IFACE)", Name: at, Known: ends})
 	return nil, false
 }
 
