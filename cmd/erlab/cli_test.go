@@ -400,7 +400,7 @@ drills:
       - {after: 500ms}
     expect:
       - {flow: a->b, max-outage: 50ms}
-      - {encrypted: false, link: a:eth1, at: 1}   # plaintext: verify finds no MACsec
+      - {encrypted: false, link: a:eth1}   # at the last step's end: plaintext, the marker crosses in clear
 `), 0o644)
 	opts := labtest.Options(t)
 	t.Setenv(lab.StateRootEnv, opts.StateRoot)
@@ -418,7 +418,7 @@ drills:
 	}
 	svgDir := filepath.Join(dir, "timelines")
 	out, stderr, code := run(t, "drill", "run", "-t", file, "--svg", svgDir)
-	if code != 1 || !strings.Contains(out, "FAIL  a->b max-outage 50ms: outage") || !strings.Contains(out, "PASS  encrypted false: a:eth1 at step 1: verify encryption: FAIL: no MACsec on this link") ||
+	if code != 1 || !strings.Contains(out, "FAIL  a->b max-outage 50ms: outage") || !strings.Contains(out, "PASS  encrypted false: a:eth1 at step 3: verify encryption: FAIL: the marker crossed in clear") ||
 		!strings.Contains(stderr, "1 of 1 drills failed") ||
 		!strings.Contains(stderr, "timeline: "+filepath.Join(svgDir, "hole-run1.svg")) {
 		t.Errorf("table: exit %d\n%s\n%s", code, out, stderr)
@@ -461,7 +461,7 @@ drills:
 	if f.From != "a" || f.To != "b" || f.Sent == 0 || f.Received+f.Lost != f.Sent || f.OutageMS < 250 || f.OutageMS > 600 {
 		t.Errorf("json flow: %+v; want a 300 ms outage", f)
 	}
-	if ex := rep.Drills[0].Runs[0].Expectations; len(ex) != 2 || ex[0].Flow != "a->b" || ex[0].Pass || ex[1].Flow != "" || ex[1].At != 1 || !ex[1].Pass {
+	if ex := rep.Drills[0].Runs[0].Expectations; len(ex) != 2 || ex[0].Flow != "a->b" || ex[0].Pass || ex[1].Flow != "" || ex[1].At != 3 || !ex[1].Pass {
 		t.Errorf("json expectations: %+v", ex)
 	}
 	x, err := os.ReadFile(junit)
