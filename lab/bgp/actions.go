@@ -6,11 +6,13 @@ import (
 	"net/netip"
 	"os"
 	"syscall"
+	"time"
 
 	api "github.com/osrg/gobgp/v4/api"
 
 	"github.com/erlab-dev/erlab/lab/feature"
 	"github.com/erlab-dev/erlab/lab/kernel"
+	"github.com/erlab-dev/erlab/lab/supervise"
 )
 
 // What a drill (or an operator) does to a live router's sessions: the
@@ -111,4 +113,65 @@ func KillSpeaker(l feature.Lab, node string) (int, error) {
 		return 0, err
 	}
 	return st.SpeakerPID, p.Signal(syscall.SIGKILL)
+}
+
+// StopAgent stops a router's speaker the orderly way, as an operator
+// stops a BGP daemon: its supervisor sends it SIGTERM, GoBGP closes every
+// session with a Cease notification, the agent takes its routes out of
+// the kernel, and the supervisor holds it down until StartAgent. It
+// returns once the speaker is gone.
+func StopAgent(ctx context.Context, l feature.Lab, node string) error {
+	st, err := signalSupervisor(l, node, syscall.SIGUSR1)
+	if err != nil {
+		return err
+	}
+	return waitStatus(ctx, l, node, func(s Status) bool {
+		return s.SpeakerPID == 0 && !kernel.ProcessAlive(st.SpeakerPID)
+	}, "its speaker stopped")
+}
+
+// StartAgent starts a router's speaker that StopAgent stopped, and
+// returns once it runs (its sessions then come up on their own).
+func StartAgent(ctx context.Context, l feature.Lab, node string) error {
+	if _, err := signalSupervisor(l, node, syscall.SIGUSR2); err != nil {
+		return err
+	}
+	return waitStatus(ctx, l, node, func(s Status) bool {
+		return s.SpeakerPID != 0 && kernel.ProcessAlive(s.SpeakerPID)
+	}, "its speaker running again")
+}
+
+// signalSupervisor signals a router's agent supervisor, once it is sure
+// the PID is still that supervisor.
+func signalSupervisor(l feature.Lab, node string, sig syscall.Signal) (Status, error) {
+	st, err := ReadStatus(l.NodeDir(node))
+	if err != nil {
+		return st, fmt.Errorf("node %s runs no BGP agent: %w", node, err)
+	}
+	if _, ok := supervise.Of(st.PID); !ok {
+		return st, fmt.Errorf("node %s: its agent's supervisor (PID %d) is not running", node, st.PID)
+	}
+	p, err := os.FindProcess(st.PID)
+	if err != nil {
+		return st, err
+	}
+	return st, p.Signal(sig)
+}
+
+// waitStatus polls a router's agent status until cond holds (10 s at most).
+func waitStatus(ctx context.Context, l feature.Lab, node string, cond func(Status) bool, what string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if st, err := ReadStatus(l.NodeDir(node)); err == nil && cond(st) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("node %s: not %s within 10 s", node, what)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }

@@ -45,5 +45,8 @@ func runAgent() int {
 		log.Error("agent stopped", "err", err)
 		return 1
 	}
+	// Stopped (by its supervisor, on request or at destroy): no speaker.
+	st.SpeakerPID, st.LastExit, st.LastExitAt = 0, "stopped", time.Now().UTC()
+	writeStatus(cfg.Dir, st)
 	return 0
 }

@@ -121,6 +121,8 @@ func (Feature) Inspect(_ context.Context, l feature.Lab) (*feature.Section, erro
 		switch {
 		case !a.Alive:
 			state = "DEAD"
+		case !a.Speaking && st.LastExit == "stopped":
+			state = "stopped" // held down by agent-stop until agent-start
 		case !a.Speaking:
 			state = "restarting"
 		}

@@ -118,8 +118,8 @@ func TestIntegrationShippedDrillsERBGP(t *testing.T) {
 	}
 	top := labtest.Load(t, "../../topologies/er-bgp.yml")
 	l := labtest.Deploy(t, top)
-	if ds := drill.Of(top); len(ds) < 4 {
-		t.Fatalf("er-bgp.yml ships %d drills, want 4", len(ds))
+	if ds := drill.Of(top); len(ds) < 5 {
+		t.Fatalf("er-bgp.yml ships %d drills, want 5", len(ds))
 	}
 	labtest.RunDrills(t, l, top)
 }

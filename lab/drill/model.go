@@ -121,6 +121,8 @@ type ActionSpec struct {
 	BGPShutdown string                     `yaml:"bgp-shutdown"`
 	BGPEnable   string                     `yaml:"bgp-enable"`
 	Kill        string                     `yaml:"kill"`
+	AgentStop   string                     `yaml:"agent-stop"`
+	AgentStart  string                     `yaml:"agent-start"`
 	// The other features' actions (macsec-rotate, ipsec-rekey), which
 	// they declare, resolve and run (feature.ActionHook).
 	Specs topo.Specs `yaml:"-" scope:"action"`
@@ -195,6 +197,11 @@ const (
 	// Kill kills a router's speaker (SIGKILL, as a crash): its supervisor
 	// starts it again.
 	Kill = "kill"
+	// AgentStop stops a router's speaker the orderly way (Cease to every
+	// peer, its routes out of the kernel) and holds it down; AgentStart
+	// starts it again.
+	AgentStop  = "agent-stop"
+	AgentStart = "agent-start"
 )
 
 // Step is a resolved step.
@@ -280,6 +287,8 @@ func (a *Action) String() string {
 		return fmt.Sprintf("impair %s", a.At)
 	case Kill:
 		return "kill " + a.Node + "'s speaker"
+	case AgentStop, AgentStart:
+		return a.Kind + " " + a.Node
 	}
 	if a.Hook != nil {
 		return a.Kind + " " + a.Written
@@ -562,7 +571,7 @@ func (f Feature) resolveAction(t *topo.Topology, s ActionSpec, where string, r t
 	if s.Exec != nil {
 		set = append(set, kv{Exec, ""})
 	}
-	for _, c := range []kv{{BGPReset, s.BGPReset}, {BGPShutdown, s.BGPShutdown}, {BGPEnable, s.BGPEnable}, {Kill, s.Kill}} {
+	for _, c := range []kv{{BGPReset, s.BGPReset}, {BGPShutdown, s.BGPShutdown}, {BGPEnable, s.BGPEnable}, {Kill, s.Kill}, {AgentStop, s.AgentStop}, {AgentStart, s.AgentStart}} {
 		if c.at != "" {
 			set = append(set, c)
 		}
@@ -571,11 +580,12 @@ func (f Feature) resolveAction(t *topo.Topology, s ActionSpec, where string, r t
 		set = append(set, kv{k, ""})
 	}
 	if len(set) != 1 {
-		names := []string{LinkDown, LinkUp, Blackhole, Restore, Impair, Clear, Exec, BGPReset, BGPShutdown, BGPEnable, Kill}
+		names := []string{LinkDown, LinkUp, Blackhole, Restore, Impair, Clear, Exec, BGPReset, BGPShutdown, BGPEnable, Kill, AgentStop, AgentStart}
+		own := len(names)
 		for k := range f.actions {
 			names = append(names, k)
 		}
-		slices.Sort(names[11:])
+		slices.Sort(names[own:])
 		r.Errorf(s.Pos, "%s: do: give exactly one action (%s), not %d", where, strings.Join(names, ", "), len(set))
 		return nil, false
 	}
@@ -598,7 +608,7 @@ func (f Feature) resolveAction(t *topo.Topology, s ActionSpec, where string, r t
 		return a, true
 	}
 	switch a.Kind {
-	case Kill, BGPReset, BGPShutdown, BGPEnable:
+	case Kill, BGPReset, BGPShutdown, BGPEnable, AgentStop, AgentStart:
 		return routerAction(t, a, set[0].at, where, s.Pos, r)
 	}
 	if a.Kind == Exec {
@@ -645,8 +655,8 @@ func routerAction(t *topo.Topology, a *Action, at, where string, pos topo.Pos, r
 	if !hasPeer {
 		return a, true
 	}
-	if a.Kind == Kill {
-		r.Errorf(pos, "%s: %q: kill takes a router's name; it kills its speaker, and so all its sessions", where, at)
+	if a.Kind == Kill || a.Kind == AgentStop || a.Kind == AgentStart {
+		r.Errorf(pos, "%s: %q: %s takes a router's name; it acts on its speaker, and so on all its sessions", where, at, a.Kind)
 		return nil, false
 	}
 	var addrs []string

@@ -84,6 +84,10 @@ func TestDrillProblemsAreLocated(t *testing.T) {
 			`step 1: macsec-rotate: lab d has no MACsec link end (NODE:IFACE) with static keys "a:eth1"; it has none`},
 		{`{flows: [{from: a, to: b}], steps: [{after: 1s, do: {ipsec-rekey: a:vpn}}], expect: [{flow: a->b, lossless: true}]}`,
 			`step 1: ipsec-rekey: lab d has no tunnel "vpn"`},
+		{`{flows: [{from: a, to: b}], steps: [{after: 1s, do: {ike-kill: a}}], expect: [{flow: a->b, lossless: true}]}`,
+			`step 1: ike-kill: lab d has no node running charon (an end of an IKE tunnel) "a"; it has none`},
+		{`{flows: [{from: a, to: b}], steps: [{after: 1s, do: {agent-stop: a}}], expect: [{flow: a->b, lossless: true}]}`,
+			`step 1: agent-stop: node a runs no BGP`},
 		{`{flows: [{from: a, to: b}], steps: [{after: 1s}], expect: [{encrypted: true, link: a:eth2}]}`,
 			`expect: encrypted: lab d has no link end (NODE:IFACE) or tunnel for verify encryption "a:eth2" (did you mean "a:eth1"?); it has: a:eth1, b:eth1`},
 		{`{flows: [{from: a, to: b}], steps: [{after: 1s}], expect: [{encrypted: true}]}`,
@@ -161,7 +165,7 @@ func TestDrillRouterActions(t *testing.T) {
 		{`{mka-mismatch: r1:eth1}`, `mka-mismatch: lab r has no MKA link end (NODE:IFACE) "r1:eth1"; it has none`},
 		{`{bgp-shutdown: r1:10.0.0.9}`, `bgp-shutdown: 10.0.0.9 is no neighbour of r1 (its neighbours: 10.0.0.2)`},
 		{`{kill: h}`, `kill: node h runs no BGP (it has no bgp: block)`},
-		{`{kill: r1:10.0.0.2}`, `kill takes a router's name`},
+		{`{kill: r1:10.0.0.2}`, `kill takes a router's name; it acts on its speaker`},
 		{`{bgp-reset: r9}`, `no node "r9"`},
 	} {
 		_, err := labtest.ParseFile(t, twoRouters+"drills:\n  x: {flows: [{from: r1, to: r2}], steps: [{do: "+c.do+"}], expect: [{flow: r1->r2, lossless: true}]}\n", nil)

@@ -275,6 +275,17 @@ func actBuiltin(ctx context.Context, l Lab, a *Action, undo *undoList) error {
 		if _, err := bgp.KillSpeaker(l, a.Node); err != nil {
 			return err
 		}
+	case AgentStop, AgentStart:
+		var err error
+		if a.Kind == AgentStop {
+			err = bgp.StopAgent(ctx, l, a.Node)
+		} else {
+			err = bgp.StartAgent(ctx, l, a.Node)
+		}
+		if err != nil {
+			return err
+		}
+		undo.note(topo.Endpoint{Node: a.Node}, "agent", func(ctx context.Context, l Lab) error { return bgp.StartAgent(ctx, l, a.Node) }, a.Kind == AgentStart)
 	case BGPReset:
 		return bgp.Reset(ctx, l, a.Node, a.Peer)
 	case BGPShutdown, BGPEnable:

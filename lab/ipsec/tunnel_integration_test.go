@@ -175,9 +175,9 @@ func TestIntegrationERVPNCoexistence(t *testing.T) {
 	ctx := context.Background()
 	// The shipped drills: ExpressRoute pulled and restored while streams
 	// run both ways (into the tunnel and back, encrypted then not, the
-	// path counted in ce and azure), and a CHILD SA and IKE SA rekey under
-	// traffic through the tunnel.
-	labtest.RunDrills(t, l, top, "expressroute-lost", "vpn-rekey")
+	// path counted in ce and azure), a CHILD SA and IKE SA rekey under
+	// traffic through the tunnel, and ce's charon killed.
+	labtest.RunDrills(t, l, top, "expressroute-lost", "vpn-rekey", "charon-killed")
 	info, err := l.Inspect(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,10 @@
 // environment (RestartsEnv, LastExitEnv); a service that must clean up
 // after a crash (the agent flushes a dead speaker's routes) is run once
 // with CrashedEnv set before it restarts.
+//
+// SIGUSR1 stops the service (SIGTERM, as for the supervisor's own stop)
+// and holds it down; SIGUSR2 starts it again: a drill's agent-stop and
+// agent-start.
 package supervise
 
 import (
@@ -151,6 +155,25 @@ func Run() int {
 	log = log.With("service", spec.Name())
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
+	pause, resume := make(chan os.Signal, 1), make(chan os.Signal, 1)
+	signal.Notify(pause, syscall.SIGUSR1)
+	signal.Notify(resume, syscall.SIGUSR2)
+	// held waits, once the service is down on request, for SIGUSR2 (true)
+	// or the supervisor's own stop (false).
+	held := func() bool {
+		log.Info("service stopped on request; held down until SIGUSR2")
+		select {
+		case <-resume: // one sent before the stop counts for nothing
+		default:
+		}
+		select {
+		case <-resume:
+			log.Info("service started again on request")
+			return true
+		case <-stop:
+			return false
+		}
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		log.Error("supervise", "err", err)
@@ -194,10 +217,7 @@ func Run() int {
 		}
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
-		var werr error
-		select {
-		case werr = <-done:
-		case sig := <-stop:
+		terminate := func(sig os.Signal) {
 			cmd.Process.Signal(sig)
 			select {
 			case <-done:
@@ -205,7 +225,20 @@ func Run() int {
 				cmd.Process.Kill()
 				<-done
 			}
+		}
+		var werr error
+		select {
+		case werr = <-done:
+		case sig := <-stop:
+			terminate(sig)
 			return 0
+		case <-pause:
+			terminate(syscall.SIGTERM)
+			if !held() {
+				return 0
+			}
+			last = "stopped on request"
+			continue
 		}
 		if werr == nil {
 			return 0 // done
@@ -225,6 +258,10 @@ func Run() int {
 		case <-time.After(Backoff):
 		case <-stop:
 			return 0
+		case <-pause:
+			if !held() {
+				return 0
+			}
 		}
 	}
 }

@@ -108,6 +108,62 @@ func TestStopsOnSIGTERM(t *testing.T) {
 	}
 }
 
+// SIGUSR1 stops the service and holds it down, the supervisor staying;
+// SIGUSR2 starts it again, a new process.
+func TestHoldsDownOnRequest(t *testing.T) {
+	dir := t.TempDir()
+	done, pid := start(t, supervise.Spec{Helper: "sleeper", Env: []string{"TEST_DIR=" + dir}})
+	started := func(not int) int {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			var child int
+			if b, err := os.ReadFile(filepath.Join(dir, "pid")); err == nil {
+				fmt.Sscan(strings.TrimSpace(string(b)), &child)
+			}
+			if child != 0 && child != not && syscall.Kill(child, 0) == nil {
+				return child
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the service never started")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	first := started(0)
+	syscall.Kill(pid, syscall.SIGUSR1)
+	deadline := time.Now().Add(10 * time.Second)
+	for syscall.Kill(first, 0) == nil || isZombie(first) {
+		if time.Now().After(deadline) {
+			t.Fatal("the service did not stop on SIGUSR1")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Held: nothing restarts it (a crash would be back after Backoff).
+	time.Sleep(supervise.Backoff + 500*time.Millisecond)
+	if b, _ := os.ReadFile(filepath.Join(dir, "pid")); strings.TrimSpace(string(b)) != fmt.Sprint(first) {
+		t.Fatalf("the service was started again while held: pid %s", b)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("the supervisor ended with its service held: %v", err)
+	default:
+	}
+	syscall.Kill(pid, syscall.SIGUSR2)
+	started(first)
+	syscall.Kill(pid, syscall.SIGTERM)
+	<-done
+}
+
+func isZombie(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	_, rest, _ := strings.Cut(string(b), ") ")
+	return strings.HasPrefix(rest, "Z")
+}
+
 // Another program as the service: its PID in the file each run, a new one
 // after a crash, and the supervisor known by its process name and spec.
 func TestProgramWithPIDFile(t *testing.T) {
