@@ -45,8 +45,13 @@ func TestIntegrationERDirect(t *testing.T) {
 		}
 	}
 	// The shipped drill: the primary port's SAKs rolled, both ends, under
-	// traffic on both peerings; nothing lost, encrypted before and after.
+	// traffic on both peerings; nothing lost.
 	labtest.RunDrills(t, l, top, "primary-key-rotation")
+	// And the port is still MACsec under the new keys.
+	res, err = l.VerifyEncryption(context.Background(), []string{"ce1:eth1"})
+	if err != nil || len(res) != 1 || !res[0].Pass {
+		t.Errorf("after the rotations: %v %+v", err, res)
+	}
 }
 
 // The MKA variant: QinQ with 0x8100 for both tags over MACsec keyed by
