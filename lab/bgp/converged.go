@@ -3,10 +3,12 @@ package bgp
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
 	"github.com/erlab-dev/erlab/lab/feature"
+	"github.com/erlab-dev/erlab/lab/topo"
 )
 
 // WaitConverged waits until the routing is converged: every session of
@@ -55,6 +57,10 @@ func routingSnapshot(ctx context.Context, l feature.Lab) (snap, why string) {
 	if t == nil {
 		return "", "the lab's topology file is gone"
 	}
+	// Every router's sessions first: what one end advertised must have
+	// reached the other (a session Established whose updates are still
+	// on their way is not converged).
+	sessions := map[string][]NeighborInfo{}
 	for _, n := range t.Nodes {
 		if Of(n) == nil {
 			continue
@@ -63,6 +69,16 @@ func routingSnapshot(ctx context.Context, l feature.Lab) (snap, why string) {
 		if err != nil {
 			return "", err.Error()
 		}
+		sessions[n.Name] = nbs
+	}
+	if why := undelivered(t, sessions); why != "" {
+		return "", why
+	}
+	for _, n := range t.Nodes {
+		if Of(n) == nil {
+			continue
+		}
+		nbs := sessions[n.Name]
 		for _, nb := range nbs {
 			if nb.State != "established" && nb.Down == "" {
 				return "", fmt.Sprintf("%s's session with %s is %s", n.Name, nb.Address, nb.State)
@@ -81,4 +97,40 @@ func routingSnapshot(ctx context.Context, l feature.Lab) (snap, why string) {
 		}
 	}
 	return b.String(), ""
+}
+
+// undelivered says which session between two of the lab's routers has
+// not yet delivered what one end advertised ("" when all have).
+func undelivered(t *topo.Topology, sessions map[string][]NeighborInfo) string {
+	find := func(node string, addr netip.Addr) (NeighborInfo, bool) {
+		for _, nb := range sessions[node] {
+			if nb.Address == addr.String() {
+				return nb, true
+			}
+		}
+		return NeighborInfo{}, false
+	}
+	for _, a := range t.Nodes {
+		ca := Of(a)
+		if ca == nil {
+			continue
+		}
+		for i := range ca.Neighbors {
+			nb := &ca.Neighbors[i]
+			out, ok := find(a.Name, nb.Address)
+			if !ok || out.State != "established" {
+				continue
+			}
+			for _, b := range t.Nodes {
+				if b == a || Of(b) == nil || !hasAddress(b, nb.Address) {
+					continue
+				}
+				in, ok := find(b.Name, localAddress(a, nb))
+				if ok && in.State == "established" && in.Received != out.Advertised {
+					return fmt.Sprintf("%s has received %d of the %d prefixes %s advertised to it", b.Name, in.Received, out.Advertised, a.Name)
+				}
+			}
+		}
+	}
+	return ""
 }

@@ -33,6 +33,8 @@ type NeighborInfo struct {
 	Uptime   time.Duration `json:"uptime_ns,omitempty"`
 	Received uint64        `json:"received"`
 	Accepted uint64        `json:"accepted"`
+	// Advertised is how many prefixes this end has sent the neighbour.
+	Advertised uint64 `json:"advertised"`
 	BFD      string        `json:"bfd,omitempty"` // up, down, init, admin-down; "" when off
 	// Passive says this end waits for the neighbour to connect.
 	Passive bool `json:"passive,omitempty"`
@@ -130,7 +132,7 @@ func Neighbors(ctx context.Context, l feature.Lab, node string) ([]NeighborInfo,
 		return nil, err
 	}
 	defer done()
-	stream, err := client.ListPeer(ctx, &api.ListPeerRequest{EnableAdvertised: false})
+	stream, err := client.ListPeer(ctx, &api.ListPeerRequest{EnableAdvertised: true})
 	if err != nil {
 		return nil, fmt.Errorf("node %s: agent: %w", node, err)
 	}
@@ -155,6 +157,7 @@ func Neighbors(ctx context.Context, l feature.Lab, node string) ([]NeighborInfo,
 		for _, as := range p.GetAfiSafis() {
 			ni.Received += as.GetState().GetReceived()
 			ni.Accepted += as.GetState().GetAccepted()
+			ni.Advertised += as.GetState().GetAdvertised()
 		}
 		switch p.GetState().GetAdminState() {
 		case api.PeerState_ADMIN_STATE_DOWN:
