@@ -35,7 +35,7 @@ type NeighborInfo struct {
 	Accepted uint64        `json:"accepted"`
 	// Advertised is how many prefixes this end has sent the neighbour.
 	Advertised uint64 `json:"advertised"`
-	BFD      string        `json:"bfd,omitempty"` // up, down, init, admin-down; "" when off
+	BFD        string `json:"bfd,omitempty"` // up, down, init, admin-down; "" when off
 	// Passive says this end waits for the neighbour to connect.
 	Passive bool `json:"passive,omitempty"`
 }

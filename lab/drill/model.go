@@ -33,7 +33,7 @@ const Name = "drills"
 // actions (feature.ActionHook) and encryption targets
 // (feature.EncryptionHook), from New.
 type Feature struct {
-	actions map[string]feature.ActionHook // by key (do: macsec-rotate)
+	actions map[string]feature.ActionHook // by key, as a step's do: names it
 	enc     []feature.EncryptionHook
 }
 
@@ -123,7 +123,7 @@ type ActionSpec struct {
 	Kill        string                     `yaml:"kill"`
 	AgentStop   string                     `yaml:"agent-stop"`
 	AgentStart  string                     `yaml:"agent-start"`
-	// The other features' actions (macsec-rotate, ipsec-rekey), which
+	// The other features' actions (a key rotation, a rekey), which
 	// they declare, resolve and run (feature.ActionHook).
 	Specs topo.Specs `yaml:"-" scope:"action"`
 }

@@ -152,7 +152,7 @@ func Run(ctx context.Context, c Config, conns Conns) (Report, error) {
 		// The stream leaves from one CPU, in order, as a wire keeps it: a
 		// veth takes packets in on the sending CPU's backlog, so a sender
 		// that moves between CPUs can have its packets pass each other,
-		// and a MACsec receiver with a replay window of 0 then drops the
+		// and a receiver with a replay window of 0 (link encryption) drops the
 		// late one. Locked and never unlocked: the pinned thread ends
 		// with this goroutine.
 		runtime.LockOSThread()

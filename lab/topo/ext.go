@@ -31,7 +31,7 @@ const (
 	// They land in the Topology's Specs with the topology keys.
 	ScopeFile
 	// ScopeAction keys are actions a drill step does (under do:): a
-	// feature's own (macsec-rotate, ipsec-rekey), which it resolves and
+	// feature's own (a key rotation, a rekey), which it resolves and
 	// runs through its feature.ActionHook.
 	ScopeAction
 )
