@@ -295,7 +295,7 @@ func (d *deployment) shouldBeUp(defers []feature.DeferHook, n *topo.Node, i *top
 	switch {
 	case i.Type == topo.TypeVeth:
 		far := i.Link.Other(topo.Endpoint{Node: n.Name, Iface: i.Name})
-		return !d.t.Node(far.Node).Interface(far.Iface).Down
+		return !d.t.Node(far.Node).Interface(far.Iface).Down && !d.stopped[far.Node]
 	case i.Parent != "":
 		return d.shouldBeUp(defers, n, n.Interface(i.Parent))
 	}

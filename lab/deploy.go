@@ -38,6 +38,11 @@ type deployment struct {
 	opts  *Options
 	dir   string
 	nodes map[string]*nodes.Node
+	// only, when set, is the nodes a start of stopped nodes deploys
+	// again: the plan keeps their steps, and their links' steps bring
+	// back the ends parked at stop. stopped is the lab's other nodes that
+	// are stopped, whose links stay down.
+	only, stopped map[string]bool
 
 	// fresh is what the base sysctls are in a namespace just made, read
 	// once in the first: every namespace erlab makes starts alike, and a
@@ -159,6 +164,9 @@ func (d *deployment) plan() (*feature.Plan, error) {
 	var p feature.Plan
 	kinds := d.opts.kinds()
 	nsGroup := fmt.Sprintf("Creating namespaces (%d)", len(d.t.Nodes))
+	if d.only != nil {
+		nsGroup = fmt.Sprintf("Creating namespaces (%d)", len(d.only))
+	}
 	linkGroup := fmt.Sprintf("Creating links (%d)", len(d.t.Links))
 	const (
 		devGroup    = "Creating node devices"
@@ -169,16 +177,29 @@ func (d *deployment) plan() (*feature.Plan, error) {
 		startsGroup = "Starting node processes"
 	)
 	linksOf := map[string][]string{}
+	if d.only != nil {
+		linkGroup = "Bringing back parked links"
+	}
 	for i, l := range d.t.Links {
-		p.Add(feature.Step{ID: feature.LinkStep(i), Group: linkGroup,
+		step := feature.Step{ID: feature.LinkStep(i), Group: linkGroup,
 			After: []string{feature.NamespaceStep(l.A.Node), feature.NamespaceStep(l.B.Node)},
-			Run:   func(context.Context) error { return d.makeLink(l, i) }})
+			Run:   func(context.Context) error { return d.makeLink(l, i) }}
+		if d.only != nil {
+			if !d.only[l.A.Node] && !d.only[l.B.Node] {
+				continue
+			}
+			step.Run = func(context.Context) error { return d.unpark(l) }
+		}
+		p.Add(step)
 		for _, ep := range l.Ends() {
 			linksOf[ep.Node] = append(linksOf[ep.Node], feature.LinkStep(i))
 		}
 	}
 	for _, spec := range d.t.Nodes {
 		name := spec.Name
+		if d.only != nil && !d.only[name] {
+			continue
+		}
 		rn := d.nodes[name]
 		kind, _ := kinds.Get(spec.Kind)
 		p.Add(feature.Step{ID: feature.NamespaceStep(name), Group: nsGroup, Node: name,
@@ -222,7 +243,11 @@ func (d *deployment) plan() (*feature.Plan, error) {
 	}
 	var featureSteps []feature.Step
 	for _, h := range hooks[feature.StepsHook](d.opts) {
-		featureSteps = append(featureSteps, h.Steps(d)...)
+		for _, s := range h.Steps(d) {
+			if d.only == nil || d.only[s.Node] {
+				featureSteps = append(featureSteps, s)
+			}
+		}
 	}
 	p.Add(featureSteps...)
 	// A node's exec commands run once everything else of the node is in
@@ -235,6 +260,9 @@ func (d *deployment) plan() (*feature.Plan, error) {
 	}
 	for node, ids := range barrier {
 		p.Add(feature.Step{ID: "ready/" + node, Node: node, After: ids, Before: []string{feature.ExecStep(node)}})
+	}
+	if d.only != nil {
+		p.Prune()
 	}
 	if err := p.Check(); err != nil {
 		return nil, err

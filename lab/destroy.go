@@ -117,18 +117,8 @@ func stopProcesses(ctx context.Context, pids []int) {
 	for _, pid := range pids {
 		syscall.Kill(pid, syscall.SIGTERM)
 	}
-	deadline := time.Now().Add(StopGrace)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		alive := 0
-		for _, pid := range pids {
-			if kernel.ProcessAlive(pid) {
-				alive++
-			}
-		}
-		if alive == 0 {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
+	if waitGone(ctx, pids, StopGrace) {
+		return
 	}
 	for _, pid := range pids {
 		syscall.Kill(pid, syscall.SIGKILL)

@@ -104,8 +104,9 @@ func (l *Lab) deployedNode(node string) (*NodeState, error) {
 		st = &State{Name: l.name}
 		nss, _ := kernel.NetNSList(labNetNSPrefix(l.name))
 		for _, ns := range nss {
-			_, n, _ := splitNetNSName(ns)
-			st.Nodes = append(st.Nodes, NodeState{Name: n, Kind: "?", NetNS: ns})
+			if _, n, _ := splitNetNSName(ns); n != parkNode {
+				st.Nodes = append(st.Nodes, NodeState{Name: n, Kind: "?", NetNS: ns})
+			}
 		}
 		if len(st.Nodes) == 0 {
 			return nil, &NotDeployedError{Name: l.name}
@@ -131,6 +132,9 @@ func (l *Lab) deployedNode(node string) (*NodeState, error) {
 		return nil, &UnknownError{Lab: l.name, What: "node", Name: node, Known: names}
 	}
 	n := &st.Nodes[i]
+	if n.Stopped {
+		return nil, &StoppedError{Lab: l.name, Node: node}
+	}
 	if !kernel.NetNSExists(n.NetNS) {
 		return nil, fmt.Errorf("lab %s: node %s has no namespace (%s): the lab is half-built or half-destroyed; destroy it and deploy again", l.name, node, n.NetNS)
 	}
@@ -220,8 +224,9 @@ func (l *Lab) Nodes() []string {
 	}
 	nss, _ := kernel.NetNSList(labNetNSPrefix(l.name))
 	for _, ns := range nss {
-		_, n, _ := splitNetNSName(ns)
-		out = append(out, n)
+		if _, n, _ := splitNetNSName(ns); n != parkNode {
+			out = append(out, n)
+		}
 	}
 	return out
 }

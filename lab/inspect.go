@@ -32,10 +32,13 @@ type LabInfo struct {
 
 // NodeInfo is one node of a deployed lab.
 type NodeInfo struct {
-	Name       string      `json:"name"`
-	Kind       string      `json:"kind"`
-	NetNS      string      `json:"netns"`
-	Present    bool        `json:"present"` // its namespace exists
+	Name    string `json:"name"`
+	Kind    string `json:"kind"`
+	NetNS   string `json:"netns"`
+	Present bool   `json:"present"` // its namespace exists
+	// State is running, stopped (by erlab stop: its links are parked) or
+	// absent (no namespace, and not stopped: a half-built lab).
+	State      string      `json:"state"`
 	Interfaces []IfaceInfo `json:"interfaces"`
 }
 
@@ -105,8 +108,9 @@ func (l *Lab) Inspect(ctx context.Context) (*LabInfo, error) {
 	} else {
 		st = &State{Name: name}
 		for _, ns := range nss {
-			_, node, _ := splitNetNSName(ns)
-			st.Nodes = append(st.Nodes, NodeState{Name: node, Kind: "?", NetNS: ns})
+			if _, node, _ := splitNetNSName(ns); node != parkNode {
+				st.Nodes = append(st.Nodes, NodeState{Name: node, Kind: "?", NetNS: ns})
+			}
 		}
 	}
 	details := hooks[feature.DetailHook](opts)
@@ -117,9 +121,12 @@ func (l *Lab) Inspect(ctx context.Context) (*LabInfo, error) {
 	g.SetLimit(opts.workers())
 	for k, ns := range st.Nodes {
 		g.Go(func() error {
-			ni := NodeInfo{Name: ns.Name, Kind: ns.Kind, NetNS: ns.NetNS}
+			ni := NodeInfo{Name: ns.Name, Kind: ns.Kind, NetNS: ns.NetNS, State: "absent"}
+			if ns.Stopped {
+				ni.State = "stopped"
+			}
 			if kernel.NetNSExists(ns.NetNS) {
-				ni.Present = true
+				ni.Present, ni.State = true, "running"
 				ifaces, links, err := readInterfaces(ns.NetNS, details)
 				if err != nil {
 					return fmt.Errorf("node %s: %w", ns.Name, err)
@@ -138,6 +145,13 @@ func (l *Lab) Inspect(ctx context.Context) (*LabInfo, error) {
 	for _, ni := range info.Nodes {
 		for _, i := range ni.Interfaces {
 			states[ni.Name+":"+i.Name] = i.State
+		}
+	}
+	for _, n := range st.Nodes {
+		if n.Stopped {
+			for _, iface := range st.endsOf(n.Name) {
+				states[n.Name+":"+iface] = "parked"
+			}
 		}
 	}
 	for _, lk := range st.Links {

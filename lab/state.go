@@ -65,6 +65,9 @@ type NodeState struct {
 	// Features holds what each feature records of the node (its
 	// StateHook), by feature name: never a key.
 	Features map[string]json.RawMessage `json:"features,omitempty"`
+	// Stopped says erlab stop stopped the node: its namespace is gone
+	// and its link ends are parked until erlab start.
+	Stopped bool `json:"stopped,omitempty"`
 }
 
 // LinkState is a link as recorded in the state.

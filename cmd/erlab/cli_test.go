@@ -12,6 +12,7 @@ import (
 	"github.com/erlab-dev/erlab/lab/probe"
 
 	"github.com/erlab-dev/erlab/lab"
+	"github.com/erlab-dev/erlab/lab/kernel"
 	"github.com/erlab-dev/erlab/lab/labtest"
 )
 
@@ -515,5 +516,111 @@ topology:
 	}
 	if _, stderr, code := run(t, "wait", "-t", file, "--timeout", "10ms"); code != 1 || !strings.Contains(stderr, "not converged within 10ms") {
 		t.Errorf("wait with a timeout shorter than the quiet second: exit %d\n%s", code, stderr)
+	}
+}
+
+// TestIntegrationCLIStopStart stops and starts nodes through the CLI (the
+// README's example of Stopping a node, and more): a
+// stopped node's namespace goes and its far ends lose carrier, commands
+// that need it say it is stopped, and start gives it back its links,
+// addresses (IPv6 too), sysctls and routes, so that traffic crosses it
+// again; destroy of a lab with a stopped node leaves nothing.
+func TestIntegrationCLIStopStart(t *testing.T) {
+	labtest.Integration(t)
+	dir := t.TempDir()
+	name := labtest.Name("stop")
+	src, err := os.ReadFile("../../topologies/er-private-peering.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "lab.yml")
+	os.WriteFile(file, bytes.Replace(src, []byte("name: er-private"), []byte("name: "+name), 1), 0o644)
+	opts := labtest.Options(t)
+	t.Setenv(lab.StateRootEnv, opts.StateRoot)
+	l, _ := lab.OpenName(name, opts)
+	t.Cleanup(func() { labtest.Destroy(t, l) })
+	if _, stderr, code := run(t, "deploy", "-q", "-t", file); code != 0 {
+		t.Fatalf("deploy: exit %d\n%s", code, stderr)
+	}
+	ping := func(to string) bool {
+		_, _, code := run(t, "exec", "-t", file, "onprem", "--", "ping", "-c1", "-W1", to)
+		return code == 0
+	}
+	if !ping("10.10.0.4") {
+		t.Fatal("no ping before the stop")
+	}
+
+	// Both paths cross ce: stopped, nothing gets through.
+	out, stderr, code := run(t, "stop", "-t", file, "ce")
+	if code != 0 || strings.TrimSpace(out) != "ce stopped: 3 links parked, 0 processes ended" {
+		t.Fatalf("stop: exit %d\n%s\n%s", code, out, stderr)
+	}
+	if kernel.NetNSExists(lab.NetNSName(name, "ce")) {
+		t.Error("ce's namespace is still there")
+	}
+	out, _, _ = run(t, "inspect", "-t", file)
+	if !hasRow(out, "ce", "netns", "erlab-"+name+".ce", "-", "stopped", "(links", "parked)", "-", "-") ||
+		!hasRow(out, "onprem", "netns", "erlab-"+name+".onprem", "eth1", "no-carrier", "1500", "10.1.0.10/24,", "2001:db8:1::10/64") ||
+		!hasRow(out, "2", "ce:eth1", "parked", "pe1:eth1", "no-carrier") {
+		t.Errorf("inspect of a stopped node:\n%s", out)
+	}
+	out, _, _ = run(t, "inspect", "-t", file, "--format", "json")
+	var info lab.LabInfo
+	json.Unmarshal([]byte(out), &info)
+	states := map[string]string{}
+	for _, n := range info.Nodes {
+		states[n.Name] = n.State
+	}
+	if states["ce"] != "stopped" || states["onprem"] != "running" {
+		t.Errorf("inspect json node states: %v", states)
+	}
+	if ping("10.10.0.4") {
+		t.Error("a ping crossed the stopped node")
+	}
+	for _, args := range [][]string{{"exec", "-t", file, "ce", "--", "true"}, {"link", "down", "-t", file, "ce:eth1"}} {
+		if _, stderr, code := run(t, args...); code != 1 || !strings.Contains(stderr, "node ce is stopped: start it first") {
+			t.Errorf("%s on a stopped node: exit %d %s", args[0], code, stderr)
+		}
+	}
+	if out, _, code := run(t, "stop", "-t", file, "ce"); code != 0 || strings.TrimSpace(out) != "ce already stopped" {
+		t.Errorf("second stop: exit %d %s", code, out)
+	}
+	if _, stderr, code := run(t, "stop", "-t", file, "cee"); code != 1 || !strings.Contains(stderr, `has no node "cee" (did you mean "ce"?)`) {
+		t.Errorf("stop of no node: exit %d %s", code, stderr)
+	}
+
+	out, stderr, code = run(t, "start", "-t", file, "ce")
+	if code != 0 || strings.TrimSpace(out) != "ce started: 3 links back" {
+		t.Fatalf("start: exit %d\n%s\n%s", code, out, stderr)
+	}
+	if !ping("10.10.0.4") || !ping("2001:db8:10::4") {
+		t.Error("no ping through ce after its start (IPv4 and IPv6)")
+	}
+	// Its sysctls and routes are the topology's again.
+	if out, _, _ := run(t, "exec", "-t", file, "ce", "--", "sysctl", "-n", "net.ipv4.conf.all.ignore_routes_with_linkdown"); strings.TrimSpace(out) != "1" {
+		t.Errorf("ce's sysctl after start: %q", out)
+	}
+	if out, _, _ := run(t, "exec", "-t", file, "ce", "--", "ip", "route", "get", "10.10.0.4"); !strings.Contains(out, "via 192.168.100.130 dev eth1") {
+		t.Errorf("ce's route after start: %s", out)
+	}
+	if kernel.NetNSExists(lab.NetNSName(name, "-parked")) {
+		t.Error("the parking namespace is left with nothing parked")
+	}
+	if out, _, code := run(t, "start", "-t", file, "ce"); code != 0 || strings.TrimSpace(out) != "ce already running" {
+		t.Errorf("second start: exit %d %s", code, out)
+	}
+	if out, _, code := run(t, "restart", "-t", file, "pe1", "msee1"); code != 0 || !strings.Contains(out, "pe1 started: 2 links back\nmsee1 started: 2 links back") {
+		t.Errorf("restart: exit %d %s", code, out)
+	} else if !ping("10.10.0.4") {
+		t.Error("no ping after the restart of pe1 and msee1")
+	}
+
+	run(t, "stop", "-t", file, "--kill", "msee2")
+	out, _, code = run(t, "destroy", "-t", file)
+	if code != 0 || !strings.Contains(out, "removed 8 namespaces") {
+		t.Errorf("destroy with a stopped node: exit %d %s", code, out)
+	}
+	if left, _ := kernel.NetNSList(lab.NetNSName(name, "")); len(left) > 0 {
+		t.Errorf("left after destroy: %v", left)
 	}
 }

@@ -87,7 +87,11 @@ func printLabTable(w io.Writer, info *lab.LabInfo) {
 	fmt.Fprintln(tw, "NODE\tKIND\tNAMESPACE\tINTERFACE\tSTATE\tMTU\tADDRESSES")
 	for _, n := range info.Nodes {
 		if !n.Present {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t-\tmissing\t-\t-\n", n.Name, n.Kind, n.NetNS)
+			state := "missing"
+			if n.State == "stopped" {
+				state = "stopped (links parked)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t%s\t-\t-\n", n.Name, n.Kind, n.NetNS, state)
 			continue
 		}
 		if len(n.Interfaces) == 0 {

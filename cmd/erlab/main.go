@@ -73,6 +73,7 @@ func newRoot(g *globals) *cobra.Command {
 		newGraph(g), newValidate(g), newCapabilities(g), newVerify(g), newProbe(g), newDrill(g), newWait(g), newBGP(g), newCapture(g), newMACsec(g), newIPsec(g),
 		newVersion(g),
 	)
+	root.AddCommand(newNodeCommands(g)...)
 	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
 		g.log().Debug("erlab", "command", cmd.CommandPath(), "args", args)
 		return needRoot(cmd)

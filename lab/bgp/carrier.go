@@ -14,10 +14,17 @@ import (
 // watchCarrier is fast external failover: when the interface of a directly
 // connected eBGP neighbour loses carrier, the session is reset at once
 // instead of waiting for the hold timer (up to 180 s on ExpressRoute).
+//
+// A directly connected iBGP neighbour's session goes too. FRR keeps such a
+// session until its hold timer, but its nexthop tracking drops the routes
+// through the neighbour at once, as the connected route under them goes
+// with the carrier; GoBGP tracks no next hop, so without this a router
+// whose iBGP peer crashed would send traffic into the dark interface for
+// the whole hold time.
 func watchCarrier(ctx context.Context, s *server.BgpServer, b Config, log *slog.Logger) {
 	byIface := map[string][]Neighbor{}
 	for _, n := range b.Neighbors {
-		if n.Interface != "" && n.Multihop == 0 && n.RemoteAS != b.ASN {
+		if n.Interface != "" && n.Multihop == 0 {
 			byIface[n.Interface] = append(byIface[n.Interface], n)
 		}
 	}

@@ -119,6 +119,8 @@ func (Feature) Inspect(_ context.Context, l feature.Lab) (*feature.Section, erro
 		infos = append(infos, a)
 		state := "running"
 		switch {
+		case l.Stopped(node):
+			state = "node stopped"
 		case !a.Alive:
 			state = "DEAD"
 		case !a.Speaking && st.LastExit == "stopped":

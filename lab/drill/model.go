@@ -123,6 +123,9 @@ type ActionSpec struct {
 	Kill        string                     `yaml:"kill"`
 	AgentStop   string                     `yaml:"agent-stop"`
 	AgentStart  string                     `yaml:"agent-start"`
+	Stop        string                     `yaml:"stop"`
+	Start       string                     `yaml:"start"`
+	Crash       string                     `yaml:"crash"`
 	// The other features' actions (a key rotation, a rekey), which
 	// they declare, resolve and run (feature.ActionHook).
 	Specs topo.Specs `yaml:"-" scope:"action"`
@@ -202,6 +205,13 @@ const (
 	// starts it again.
 	AgentStop  = "agent-stop"
 	AgentStart = "agent-start"
+	// Stop stops a node of any kind as erlab stop does (its processes
+	// end, its links are parked, the far ends lose carrier); Crash fails
+	// it as erlab stop --kill does (a power loss: links dark first, then
+	// every process killed); Start starts it again as erlab start does.
+	Stop  = "stop"
+	Start = "start"
+	Crash = "crash"
 )
 
 // Step is a resolved step.
@@ -287,7 +297,7 @@ func (a *Action) String() string {
 		return fmt.Sprintf("impair %s", a.At)
 	case Kill:
 		return "kill " + a.Node + "'s speaker"
-	case AgentStop, AgentStart:
+	case AgentStop, AgentStart, Stop, Start, Crash:
 		return a.Kind + " " + a.Node
 	}
 	if a.Hook != nil {
@@ -414,6 +424,16 @@ func (fe Feature) resolve(t *topo.Topology, name string, s Spec, where string, r
 	for i, s := range s.Steps {
 		if st, ok := fe.resolveStep(t, s, fmt.Sprintf("%s: step %d", where, i+1), r); ok {
 			d.Steps = append(d.Steps, st)
+			// A stopped node's namespace goes, and with it the sockets
+			// of a flow that starts or ends there.
+			if a := st.Action; a != nil && (a.Kind == Stop || a.Kind == Crash) {
+				for _, fl := range d.Flows {
+					if _, owner, _ := probe.Target(t, fl.To); fl.From == a.Node || owner == a.Node {
+						r.Errorf(s.Pos, "%s: step %d: %s: flow %s starts or ends at %s, and a stopped node's namespace goes with the flow's sockets: stop a node the flows cross", where, i+1, a.Kind, fl.Label, a.Node)
+						break
+					}
+				}
+			}
 		}
 	}
 	for _, e := range s.Expect {
@@ -571,7 +591,8 @@ func (f Feature) resolveAction(t *topo.Topology, s ActionSpec, where string, r t
 	if s.Exec != nil {
 		set = append(set, kv{Exec, ""})
 	}
-	for _, c := range []kv{{BGPReset, s.BGPReset}, {BGPShutdown, s.BGPShutdown}, {BGPEnable, s.BGPEnable}, {Kill, s.Kill}, {AgentStop, s.AgentStop}, {AgentStart, s.AgentStart}} {
+	for _, c := range []kv{{BGPReset, s.BGPReset}, {BGPShutdown, s.BGPShutdown}, {BGPEnable, s.BGPEnable}, {Kill, s.Kill}, {AgentStop, s.AgentStop}, {AgentStart, s.AgentStart},
+		{Stop, s.Stop}, {Start, s.Start}, {Crash, s.Crash}} {
 		if c.at != "" {
 			set = append(set, c)
 		}
@@ -580,7 +601,7 @@ func (f Feature) resolveAction(t *topo.Topology, s ActionSpec, where string, r t
 		set = append(set, kv{k, ""})
 	}
 	if len(set) != 1 {
-		names := []string{LinkDown, LinkUp, Blackhole, Restore, Impair, Clear, Exec, BGPReset, BGPShutdown, BGPEnable, Kill, AgentStop, AgentStart}
+		names := []string{LinkDown, LinkUp, Blackhole, Restore, Impair, Clear, Exec, BGPReset, BGPShutdown, BGPEnable, Kill, AgentStop, AgentStart, Stop, Start, Crash}
 		own := len(names)
 		for k := range f.actions {
 			names = append(names, k)
@@ -610,6 +631,15 @@ func (f Feature) resolveAction(t *topo.Topology, s ActionSpec, where string, r t
 	switch a.Kind {
 	case Kill, BGPReset, BGPShutdown, BGPEnable, AgentStop, AgentStart:
 		return routerAction(t, a, set[0].at, where, s.Pos, r)
+	}
+	switch a.Kind {
+	case Stop, Start, Crash:
+		if t.Node(set[0].at) == nil {
+			r.Errorf(s.Pos, "%s: %v", where, unknownNode(t, set[0].at))
+			return nil, false
+		}
+		a.Node = set[0].at
+		return a, true
 	}
 	if a.Kind == Exec {
 		if t.Node(s.Exec.Node) == nil {

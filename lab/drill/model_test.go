@@ -108,6 +108,12 @@ func TestDrillProblemsAreLocated(t *testing.T) {
 			`session:, node:, prefix:, dev: and gone: are what a wait waits for`},
 		{`{flows: [{from: a, to: b, rate: 0}], steps: [{after: 1s}], expect: [{flow: a->b, lossless: true}]}`,
 			`rate 0 pps`},
+		{`{flows: [{from: a, to: 10.9.0.2}], steps: [{after: 1s, do: {stop: b}}], expect: [{flow: a->10.9.0.2, lossless: true}]}`,
+			`step 1: stop: flow a->10.9.0.2 starts or ends at b, and a stopped node's namespace goes with the flow's sockets`},
+		{`{flows: [{from: a, to: b}], steps: [{after: 1s, do: {crash: a}}], expect: [{flow: a->b, lossless: true}]}`,
+			`step 1: crash: flow a->b starts or ends at a`},
+		{`{flows: [{from: a, to: b}], steps: [{after: 1s, do: {start: c}}], expect: [{flow: a->b, lossless: true}]}`,
+			`step 1: start: lab d has no node "c"`},
 	} {
 		_, err := labtest.ParseFile(t, twoNodes+"drills:\n  x: "+c.drill+"\n", nil)
 		got := strings.Join(labtest.Problems(err), "\n")

@@ -23,6 +23,10 @@ type Lab interface {
 	LinkSet(ctx context.Context, node, iface string, up bool) error
 	// VerifyEncryption is verify encryption of the targets named.
 	VerifyEncryption(ctx context.Context, only []string) ([]feature.EncryptionCheck, error)
+	// StopNode and StartNode stop a node (kill: as a crash) and start it
+	// again, as erlab stop and start do.
+	StopNode(ctx context.Context, node string, kill bool) error
+	StartNode(ctx context.Context, node string) error
 }
 
 // TimelineBucket is the resolution of a flow's timeline (and of the SVG).
@@ -286,6 +290,16 @@ func actBuiltin(ctx context.Context, l Lab, a *Action, undo *undoList) error {
 			return err
 		}
 		undo.note(topo.Endpoint{Node: a.Node}, "agent", func(ctx context.Context, l Lab) error { return bgp.StartAgent(ctx, l, a.Node) }, a.Kind == AgentStart)
+	case Stop, Crash:
+		if err := l.StopNode(ctx, a.Node, a.Kind == Crash); err != nil {
+			return err
+		}
+		undo.note(topo.Endpoint{Node: a.Node}, "node", func(ctx context.Context, l Lab) error { return l.StartNode(ctx, a.Node) }, false)
+	case Start:
+		if err := l.StartNode(ctx, a.Node); err != nil {
+			return err
+		}
+		undo.note(topo.Endpoint{Node: a.Node}, "node", nil, true)
 	case BGPReset:
 		return bgp.Reset(ctx, l, a.Node, a.Peer)
 	case BGPShutdown, BGPEnable:

@@ -116,6 +116,9 @@ type Lab interface {
 	NetNS(node string) (string, error)
 	// Nodes lists the lab's nodes, as its state records them.
 	Nodes() []string
+	// Stopped says erlab stop stopped the node (it has no namespace until
+	// erlab start).
+	Stopped(node string) bool
 	// Links lists a node's interfaces as the kernel has them (ip -d link
 	// show): during inspect, what the engine read for its own table.
 	Links(node string) ([]netlink.Link, error)
@@ -174,6 +177,14 @@ type EncryptionHook interface {
 type ActionHook interface {
 	CheckAction(t *topo.Topology, key string, spec topo.Spec, where string, r topo.Reporter) (any, bool)
 	Act(ctx context.Context, l Lab, key string, v any) (what string, undo func(context.Context) error, err error)
+}
+
+// RestartHook puts right, once a stopped node has started again, what
+// its restart left wrong beyond it: a static-key MACsec or IPsec peer
+// whose replay window still expects the old sequence numbers. The node's
+// own steps have run again by then, as at deploy.
+type RestartHook interface {
+	NodeStarted(ctx context.Context, l Lab, node string) error
 }
 
 // HelperHook names the processes the erlab binary may be re-executed as

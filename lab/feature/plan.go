@@ -131,6 +131,24 @@ func (p *Plan) graph() (waits [][]int, order []int, err error) {
 	return waits, order, nil
 }
 
+// Prune drops what steps wait for, or go before, that is no step of the
+// plan: a plan of some of the lab's nodes (a node started again) keeps
+// their steps only, and the other nodes' are done already.
+func (p *Plan) Prune() {
+	known := func(ids []string) []string {
+		var out []string
+		for _, id := range ids {
+			if _, ok := p.ids[id]; ok {
+				out = append(out, id)
+			}
+		}
+		return out
+	}
+	for _, s := range p.steps {
+		s.After, s.Before = known(s.After), known(s.Before)
+	}
+}
+
 // Check verifies that the plan can run: every step it names exists, no
 // step is named twice, and nothing waits for itself through others.
 func (p *Plan) Check() error {

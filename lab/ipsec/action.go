@@ -104,3 +104,21 @@ func apply(l feature.Lab, node string, x xfrm.Tunnel) error {
 	}
 	return nil
 }
+
+// NodeStarted implements feature.RestartHook. A node started again has
+// its static SAs as the deploy made them, their sequence numbers from 1;
+// the far end of each of its static-key tunnels gets its SAs again too,
+// or its replay window drops what the node sends. A far end that is
+// itself stopped is left for its own start.
+func (Feature) NodeStarted(ctx context.Context, l feature.Lab, node string) error {
+	for _, tu := range Tunnels(l.Topology()) {
+		_, peer, ok := tu.End(node)
+		if !ok || !tu.Static() || l.Stopped(peer.Node) {
+			continue
+		}
+		if err := apply(l, peer.Node, tu.XFRM(peer.Node)); err != nil {
+			return fmt.Errorf("tunnel %s: %w", tu.Name, err)
+		}
+	}
+	return nil
+}

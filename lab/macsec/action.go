@@ -50,3 +50,27 @@ func (Feature) Act(ctx context.Context, l feature.Lab, key string, v any) (strin
 	}
 	return fmt.Sprintf("AN %d → %d", rep.FromAN, rep.ToAN), nil, nil
 }
+
+// NodeStarted implements feature.RestartHook. A node started again has
+// its static SAs as the deploy made them, from packet number 1, while the
+// far end of each of its static-key links kept its own SAs and a replay
+// window that drops those packet numbers: both ends move to fresh SAKs
+// together (see resync). A far end that is itself stopped is left for its
+// own start.
+func (Feature) NodeStarted(ctx context.Context, l feature.Lab, node string) error {
+	for _, lk := range l.Topology().Links {
+		if m := Of(lk); m == nil || !m.Static() {
+			continue
+		}
+		ends := Ends(lk)
+		for k, e := range ends {
+			if e.Node != node || l.Stopped(ends[1-k].Node) {
+				continue
+			}
+			if _, err := resync(ctx, l, e.Node, e.Iface); err != nil {
+				return fmt.Errorf("MACsec %s: %w", linkName(lk), err)
+			}
+		}
+	}
+	return nil
+}

@@ -52,6 +52,20 @@ func TestIntegrationERDirect(t *testing.T) {
 	if err != nil || len(res) != 1 || !res[0].Pass {
 		t.Errorf("after the rotations: %v %+v", err, res)
 	}
+	// msee1 restarted: its port, MACsec device and peering VLANs come back
+	// from the topology with the deploy's SAKs on AN 0, while ce1 sends on
+	// the AN the drill rotated it to; both move to fresh SAKs together
+	// (macsec's RestartHook), and both peerings cross, full-size, again.
+	if _, err := l.RestartNodes(context.Background(), []string{"msee1"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, to := range []string{"192.168.100.130", "203.0.113.2"} {
+		labtest.Exec(t, l, "ce1", "ping", "-c3", "-i", "0.2", "-W2", "-M", "do", "-s", "1472", to)
+	}
+	res, err = l.VerifyEncryption(context.Background(), []string{"ce1:eth1"})
+	if err != nil || len(res) != 1 || !res[0].Pass {
+		t.Errorf("after msee1's restart: %v %+v", err, res)
+	}
 }
 
 // The MKA variant: QinQ with 0x8100 for both tags over MACsec keyed by

@@ -39,6 +39,18 @@ type macsecEnd struct {
 // keys exist only in the kernels. ep names either end (NODE:IFACE, the
 // link end or its MACsec device).
 func Rotate(ctx context.Context, lab feature.Lab, node, iface string) (*RotateReport, error) {
+	return rotate(ctx, lab, node, iface, false)
+}
+
+// resync is a rotation for ends that no longer agree: one end started
+// again from the deploy's SAs while the other kept its own (and its
+// replay window, which drops the restarted end's packet numbers). Both
+// get fresh SAKs on an AN neither sends on, and each retires its own.
+func resync(ctx context.Context, lab feature.Lab, node, iface string) (*RotateReport, error) {
+	return rotate(ctx, lab, node, iface, true)
+}
+
+func rotate(ctx context.Context, lab feature.Lab, node, iface string, resync bool) (*RotateReport, error) {
 	t := lab.Topology()
 	if t == nil {
 		return nil, fmt.Errorf("lab %s: rotating keys needs its topology file", lab.Name())
@@ -80,11 +92,14 @@ func Rotate(ctx context.Context, lab feature.Lab, node, iface string) (*RotateRe
 		}
 		ends[i] = macsecEnd{ns: ns, ifindex: dev.Attrs().Index, sci: st.SCI, ssci: uint32(i + 1), an: st.EncodingSA}
 	}
-	if ends[0].an != ends[1].an {
+	if ends[0].an != ends[1].an && !resync {
 		return nil, fmt.Errorf("the ends send on different ANs (%d and %d); rotate after they agree", ends[0].an, ends[1].an)
 	}
 	old := ends[0].an
 	next := (old + 1) % 4
+	for next == ends[0].an || next == ends[1].an {
+		next = (next + 1) % 4
+	}
 	keys := [2][]byte{make([]byte, cipher.KeyLen()), make([]byte, cipher.KeyLen())}
 	for _, k := range keys {
 		if _, err := rand.Read(k); err != nil {
@@ -127,19 +142,34 @@ func Rotate(ctx context.Context, lab feature.Lab, node, iface string) (*RotateRe
 		self, peer := ends[i], ends[1-i]
 		// The kernel deletes only inactive SAs (EBUSY otherwise).
 		if err := With(self.ns, func(cl *genl.Client, _ *mdnetlink.Conn) error {
-			off := genl.SA{AN: old, XPN: cipher.XPN()}
+			off := genl.SA{AN: self.an, XPN: cipher.XPN()}
 			if err := cl.UpdTxSA(self.ifindex, off); err != nil {
 				return err
 			}
-			if err := cl.DelTxSA(self.ifindex, old); err != nil {
+			if err := cl.DelTxSA(self.ifindex, self.an); err != nil {
 				return err
 			}
+			if resync {
+				// What this end receives on is what the peer sent on
+				// before its restart: every other AN goes, whichever
+				// is there.
+				for an := range uint8(4) {
+					if an != next {
+						off.AN = an
+						if cl.UpdRxSA(self.ifindex, peer.sci, off) == nil {
+							cl.DelRxSA(self.ifindex, peer.sci, an)
+						}
+					}
+				}
+				return nil
+			}
+			off.AN = peer.an
 			if err := cl.UpdRxSA(self.ifindex, peer.sci, off); err != nil {
 				return err
 			}
-			return cl.DelRxSA(self.ifindex, peer.sci, old)
+			return cl.DelRxSA(self.ifindex, peer.sci, peer.an)
 		}); err != nil {
-			return rep, fmt.Errorf("rotate %s: retire AN %d: %w", rep.Link, old, err)
+			return rep, fmt.Errorf("rotate %s: retire AN %d: %w", rep.Link, self.an, err)
 		}
 	}
 	rep.Took = time.Since(start)

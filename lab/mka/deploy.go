@@ -114,6 +114,9 @@ func (Feature) Inspect(_ context.Context, l feature.Lab) (*feature.Section, erro
 		}
 		for _, e := range s.Ends {
 			mi, err := mkaState(l.NodeDir(node), e.Port)
+			if l.Stopped(node) {
+				mi, err = &Info{Problem: "node stopped"}, nil
+			}
 			if err != nil {
 				mi = &Info{Problem: "no keeper: " + err.Error()}
 			}
