@@ -427,6 +427,7 @@ drills:
 	if svg, err := os.ReadFile(filepath.Join(svgDir, "hole-run1.svg")); err != nil || !strings.Contains(string(svg), `class="loss"`) {
 		t.Errorf("timeline: %v\n%.300s", err, svg)
 	}
+	t.Run("browser", func(t *testing.T) { checkTimelineInBrowser(t, filepath.Join(svgDir, "hole-run1.svg")) })
 	junit := filepath.Join(dir, "drills.xml")
 	out, _, code = run(t, "drill", "run", "-q", "-t", file, "--format", "json", "--junit", junit)
 	var rep struct {
@@ -622,5 +623,80 @@ func TestIntegrationCLIStopStart(t *testing.T) {
 	}
 	if left, _ := kernel.NetNSList(lab.NetNSName(name, "")); len(left) > 0 {
 		t.Errorf("left after destroy: %v", left)
+	}
+}
+
+// timelineProbe reads, in the browser, what a person sees of a drill's
+// timeline: where the flows, their received-rate lines, the shaded
+// losses and the action markers are drawn, and what they say.
+const timelineProbe = `
+const box = (el) => { const r = el.getBoundingClientRect(); return {x: r.x, y: r.y, w: r.width, h: r.height}; };
+const svg = document.querySelector('svg');
+return {
+  parseError: document.getElementsByTagName('parsererror').length > 0,
+  svg: svg ? box(svg) : null,
+  verdict: document.querySelector('.verdict')?.textContent ?? '',
+  flows: [...document.querySelectorAll('g.flow')].map((g) => ({
+    flow: g.dataset.flow,
+    label: g.querySelector('text')?.textContent ?? '',
+    frame: box(g.querySelector('rect:not(.loss)')),
+    line: g.querySelector('polyline.received') ? box(g.querySelector('polyline.received')) : null,
+    losses: [...g.querySelectorAll('rect.loss')].map((r) => ({...box(r), title: r.querySelector('title')?.textContent ?? ''})),
+  })),
+  actions: [...document.querySelectorAll('g.action')].map((g) => ({label: g.textContent, x: box(g.querySelector('line')).x})),
+};`
+
+type rect struct{ X, Y, W, H float64 }
+
+// checkTimelineInBrowser opens the timeline of the hole drill (a->b, a
+// 300 ms blackhole) in chromium: it must render, say which flow and what
+// verdict, draw the flow's line across the plot, and shade the loss
+// between the blackhole's marker and the restore's.
+func checkTimelineInBrowser(t *testing.T, svg string) {
+	var page struct {
+		ParseError bool
+		SVG        *rect
+		Verdict    string
+		Flows      []struct {
+			Flow, Label string
+			Frame       rect
+			Line        *rect
+			Losses      []struct {
+				rect
+				Title string
+			}
+		}
+		Actions []struct {
+			Label string
+			X     float64
+		}
+	}
+	labtest.Browser(t, "file://"+svg, "drill-timeline.png", timelineProbe, &page)
+	if page.ParseError || page.SVG == nil || page.SVG.W < 600 || page.SVG.H < 150 {
+		t.Fatalf("the timeline does not render: parse error %v, drawn %+v", page.ParseError, page.SVG)
+	}
+	if page.Verdict != "FAIL" || len(page.Flows) != 1 || len(page.Actions) != 2 {
+		t.Fatalf("timeline: verdict %q, %d flows, %d actions, want FAIL, 1, 2: %+v", page.Verdict, len(page.Flows), len(page.Actions), page)
+	}
+	f, hole, back := page.Flows[0], page.Actions[0], page.Actions[1]
+	if f.Flow != "a->b" || !strings.Contains(f.Label, "a->b") || !strings.Contains(hole.Label, "blackhole a:eth1") || !strings.Contains(back.Label, "restore a:eth1") {
+		t.Errorf("timeline labels: flow %q %q, actions %q, %q", f.Flow, f.Label, hole.Label, back.Label)
+	}
+	// Across the plot, and inside it (the stroke may stick out by its width).
+	inside := func(r rect) bool {
+		return r.X >= f.Frame.X-1 && r.X+r.W <= f.Frame.X+f.Frame.W+1 && r.Y >= f.Frame.Y-1 && r.Y+r.H <= f.Frame.Y+f.Frame.H+1
+	}
+	if f.Line == nil || f.Line.W < f.Frame.W*0.9 || !inside(*f.Line) {
+		t.Errorf("the received line is drawn at %+v, in a plot at %+v", f.Line, f.Frame)
+	}
+	// 300 ms of a 1.3 s run: shaded, and where the markers say.
+	bucket := page.SVG.W * 0.05 / 1.3
+	if len(f.Losses) == 0 {
+		t.Fatal("no loss is shaded")
+	}
+	for _, l := range f.Losses {
+		if l.W <= 0 || l.H <= 0 || !inside(l.rect) || l.X < hole.X-bucket || l.X+l.W > back.X+2*bucket || !strings.Contains(l.Title, "lost") {
+			t.Errorf("a shaded loss at x %.0f-%.0f (%q), outside the blackhole's %.0f-%.0f", l.X, l.X+l.W, l.Title, hole.X, back.X)
+		}
 	}
 }

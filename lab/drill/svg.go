@@ -72,7 +72,7 @@ func SVG(w io.Writer, drillName string, run int, r RunResult) error {
 			}
 			share := float64(f.TimelineReceived[k]) / float64(sent)
 			t0 := f.Offset + time.Duration(k)*f.Bucket
-			t1 := t0 + f.Bucket
+			t1 := min(t0+f.Bucket, end) // the last bucket ends with the run
 			if share < 1 {
 				p(`<rect class="loss" x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="#cf222e" fill-opacity="%.2f"><title>%s</title></rect>`+"\n",
 					x(t0), yOf(1), math.Max(x(t1)-x(t0), 0.5), panel-18, 0.15+0.35*(1-share),
