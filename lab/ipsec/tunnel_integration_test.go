@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -209,6 +210,35 @@ func TestIntegrationERVPNCoexistence(t *testing.T) {
 	}
 }
 
+// The Virtual WAN variant that never falls back: with disjoint prefixes
+// (the circuit carries only the tunnel's ends), a broken tunnel stops the
+// traffic, and once BGP over it has timed out there is still no path in
+// clear: the shipped drill checks that not one marked frame crossed.
+func TestIntegrationVWANDisjoint(t *testing.T) {
+	labtest.Integration(t)
+	labtest.RequireFeatures(t, ipsec.KernelESP, ipsec.KernelXfrmi)
+	t.Parallel()
+	top := labtest.Load(t, labtest.WithKeys(t, "../../topologies/er-vwan-disjoint.yml"))
+	l := labtest.Deploy(t, top)
+	// The circuit carries no workload prefix: msee knows the two /32s.
+	if err := bgp.WaitConverged(context.Background(), l, 90*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	routes, err := bgp.Routes(context.Background(), l, "msee", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prefixes []string
+	for _, r := range routes {
+		prefixes = append(prefixes, r.Prefix.String())
+	}
+	slices.Sort(prefixes)
+	if strings.Join(prefixes, " ") != "10.100.0.4/32 10.255.0.1/32" {
+		t.Errorf("msee's routes: %v, want the tunnel's two ends only", prefixes)
+	}
+	labtest.RunDrills(t, l, top, "tunnel-sa-broken")
+}
+
 // IPsec over ExpressRoute private peering (Virtual WAN): with more-specific
 // prefixes over the tunnel, vm → host is ESP on the circuit; advertising
 // the same prefix over both leaks it in clear, and verify encryption
@@ -216,6 +246,7 @@ func TestIntegrationERVPNCoexistence(t *testing.T) {
 func TestIntegrationVWANIPsecOverER(t *testing.T) {
 	labtest.Integration(t)
 	labtest.RequireFeatures(t, ipsec.KernelESP, ipsec.KernelXfrmi)
+	t.Parallel() // beside the disjoint variant: both wait out the same hold timer
 	path := labtest.WithKeys(t, "../../topologies/er-vwan-ipsec.yml")
 	ctx := context.Background()
 	check := func(top *topo.Topology) (lab.EncryptionCheck, *lab.Lab) {
