@@ -182,18 +182,7 @@ func TestGraphCommand(t *testing.T) {
 func TestIntegrationCLI(t *testing.T) {
 	labtest.Integration(t)
 	dir := t.TempDir()
-	name := labtest.Name("cli")
-	src, err := os.ReadFile("../../topologies/er-private-peering.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(dir, "lab.yml")
-	os.WriteFile(file, bytes.Replace(src, []byte("name: er-private"), []byte("name: "+name), 1), 0o644)
-	// The CLI's state root is the test's own (lab.StateRootEnv).
-	opts := labtest.Options(t)
-	t.Setenv(lab.StateRootEnv, opts.StateRoot)
-	l, _ := lab.OpenName(name, opts)
-	t.Cleanup(func() { labtest.Destroy(t, l) })
+	file, name := cliLab(t, privatePeering(t), "er-private", "cli")
 
 	out, stderr, code := run(t, "deploy", "-t", file)
 	if code != 0 {
@@ -354,6 +343,34 @@ func TestIntegrationCLI(t *testing.T) {
 	if _, stderr, code := run(t, "inspect", "--name", name); code != 1 || !strings.Contains(stderr, "not deployed") {
 		t.Errorf("inspect after destroy: exit %d %s", code, stderr)
 	}
+}
+
+// cliLab writes a topology renamed to a unique lab name (its name: line
+// replaced) into a temporary directory for the CLI to deploy, points the
+// CLI's state root at the test's own, and destroys the lab when the test
+// ends. It returns the file and the lab's name.
+func cliLab(t *testing.T, src, oldName, prefix string) (file, name string) {
+	t.Helper()
+	name = labtest.Name(prefix)
+	file = filepath.Join(t.TempDir(), "lab.yml")
+	if err := os.WriteFile(file, []byte(strings.Replace(src, "name: "+oldName, "name: "+name, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opts := labtest.Options(t)
+	t.Setenv(lab.StateRootEnv, opts.StateRoot)
+	l, _ := lab.OpenName(name, opts)
+	t.Cleanup(func() { labtest.Destroy(t, l) })
+	return file, name
+}
+
+// privatePeering is topologies/er-private-peering.yml, for cliLab.
+func privatePeering(t *testing.T) string {
+	t.Helper()
+	src, err := os.ReadFile("../../topologies/er-private-peering.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(src)
 }
 
 // hasRow reports whether a table has a line of exactly these fields.
@@ -528,18 +545,7 @@ topology:
 // again; destroy of a lab with a stopped node leaves nothing.
 func TestIntegrationCLIStopStart(t *testing.T) {
 	labtest.Integration(t)
-	dir := t.TempDir()
-	name := labtest.Name("stop")
-	src, err := os.ReadFile("../../topologies/er-private-peering.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(dir, "lab.yml")
-	os.WriteFile(file, bytes.Replace(src, []byte("name: er-private"), []byte("name: "+name), 1), 0o644)
-	opts := labtest.Options(t)
-	t.Setenv(lab.StateRootEnv, opts.StateRoot)
-	l, _ := lab.OpenName(name, opts)
-	t.Cleanup(func() { labtest.Destroy(t, l) })
+	file, name := cliLab(t, privatePeering(t), "er-private", "stop")
 	if _, stderr, code := run(t, "deploy", "-q", "-t", file); code != 0 {
 		t.Fatalf("deploy: exit %d\n%s", code, stderr)
 	}

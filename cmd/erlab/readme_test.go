@@ -13,7 +13,6 @@ import (
 
 	"github.com/erlab-dev/erlab/lab/vlan"
 
-	"github.com/erlab-dev/erlab/lab"
 	"github.com/erlab-dev/erlab/lab/kernel"
 	"github.com/erlab-dev/erlab/lab/labtest"
 )
@@ -241,13 +240,7 @@ func TestIntegrationREADMEDrill(t *testing.T) {
 	if src == "" {
 		t.Fatal("README.md has no drill-demo topology")
 	}
-	name := labtest.Name("drill-demo")
-	file := filepath.Join(t.TempDir(), "drill-demo.yml")
-	os.WriteFile(file, []byte(strings.Replace(src, "name: drill-demo", "name: "+name, 1)), 0o644)
-	opts := labtest.Options(t)
-	t.Setenv(lab.StateRootEnv, opts.StateRoot)
-	l, _ := lab.OpenName(name, opts)
-	t.Cleanup(func() { labtest.Destroy(t, l) })
+	file, _ := cliLab(t, src, "drill-demo", "drill-demo")
 	if _, stderr, code := run(t, "deploy", "-q", "-t", file); code != 0 {
 		t.Fatalf("deploy: exit %d\n%s", code, stderr)
 	}
