@@ -77,31 +77,22 @@ func Exec(ctx context.Context, labName, node string, argv []string, stdin io.Rea
 // node's namespace, so it is born there, and nothing else of ours runs in
 // it. A signal ends the child with the status 128+N, as a shell reports it.
 func (o *Options) execIn(ctx context.Context, labName string, n *NodeState, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
-	var cmd *exec.Cmd
 	kind, _ := o.kinds().Get(n.Kind)
 	if e, ok := kind.(nodes.Execer); ok {
-		var err error
-		if cmd, err = e.Command(ctx, labName, n.Name, n.NetNS, argv); err != nil {
-			return 0, err
-		}
-	} else {
-		path, err := exec.LookPath(argv[0])
-		if err != nil {
-			return 127, err
-		}
-		cmd = exec.CommandContext(ctx, path, argv[1:]...)
-		cmd.Args[0] = argv[0]
+		return e.Exec(ctx, labName, n.Name, n.NetNS, argv, stdin, stdout, stderr)
 	}
+	path, err := exec.LookPath(argv[0])
+	if err != nil {
+		return 127, err
+	}
+	cmd := exec.CommandContext(ctx, path, argv[1:]...)
+	cmd.Args[0] = argv[0]
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
 	cmd.Env = append(os.Environ(), "ERLAB_NETNS="+n.NetNS)
-	start := cmd.Start
-	if _, ok := kind.(nodes.Execer); !ok {
-		start = func() error { return kernel.Do(n.NetNS, cmd.Start) }
-	}
-	if err := start(); err != nil {
+	if err := kernel.Do(n.NetNS, cmd.Start); err != nil {
 		return 0, err
 	}
-	err := cmd.Wait()
+	err = cmd.Wait()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		if ctx.Err() != nil {

@@ -109,6 +109,12 @@ func (l *Lab) stopNode(ctx context.Context, st *State, n *NodeState, kill bool) 
 		rep.Links = len(ends)
 		return nil
 	}
+	// A kind may stop its nodes itself (a container, through its
+	// runtime, so that it starts again as it was); the signals below
+	// then end whatever else ran in the namespace.
+	kind, _ := l.opts.kinds().Get(n.Kind)
+	stopper, _ := kind.(nodes.Stopper)
+	rn := &nodes.Node{Lab: l.name, NetNS: n.NetNS, Log: log, Ops: l.opts.ops()}
 	if kill {
 		// As a power loss: the processes freeze, the ports go dark,
 		// and then they die, so that nothing they would do on seeing
@@ -122,6 +128,11 @@ func (l *Lab) stopNode(ctx context.Context, st *State, n *NodeState, kill bool) 
 		if err := park(); err != nil {
 			return rep, err
 		}
+		if stopper != nil {
+			if err := stopper.Stop(ctx, rn, true); err != nil {
+				return rep, err
+			}
+		}
 		for _, pid := range pids[n.NetNS] {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
@@ -129,6 +140,11 @@ func (l *Lab) stopNode(ctx context.Context, st *State, n *NodeState, kill bool) 
 	} else {
 		// As a shutdown: the processes end first, and say so (a BGP
 		// speaker sends its Cease).
+		if stopper != nil {
+			if err := stopper.Stop(ctx, rn, false); err != nil {
+				return rep, err
+			}
+		}
 		stopProcesses(ctx, pids[n.NetNS])
 		if err := park(); err != nil {
 			return rep, err

@@ -11,6 +11,8 @@
 //   - Creator, Wirer, Starter: its devices, its ports, its processes;
 //   - Execer: how a command runs in a node, when entering its network
 //     namespace is not enough (a container's mount and PID namespaces);
+//   - Stopper: how its nodes stop, when not by signals (a container's
+//     runtime stops it, to start it again as it was);
 //   - Sweeper: how to find and remove what its nodes leave behind, from
 //     the lab's name alone (after a deploy killed half-way too);
 //   - Shaper: how a graph draws its nodes.
@@ -19,9 +21,9 @@ package nodes
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"slices"
 	"sort"
 
@@ -131,10 +133,18 @@ type Starter interface {
 }
 
 // Execer is a kind whose nodes run commands in more than their network
-// namespace. Command returns the command, not started; the engine starts
-// it with the caller's streams.
+// namespace: Exec runs argv there with the caller's streams and returns
+// its exit status.
 type Execer interface {
-	Command(ctx context.Context, lab, node, netns string, argv []string) (*exec.Cmd, error)
+	Exec(ctx context.Context, lab, node, netns string, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error)
+}
+
+// Stopper is a kind whose nodes stop otherwise than by signals to what
+// runs in their namespace: a container, stopped through its runtime so
+// that it starts again with its own filesystem (its MakeNamespace starts
+// the stopped one again). kill stops it at once, as a crash.
+type Stopper interface {
+	Stop(ctx context.Context, n *Node, kill bool) error
 }
 
 // Sweeper is a kind that leaves things outside the lab's namespaces and
@@ -161,7 +171,7 @@ func NewRegistry() *Registry { return &Registry{kinds: map[string]Kind{}} }
 // Builtin returns a registry of erlab's own kinds.
 func Builtin() *Registry {
 	r := NewRegistry()
-	for _, k := range []Kind{Netns{}, Bridge{}, Router{}} {
+	for _, k := range []Kind{Netns{}, Bridge{}, Router{}, Linux{}} {
 		if err := r.Register(k); err != nil {
 			panic(err) // a programming error: two built-in kinds share a name
 		}

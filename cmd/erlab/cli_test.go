@@ -35,7 +35,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		t.Errorf("exit %d, want 1", code)
 	}
 	for _, want := range []string{
-		file + `:4:15: node "a": unknown kind "vm" (supported: bridge, netns, router)`,
+		file + `:4:15: node "a": unknown kind "vm" (supported: bridge, linux, netns, router)`,
 		file + `:6:29: links[0]: endpoint "b:eth1": no node named "b"`,
 		"2 problem(s) in the topology; nothing was changed",
 	} {

@@ -75,6 +75,25 @@ func NetNSAdd(name string) error {
 	return nil
 }
 
+// NetNSAttach names the network namespace of a running process (a
+// container's init): ip netns attach NAME PID.
+func NetNSAttach(name string, pid int) error {
+	if err := prepareNetNSDir(); err != nil {
+		return err
+	}
+	path := NetNSPath(name)
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
+	if err != nil {
+		return fmt.Errorf("attach namespace %s: %w", name, err)
+	}
+	f.Close()
+	if err := unix.Mount(fmt.Sprintf("/proc/%d/ns/net", pid), path, "none", unix.MS_BIND, ""); err != nil {
+		os.Remove(path)
+		return fmt.Errorf("attach namespace %s of process %d: %w", name, pid, err)
+	}
+	return nil
+}
+
 // InNewNetNS runs fn on an OS thread of its own inside a new, unnamed
 // network namespace (unshare), then puts the thread back in its namespace,
 // or throws it away if it cannot: what fn makes there (a bind mount, a

@@ -52,8 +52,8 @@ topology:
     b: {kind: vm}
 `,
 		want: []string{
-			`lab.yml:4:15: node "a": unknown kind "bridg" (did you mean "bridge"? supported: bridge, netns, router)`,
-			`lab.yml:5:15: node "b": unknown kind "vm" (supported: bridge, netns, router)`,
+			`lab.yml:4:15: node "a": unknown kind "bridg" (did you mean "bridge"? supported: bridge, linux, netns, router)`,
+			`lab.yml:5:15: node "b": unknown kind "vm" (supported: bridge, linux, netns, router)`,
 		},
 	}, {
 		name: "duplicate node",
@@ -220,17 +220,20 @@ topology:
     c:
       image: alpine
       sysctls: {kernel.pid_max: 1}
+    d: {kind: linux, cmd: "sh -c 'unbalanced"}
   links:
     - endpoints: ["br:eth1", "c:eth1"]
 `,
 		want: []string{
 			`lab.yml:1:7: name: "my lab" is not a valid lab name (letters, digits, '-' and '_', at most 40, starting with a letter or digit)`,
-			`lab.yml:4:5: kinds: unknown kind "switch" (supported: bridge, netns, router)`,
+			`lab.yml:4:5: kinds: unknown kind "switch" (supported: bridge, linux, netns, router)`,
 			`lab.yml:5:20: kind "bridge": "kind" cannot be set inside kinds.bridge`,
 			`lab.yml:7:5: node "a.b": not a valid node name (letters, digits, '-' and '_', at most 63, starting with a letter or digit)`,
 			`lab.yml:11:9: node "br": interface "eth1": a bridge port has no addresses (a bridge node is a layer-2 switch)`,
 			`lab.yml:12:5: node "c": image is for container nodes; a netns node is a bare namespace`,
 			`lab.yml:14:17: node "c": sysctl "kernel.pid_max": only net.* settings belong to a network namespace`,
+			`lab.yml:15:5: node "d": a linux node needs image: (a local Docker image; erlab never pulls one)`,
+			`lab.yml:15:5: node "d": cmd: EOF found when expecting closing quote`,
 		},
 	}, {
 		name: "environment variables",

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
@@ -161,7 +162,7 @@ func resolveNode(e Entry[NodeSpec], body *bodySpec, ps *problems, kinds KindSet)
 		Image:   deref(spec.Image),
 		Cmd:     deref(spec.Cmd),
 		Env:     toMap(spec.Env),
-		Binds:   spec.Binds,
+		Binds:   resolveBinds(spec.Binds, ps.file),
 		Exec:    spec.Exec,
 		Labels:  toMap(spec.Labels),
 		Group:   deref(spec.Group),
@@ -616,4 +617,21 @@ func digitsPrefix(s string) string {
 		i++
 	}
 	return s[:i]
+}
+
+// resolveBinds makes the relative sources of SOURCE:TARGET binds relative
+// to the topology file's directory, as containerlab resolves them.
+func resolveBinds(binds []string, file string) []string {
+	if len(binds) == 0 || file == "" {
+		return binds
+	}
+	out := make([]string, len(binds))
+	for i, b := range binds {
+		src, rest, ok := strings.Cut(b, ":")
+		if ok && src != "" && !filepath.IsAbs(src) {
+			b = filepath.Join(filepath.Dir(file), src) + ":" + rest
+		}
+		out[i] = b
+	}
+	return out
 }

@@ -1,0 +1,151 @@
+package lab_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/moby/moby/client"
+
+	"github.com/erlab-dev/erlab/lab"
+	"github.com/erlab-dev/erlab/lab/kernel"
+	"github.com/erlab-dev/erlab/lab/labtest"
+	"github.com/erlab-dev/erlab/nodes"
+)
+
+// TestIntegrationLinuxContainer deploys a container node (kind linux)
+// beside a namespace node: the container gets the link, its address and
+// route like any node; exec runs in the container itself (its hostname,
+// its environment, its bind mount, stdin and the exit status passed
+// through); a deploy's exec commands run there too; and destroy removes
+// the container, also when the lab's state is gone.
+func TestIntegrationLinuxContainer(t *testing.T) {
+	labtest.Integration(t)
+	dc := labtest.RequireDocker(t)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "motd"), []byte("bound from the host\n"), 0o644)
+	file := filepath.Join(dir, "lab.yml")
+	os.WriteFile(file, []byte(`name: ctr
+topology:
+  nodes:
+    c1:
+      kind: linux
+      image: `+labtest.TestImage+`
+      env: { GREETING: hello }
+      labels: { team: blue }
+      binds: [ "motd:/etc/motd:ro" ]                 # relative to this file
+      exec: [ "echo ready > /tmp/ready" ]
+      interfaces:
+        eth1: { addresses: [10.77.1.1/24] }
+      routes:
+        - { dst: 10.88.0.0/16, via: 10.77.1.2 }
+    h:
+      interfaces:
+        eth1: { addresses: [10.77.1.2/24] }
+        lo: { addresses: [10.88.0.1/32] }
+  links:
+    - endpoints: [c1:eth1, h:eth1]
+`), 0o644)
+	top, err := lab.Load(file, lab.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	top.Name = labtest.Name("ctr")
+	l := labtest.Deploy(t, top)
+	ctx := context.Background()
+
+	labtest.Exec(t, l, "h", "ping", "-c1", "-W2", "10.77.1.1")
+	// From inside the container, through its static route.
+	if out := labtest.Exec(t, l, "c1", "ping", "-c1", "-W2", "10.88.0.1"); !strings.Contains(out, "1 packets received") {
+		t.Errorf("ping from the container:\n%s", out)
+	}
+	for cmd, want := range map[string]string{
+		"hostname":       "c1",
+		"echo $GREETING": "hello",
+		"cat /etc/motd":  "bound from the host",
+		"cat /tmp/ready": "ready", // the deploy's exec ran in the container
+	} {
+		out, _, _ := labtest.TryExec(l, "c1", "/bin/sh", "-c", cmd+" 2>/dev/null")
+		if strings.TrimSpace(out) != want {
+			t.Errorf("in c1, %s: %q, want %q", cmd, out, want)
+		}
+	}
+	var stdout bytes.Buffer
+	code, err := l.Exec(ctx, "c1", []string{"/bin/sh", "-c", "cat; exit 7"}, strings.NewReader("from stdin\n"), &stdout, &stdout)
+	if err != nil || code != 7 || stdout.String() != "from stdin\n" {
+		t.Errorf("exec with stdin: code %d, err %v, out %q", code, err, stdout.String())
+	}
+	// The container carries the lab's name, and the user's labels.
+	list, err := dc.ContainerList(ctx, client.ContainerListOptions{Filters: make(client.Filters).Add("label", nodes.LabelLab+"="+top.Name)})
+	if err != nil || len(list.Items) != 1 || list.Items[0].Labels["team"] != "blue" || list.Items[0].Labels[nodes.LabelNode] != "c1" ||
+		list.Items[0].Names[0] != "/"+lab.NetNSName(top.Name, "c1") {
+		t.Fatalf("the lab's containers: %v %+v", err, list.Items)
+	}
+	info, err := l.Inspect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range info.Nodes {
+		if n.Name == "c1" && (n.Kind != "linux" || n.State != "running" || len(n.Interfaces) != 1) {
+			t.Errorf("inspect of c1: %+v", n)
+		}
+	}
+
+	// Stopped, the container is stopped and keeps its filesystem; started,
+	// it gets its link, address and route back; crashed and started, the
+	// same.
+	labtest.Exec(t, l, "c1", "/bin/sh", "-c", "echo kept > /tmp/kept")
+	for _, kill := range []bool{false, true} {
+		if _, err := l.StopNodes(ctx, []string{"c1"}, kill); err != nil {
+			t.Fatalf("stop c1 (kill %v): %v", kill, err)
+		}
+		ins, err := dc.ContainerInspect(ctx, lab.NetNSName(top.Name, "c1"), client.ContainerInspectOptions{})
+		if err != nil || ins.Container.State.Running || kernel.NetNSExists(lab.NetNSName(top.Name, "c1")) {
+			t.Fatalf("stopped c1: %v, running %v", err, ins.Container.State != nil && ins.Container.State.Running)
+		}
+		if _, code, _ := labtest.TryExec(l, "h", "ping", "-c1", "-W1", "10.77.1.1"); code == 0 {
+			t.Error("a ping reached the stopped container")
+		}
+		if _, err := l.StartNodes(ctx, []string{"c1"}); err != nil {
+			t.Fatalf("start c1 (kill %v): %v", kill, err)
+		}
+		if out := labtest.Exec(t, l, "c1", "ping", "-c1", "-W2", "10.88.0.1"); !strings.Contains(out, "1 packets received") {
+			t.Errorf("ping from the started container:\n%s", out)
+		}
+		if out := labtest.Exec(t, l, "c1", "cat", "/tmp/kept"); out != "kept\n" {
+			t.Errorf("the started container's file: %q", out)
+		}
+	}
+
+	// The state gone: destroy by name still finds and removes the container.
+	os.RemoveAll(l.Dir())
+	rep, err := lab.DestroyWithReport(ctx, top.Name, labtest.Options(t))
+	if err != nil || rep.Other != 1 {
+		t.Errorf("destroy without state: %+v %v", rep, err)
+	}
+	list, _ = dc.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: make(client.Filters).Add("label", nodes.LabelLab+"="+top.Name)})
+	if len(list.Items) != 0 || kernel.NetNSExists(lab.NetNSName(top.Name, "c1")) {
+		t.Errorf("left after destroy: %d containers, namespace %v", len(list.Items), kernel.NetNSExists(lab.NetNSName(top.Name, "c1")))
+	}
+}
+
+// A linux node's image must be on the host: erlab never pulls one.
+func TestIntegrationLinuxImageMissing(t *testing.T) {
+	labtest.Integration(t)
+	labtest.RequireDocker(t)
+	top := labtest.Parse(t, `name: x
+topology:
+  nodes:
+    c1: { kind: linux, image: "erlab/no-such-image:1" }
+`)
+	err := lab.FromTopology(top, labtest.Options(t)).Deploy(context.Background())
+	if err == nil || !strings.Contains(err.Error(), `image "erlab/no-such-image:1" is not on this host, and erlab never pulls one`) {
+		t.Fatalf("deploy with a missing image: %v", err)
+	}
+	if left, _ := kernel.NetNSList(lab.NetNSName(top.Name, "")); len(left) > 0 {
+		t.Errorf("a half-built lab is left: %v", left)
+	}
+}

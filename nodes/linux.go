@@ -1,0 +1,257 @@
+package nodes
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/google/shlex"
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
+
+	"github.com/erlab-dev/erlab/lab/kernel"
+	"github.com/erlab-dev/erlab/lab/topo"
+)
+
+// Linux is containerlab's linux kind: a Docker container from a local
+// image, with no network of Docker's. The engine's Docker Engine API
+// (the moby client, which negotiates the daemon's version: Debian's
+// dockerd 20.10 speaks 1.41) creates and starts it, and its network
+// namespace is named erlab-<lab>.<node> like any node's, so that every
+// feature works on it unchanged. Its name is that namespace's name, and
+// its labels say which lab and node it is, so that destroy finds it from
+// the lab's name alone.
+type Linux struct{}
+
+// The labels erlab puts on its containers.
+const (
+	LabelLab  = "erlab.lab"
+	LabelNode = "erlab.node"
+)
+
+// ContainerCaps are the capabilities a container node gets: what a
+// network lab needs of its own namespace (interfaces, raw sockets for
+// ping and captures, mounts and namespaces for the tools that make them).
+var ContainerCaps = []string{"NET_ADMIN", "NET_RAW", "SYS_ADMIN"}
+
+func (Linux) Name() string { return "linux" }
+
+// Check implements Kind: a container needs its image, and cmd must split
+// as a shell would split it.
+func (Linux) Check(n *topo.Node, r topo.Reporter) {
+	if n.Image == "" {
+		r.Errorf(n.Pos, "node %q: a %s node needs image: (a local Docker image; erlab never pulls one)", n.Name, n.Kind)
+	}
+	if n.Cmd != "" {
+		if _, err := shlex.Split(n.Cmd); err != nil {
+			r.Errorf(n.Pos, "node %q: cmd: %v", n.Name, err)
+		}
+	}
+	for _, b := range n.Binds {
+		if src, _, ok := splitBind(b); !ok || src == "" {
+			r.Errorf(n.Pos, "node %q: binds: %q: give SOURCE:TARGET[:OPTIONS]", n.Name, b)
+		}
+	}
+}
+
+// splitBind splits SOURCE:TARGET[:OPTIONS].
+func splitBind(b string) (src, rest string, ok bool) {
+	for i := 0; i < len(b); i++ {
+		if b[i] == ':' {
+			return b[:i], b[i+1:], i+1 < len(b)
+		}
+	}
+	return "", "", false
+}
+
+// docker is one client per process: it negotiates the API version on its
+// first call.
+var docker = sync.OnceValues(func() (*client.Client, error) {
+	c, err := client.New(client.FromEnv)
+	if err != nil {
+		return nil, fmt.Errorf("docker: %w", err)
+	}
+	return c, nil
+})
+
+// dockerClient returns the client, with an error that says what to do
+// when no daemon answers.
+func dockerClient(ctx context.Context) (*client.Client, error) {
+	c, err := docker()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.Ping(ctx, client.PingOptions{}); err != nil {
+		return nil, fmt.Errorf("no Docker daemon answers (%v): start dockerd (scripts/dockerd starts one)", err)
+	}
+	return c, nil
+}
+
+// MakeNamespace implements NamespaceMaker: create and start the node's
+// container, then name its network namespace.
+func (Linux) MakeNamespace(ctx context.Context, n *Node) error {
+	c, err := dockerClient(ctx)
+	if err != nil {
+		return err
+	}
+	s := n.Spec
+	if _, err := c.ImageInspect(ctx, s.Image); err != nil {
+		if cerrdefs.IsNotFound(err) {
+			return fmt.Errorf("image %q is not on this host, and erlab never pulls one: build or load it first (docker import, docker load)", s.Image)
+		}
+		return fmt.Errorf("image %q: %w", s.Image, err)
+	}
+	// A container stopped by erlab stop starts again as it was, with
+	// its own filesystem, as docker start does.
+	if ins, err := c.ContainerInspect(ctx, n.NetNS, client.ContainerInspectOptions{}); err == nil {
+		if ins.Container.Config == nil || ins.Container.Config.Labels[LabelLab] != n.Lab || ins.Container.Config.Labels[LabelNode] != s.Name {
+			return fmt.Errorf("a container named %s is there and is not this lab's node: remove it (docker rm -f %s)", n.NetNS, n.NetNS)
+		}
+		return startAndAttach(ctx, c, n, ins.Container.ID)
+	}
+	var cmd []string
+	if s.Cmd != "" {
+		cmd, _ = shlex.Split(s.Cmd) // checked when the file was read
+	}
+	labels := maps.Clone(s.Labels)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labels[LabelLab], labels[LabelNode] = n.Lab, s.Name
+	var env []string
+	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
+		env = append(env, k+"="+s.Env[k])
+	}
+	res, err := c.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Name:   n.NetNS,
+		Config: &container.Config{Image: s.Image, Cmd: cmd, Env: env, Labels: labels, Hostname: s.Name},
+		// Bind sources are resolved against the topology file's
+		// directory when it is read. The container's /proc/sys stays
+		// read-only: erlab sets the node's sysctls from outside.
+		HostConfig: &container.HostConfig{NetworkMode: "none", CapAdd: ContainerCaps, Binds: s.Binds},
+	})
+	if err != nil {
+		return fmt.Errorf("create container %s: %w", n.NetNS, err)
+	}
+	n.Log.Debug("container created", "id", res.ID[:12], "image", s.Image)
+	return startAndAttach(ctx, c, n, res.ID)
+}
+
+// startAndAttach starts a container and names its network namespace.
+func startAndAttach(ctx context.Context, c *client.Client, n *Node, id string) error {
+	if _, err := c.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
+		return fmt.Errorf("start container %s: %w", n.NetNS, err)
+	}
+	ins, err := c.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil {
+		return fmt.Errorf("inspect container %s: %w", n.NetNS, err)
+	}
+	st := ins.Container.State
+	if st == nil || !st.Running || st.Pid == 0 {
+		return fmt.Errorf("container %s is not running after its start (its command exited?): docker logs %s", n.NetNS, n.NetNS)
+	}
+	return kernel.NetNSAttach(n.NetNS, st.Pid)
+}
+
+// Stop implements Stopper: docker stop (SIGTERM, then SIGKILL after
+// StopGrace), or docker kill.
+func (Linux) Stop(ctx context.Context, n *Node, kill bool) error {
+	c, err := dockerClient(ctx)
+	if err != nil {
+		return err
+	}
+	if kill {
+		_, err = c.ContainerKill(ctx, n.NetNS, client.ContainerKillOptions{Signal: "KILL"})
+	} else {
+		grace := int(StopGrace.Seconds())
+		_, err = c.ContainerStop(ctx, n.NetNS, client.ContainerStopOptions{Timeout: &grace})
+	}
+	if err != nil {
+		return fmt.Errorf("stop container %s: %w", n.NetNS, err)
+	}
+	return nil
+}
+
+// StopGrace is how long a stopped container gets between SIGTERM and
+// SIGKILL.
+const StopGrace = 3 * time.Second
+
+// Sweep implements Sweeper: every container labelled with the lab's name,
+// removed with its anonymous volumes, running or not.
+func (Linux) Sweep(ctx context.Context, lab string, log *slog.Logger) (int, error) {
+	c, err := docker()
+	if err != nil {
+		return 0, err
+	}
+	list, err := c.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: make(client.Filters).Add("label", LabelLab+"="+lab)})
+	if err != nil {
+		if client.IsErrConnectionFailed(err) {
+			return 0, nil // no daemon: no container of any lab
+		}
+		return 0, fmt.Errorf("list containers: %w", err)
+	}
+	var errs []error
+	removed := 0
+	for _, ct := range list.Items {
+		if ct.Labels[LabelLab] != lab { // the filter matches the label exactly; be sure
+			continue
+		}
+		if _, err := c.ContainerRemove(ctx, ct.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !cerrdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("remove container %s: %w", ct.ID[:12], err))
+			continue
+		}
+		log.Info("container removed", "node", ct.Labels[LabelNode], "id", ct.ID[:12])
+		removed++
+	}
+	return removed, errors.Join(errs...)
+}
+
+// Exec implements Execer: the command runs in the container's mount, PID
+// and network namespaces, through the Docker exec API, with the caller's
+// streams; its exit status is returned.
+func (Linux) Exec(ctx context.Context, lab, node, netns string, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	c, err := dockerClient(ctx)
+	if err != nil {
+		return 0, err
+	}
+	ex, err := c.ExecCreate(ctx, netns, client.ExecCreateOptions{Cmd: argv, AttachStdin: stdin != nil, AttachStdout: true, AttachStderr: true})
+	if err != nil {
+		return 0, fmt.Errorf("exec in container %s: %w", netns, err)
+	}
+	att, err := c.ExecAttach(ctx, ex.ID, client.ExecAttachOptions{})
+	if err != nil {
+		return 0, fmt.Errorf("exec in container %s: %w", netns, err)
+	}
+	defer att.Close()
+	if stdin != nil {
+		go func() {
+			io.Copy(att.Conn, stdin)
+			att.CloseWrite()
+		}()
+	}
+	if stdout == nil {
+		stdout = io.Discard
+	}
+	if stderr == nil {
+		stderr = io.Discard
+	}
+	if _, err := stdcopy.StdCopy(stdout, stderr, att.Reader); err != nil && ctx.Err() == nil {
+		return 0, fmt.Errorf("exec in container %s: %w", netns, err)
+	}
+	if ctx.Err() != nil {
+		return -1, fmt.Errorf("timed out: %w", ctx.Err())
+	}
+	ins, err := c.ExecInspect(ctx, ex.ID, client.ExecInspectOptions{})
+	if err != nil {
+		return 0, fmt.Errorf("exec in container %s: %w", netns, err)
+	}
+	return ins.ExitCode, nil
+}
