@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -27,6 +28,7 @@ func TestIntegrationLinuxContainer(t *testing.T) {
 	dc := labtest.RequireDocker(t)
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "motd"), []byte("bound from the host\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "vars.env"), []byte("# env-files: env wins over them\nFROM_FILE=yes\nGREETING=overridden\n"), 0o644)
 	file := filepath.Join(dir, "lab.yml")
 	os.WriteFile(file, []byte(`name: ctr
 topology:
@@ -35,6 +37,7 @@ topology:
       kind: linux
       image: `+labtest.TestImage+`
       env: { GREETING: hello }
+      env-files: [ vars.env ]
       labels: { team: blue }
       binds: [ "motd:/etc/motd:ro" ]                 # relative to this file
       exec: [ "echo ready > /tmp/ready" ]
@@ -42,6 +45,13 @@ topology:
         eth1: { addresses: [10.77.1.1/24] }
       routes:
         - { dst: 10.88.0.0/16, via: 10.77.1.2 }
+    c2:                                              # the image's entrypoint and command replaced
+      kind: linux
+      image: `+labtest.TestImage+`
+      entrypoint: /bin/sh -c
+      cmd: "'echo started > /tmp/started && exec sleep 1000000'"
+      user: nobody
+    c3: { kind: linux, image: `+labtest.TestImage+`, privileged: true }
     h:
       interfaces:
         eth1: { addresses: [10.77.1.2/24] }
@@ -63,15 +73,40 @@ topology:
 		t.Errorf("ping from the container:\n%s", out)
 	}
 	for cmd, want := range map[string]string{
-		"hostname":       "c1",
-		"echo $GREETING": "hello",
-		"cat /etc/motd":  "bound from the host",
-		"cat /tmp/ready": "ready", // the deploy's exec ran in the container
+		"hostname":        "c1",
+		"echo $GREETING":  "hello",
+		"echo $FROM_FILE": "yes",
+		"cat /etc/motd":   "bound from the host",
+		"cat /tmp/ready":  "ready", // the deploy's exec ran in the container
 	} {
 		out, _, _ := labtest.TryExec(l, "c1", "/bin/sh", "-c", cmd+" 2>/dev/null")
 		if strings.TrimSpace(out) != want {
 			t.Errorf("in c1, %s: %q, want %q", cmd, out, want)
 		}
+	}
+	if out := labtest.Exec(t, l, "c2", "cat", "/tmp/started"); out != "started\n" {
+		t.Errorf("c2's entrypoint and cmd: %q", out)
+	}
+	if out := labtest.Exec(t, l, "c2", "id", "-u"); out != "65534\n" {
+		t.Errorf("c2's user: uid %q, want nobody's", out)
+	}
+	// Privileged: its own sysctls writable from inside; not so without.
+	labtest.Exec(t, l, "c3", "sysctl", "-w", "net.ipv4.ip_forward=1")
+	if _, code, _ := labtest.TryExec(l, "c1", "sysctl", "-w", "net.ipv4.ip_forward=1"); code == 0 {
+		t.Error("an unprivileged container wrote its sysctls")
+	}
+	// This machine's bounding set lacks CAP_SYS_RESOURCE (bit 24): the
+	// warning names it. A host with every capability gets no warning.
+	status, _ := os.ReadFile("/proc/self/status")
+	var bnd uint64
+	for _, line := range strings.Split(string(status), "\n") {
+		if hex, ok := strings.CutPrefix(line, "CapBnd:"); ok {
+			bnd, _ = strconv.ParseUint(strings.TrimSpace(hex), 16, 64)
+		}
+	}
+	switch warned := len(top.Warnings) == 1 && strings.Contains(top.Warnings[0].Msg, `node "c3": privileged: this host's capability bounding set lacks SYS_RESOURCE`); {
+	case bnd&(1<<24) == 0 && !warned, bnd&(1<<24) != 0 && len(top.Warnings) != 0:
+		t.Errorf("bounding set %#x, warnings: %q", bnd, top.Warnings)
 	}
 	var stdout bytes.Buffer
 	code, err := l.Exec(ctx, "c1", []string{"/bin/sh", "-c", "cat; exit 7"}, strings.NewReader("from stdin\n"), &stdout, &stdout)
@@ -79,7 +114,7 @@ topology:
 		t.Errorf("exec with stdin: code %d, err %v, out %q", code, err, stdout.String())
 	}
 	// The container carries the lab's name, and the user's labels.
-	list, err := dc.ContainerList(ctx, client.ContainerListOptions{Filters: make(client.Filters).Add("label", nodes.LabelLab+"="+top.Name)})
+	list, err := dc.ContainerList(ctx, client.ContainerListOptions{Filters: make(client.Filters).Add("label", nodes.LabelLab+"="+top.Name, nodes.LabelNode+"=c1")})
 	if err != nil || len(list.Items) != 1 || list.Items[0].Labels["team"] != "blue" || list.Items[0].Labels[nodes.LabelNode] != "c1" ||
 		list.Items[0].Names[0] != "/"+lab.NetNSName(top.Name, "c1") {
 		t.Fatalf("the lab's containers: %v %+v", err, list.Items)
@@ -123,7 +158,7 @@ topology:
 	// The state gone: destroy by name still finds and removes the container.
 	os.RemoveAll(l.Dir())
 	rep, err := lab.DestroyWithReport(ctx, top.Name, labtest.Options(t))
-	if err != nil || rep.Other != 1 {
+	if err != nil || rep.Other != 3 {
 		t.Errorf("destroy without state: %+v %v", rep, err)
 	}
 	list, _ = dc.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: make(client.Filters).Add("label", nodes.LabelLab+"="+top.Name)})

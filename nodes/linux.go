@@ -7,7 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -50,9 +52,16 @@ func (Linux) Check(n *topo.Node, r topo.Reporter) {
 	if n.Image == "" {
 		r.Errorf(n.Pos, "node %q: a %s node needs image: (a local Docker image; erlab never pulls one)", n.Name, n.Kind)
 	}
-	if n.Cmd != "" {
-		if _, err := shlex.Split(n.Cmd); err != nil {
-			r.Errorf(n.Pos, "node %q: cmd: %v", n.Name, err)
+	for _, f := range []struct{ key, v string }{{"cmd", n.Cmd}, {"entrypoint", n.Entrypoint}} {
+		if _, err := shlex.Split(f.v); err != nil {
+			r.Errorf(n.Pos, "node %q: %s: %v", n.Name, f.key, err)
+		}
+	}
+	if n.Privileged {
+		if _, lack, err := boundingCaps(); err != nil {
+			r.Errorf(n.Pos, "node %q: privileged: %v", n.Name, err)
+		} else if len(lack) > 0 {
+			r.Warnf(n.Pos, "node %q: privileged: this host's capability bounding set lacks %s, which no container here can get (runc fails on them, as docker run --privileged does); the node gets every other capability", n.Name, strings.Join(lack, ", "))
 		}
 	}
 	for _, b := range n.Binds {
@@ -117,10 +126,10 @@ func (Linux) MakeNamespace(ctx context.Context, n *Node) error {
 		}
 		return startAndAttach(ctx, c, n, ins.Container.ID)
 	}
-	var cmd []string
-	if s.Cmd != "" {
-		cmd, _ = shlex.Split(s.Cmd) // checked when the file was read
-	}
+	// Split as a shell would (checked when the file was read); empty
+	// keeps the image's own.
+	cmd, _ := shlex.Split(s.Cmd)
+	entrypoint, _ := shlex.Split(s.Entrypoint)
 	labels := maps.Clone(s.Labels)
 	if labels == nil {
 		labels = map[string]string{}
@@ -130,19 +139,57 @@ func (Linux) MakeNamespace(ctx context.Context, n *Node) error {
 	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
 		env = append(env, k+"="+s.Env[k])
 	}
-	res, err := c.ContainerCreate(ctx, client.ContainerCreateOptions{
+	opts := client.ContainerCreateOptions{
 		Name:   n.NetNS,
-		Config: &container.Config{Image: s.Image, Cmd: cmd, Env: env, Labels: labels, Hostname: s.Name},
+		Config: &container.Config{Image: s.Image, Cmd: cmd, Entrypoint: entrypoint, User: s.User, Env: env, Labels: labels, Hostname: s.Name},
 		// Bind sources are resolved against the topology file's
 		// directory when it is read. The container's /proc/sys stays
 		// read-only: erlab sets the node's sysctls from outside.
-		HostConfig: &container.HostConfig{NetworkMode: "none", CapAdd: ContainerCaps, Binds: s.Binds},
-	})
+		HostConfig: hostConfig(s),
+	}
+	var unknown []string
+	res, err := c.ContainerCreate(ctx, opts)
+	// A daemon older than the kernel refuses the capabilities it has no
+	// name for (dockerd 20.10: PERFMON, BPF, CHECKPOINT_RESTORE): a
+	// privileged node goes without them, and the log says so.
+	for err != nil && s.Privileged {
+		m := unknownCap.FindStringSubmatch(err.Error())
+		if m == nil || !slices.Contains(opts.HostConfig.CapAdd, m[1]) {
+			break
+		}
+		unknown = append(unknown, m[1])
+		opts.HostConfig.CapAdd = slices.DeleteFunc(opts.HostConfig.CapAdd, func(c string) bool { return c == m[1] })
+		res, err = c.ContainerCreate(ctx, opts)
+	}
 	if err != nil {
 		return fmt.Errorf("create container %s: %w", n.NetNS, err)
 	}
+	if len(unknown) > 0 {
+		n.Log.Warn("privileged: the Docker daemon knows no such capabilities; the container goes without them", "capabilities", strings.Join(unknown, ", "))
+	}
 	n.Log.Debug("container created", "id", res.ID[:12], "image", s.Image)
 	return startAndAttach(ctx, c, n, res.ID)
+}
+
+// unknownCap is dockerd's refusal of a capability it has no name for.
+var unknownCap = regexp.MustCompile(`unknown capability: "CAP_([A-Z_]+)"`)
+
+// hostConfig is how a node's container runs: no network of Docker's, the
+// binds, and ContainerCaps — or, privileged, every capability this host's
+// bounding set holds, /proc and /sys writable, no seccomp or AppArmor
+// profile: docker run --privileged less what the host cannot give
+// (Docker's own flag asks for all capabilities, and fails here).
+func hostConfig(s *topo.Node) *container.HostConfig {
+	hc := &container.HostConfig{NetworkMode: "none", CapAdd: ContainerCaps, Binds: s.Binds}
+	if s.Privileged {
+		have, _, _ := boundingCaps() // read when the file was checked
+		hc.CapAdd = have
+		hc.SecurityOpt = []string{"seccomp=unconfined", "apparmor=unconfined", "label=disable"}
+		// What the CLI's systempaths=unconfined sends: no masked and no
+		// read-only paths (an empty list overrides the defaults).
+		hc.MaskedPaths, hc.ReadonlyPaths = []string{}, []string{}
+	}
+	return hc
 }
 
 // startAndAttach starts a container and names its network namespace.

@@ -17,7 +17,8 @@ func refuseContainerFields(n *topo.Node, r topo.Reporter) {
 	for _, f := range []struct {
 		name string
 		set  bool
-	}{{"image", n.Image != ""}, {"cmd", n.Cmd != ""}, {"binds", len(n.Binds) > 0}, {"env", len(n.Env) > 0}} {
+	}{{"image", n.Image != ""}, {"cmd", n.Cmd != ""}, {"entrypoint", n.Entrypoint != ""}, {"user", n.User != ""}, {"privileged", n.Privileged},
+		{"binds", len(n.Binds) > 0}, {"env", len(n.Env) > 0}} {
 		if f.set {
 			r.Errorf(n.Pos, "node %q: %s is for container nodes; a %s node is a bare namespace", n.Name, f.name, n.Kind)
 		}

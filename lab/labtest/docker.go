@@ -13,9 +13,9 @@ import (
 )
 
 // TestImage is the image container tests run: Debian's static busybox
-// (sh, ip, ping, cat, sleep, ...) and nothing else, imported from this
+// (sh, ip, ping, cat, sleep, ...), root and nobody, imported from this
 // host's /bin/busybox, since no registry is reachable here.
-const TestImage = "erlab/busybox:test"
+const TestImage = "erlab/busybox:3"
 
 // RequireDocker makes sure a Docker daemon answers and TestImage is
 // there (importing it when it is not), and returns a client. Without a
@@ -50,15 +50,19 @@ func RequireDocker(t testing.TB) *client.Client {
 	}
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	for _, d := range []string{"bin/", "etc/", "tmp/", "proc/", "sys/", "dev/", "root/"} {
+	for _, d := range []string{"bin/", "etc/", "proc/", "sys/", "dev/", "root/"} {
 		tw.WriteHeader(&tar.Header{Name: d, Typeflag: tar.TypeDir, Mode: 0o755})
 	}
+	tw.WriteHeader(&tar.Header{Name: "tmp/", Typeflag: tar.TypeDir, Mode: 0o1777})
 	tw.WriteHeader(&tar.Header{Name: "bin/busybox", Mode: 0o755, Size: int64(len(bb))})
 	tw.Write(bb)
-	for _, app := range []string{"sh", "ip", "ping", "cat", "sleep", "echo", "ls", "ps", "hostname", "id", "env", "true", "false", "grep"} {
+	for _, app := range []string{"sh", "ip", "ping", "cat", "sleep", "echo", "ls", "ps", "hostname", "id", "env", "true", "false", "grep", "sysctl"} {
 		tw.WriteHeader(&tar.Header{Name: "bin/" + app, Typeflag: tar.TypeSymlink, Linkname: "busybox"})
 	}
-	for name, body := range map[string]string{"etc/passwd": "root:x:0:0:root:/root:/bin/sh\n", "etc/group": "root:x:0:\n"} {
+	for name, body := range map[string]string{
+		"etc/passwd": "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n",
+		"etc/group":  "root:x:0:\nnogroup:x:65534:\n",
+	} {
 		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body))})
 		tw.Write([]byte(body))
 	}

@@ -412,6 +412,46 @@ func TestShippedTopologies(t *testing.T) {
 	}
 }
 
+// containerlab's groups: node > group > kind > defaults, the kind too.
+func TestGroupInheritance(t *testing.T) {
+	top, err := labtest.ParseFile(t, `name: grp
+topology:
+  defaults:
+    labels: {A: defaults, B: defaults, C: defaults, D: defaults}
+  kinds:
+    linux:
+      image: kind-image
+      labels: {A: kind, B: kind, C: kind}
+  groups:
+    edge:
+      kind: linux
+      labels: {A: group, B: group}
+  nodes:
+    c1: {group: edge, labels: {A: node}}
+    c2: {group: edge, image: own-image}
+    c3: {group: label-only}
+`, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type view struct {
+		Kind, Image, Group string
+		Labels             map[string]string
+	}
+	got := map[string]view{}
+	for _, n := range top.Nodes {
+		got[n.Name] = view{n.Kind, n.Image, n.Group, n.Labels}
+	}
+	want := map[string]view{
+		"c1": {"linux", "kind-image", "edge", map[string]string{"A": "node", "B": "group", "C": "kind", "D": "defaults"}},
+		"c2": {"linux", "own-image", "edge", map[string]string{"A": "group", "B": "group", "C": "kind", "D": "defaults"}},
+		"c3": {"netns", "", "label-only", map[string]string{"A": "defaults", "B": "defaults", "C": "defaults", "D": "defaults"}},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("inherited (-want +got):\n%s", diff)
+	}
+}
+
 func TestContainerlabKeysAccepted(t *testing.T) {
 	src, err := os.ReadFile("testdata/containerlab.yml")
 	if err != nil {

@@ -23,13 +23,14 @@ type fileSpec struct {
 type bodySpec struct {
 	Defaults NodeSpec      `yaml:"defaults"`
 	Kinds    Map[NodeSpec] `yaml:"kinds"`
+	Groups   Map[NodeSpec] `yaml:"groups"`
 	Nodes    Map[NodeSpec] `yaml:"nodes"`
 	Links    []linkSpec    `yaml:"links"`
 	Specs    Specs         `yaml:"-" scope:"topology"`
 }
 
-// NodeSpec is a node as written in topology.defaults, topology.kinds.KIND or
-// topology.nodes.NAME. Unset fields are nil so inheritance can tell "not
+// NodeSpec is a node as written in topology.defaults, topology.kinds.KIND,
+// topology.groups.GROUP or topology.nodes.NAME. Unset fields are nil so inheritance can tell "not
 // given" from "given as zero".
 type NodeSpec struct {
 	Pos        Pos
@@ -37,7 +38,11 @@ type NodeSpec struct {
 	KindPos    Pos                `yaml:"-"`
 	Image      *string            `yaml:"image"`
 	Cmd        *string            `yaml:"cmd"`
+	Entrypoint *string            `yaml:"entrypoint"`
+	User       *string            `yaml:"user"`
 	Env        Map[string]        `yaml:"env"`
+	EnvFiles   []string           `yaml:"env-files"`
+	Privileged *bool              `yaml:"privileged"`
 	Binds      []string           `yaml:"binds"`
 	Exec       []string           `yaml:"exec"`
 	Labels     Map[string]        `yaml:"labels"`
@@ -149,7 +154,11 @@ type Node struct {
 	Kind       string
 	Image      string
 	Cmd        string
+	Entrypoint string
+	User       string
+	// Env is env-files' variables, then env's over them.
 	Env        map[string]string
+	Privileged bool
 	Binds      []string
 	Exec       []string
 	Labels     map[string]string

@@ -2,8 +2,10 @@ package topo
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -76,6 +78,14 @@ func resolve(spec *fileSpec, ps *problems, kinds KindSet, exts []Extension) *Top
 			ps.errorf(k.Value.KindPos, "kind %q: \"kind\" cannot be set inside kinds.%s", k.Key, k.Key)
 		}
 	}
+	for _, g := range body.Groups {
+		if g.Value.Kind != nil && !kinds.Known(*g.Value.Kind) {
+			ps.errorf(g.Value.KindPos, "group %q: unknown kind %q (%s)", g.Key, *g.Value.Kind, supported(*g.Value.Kind, kinds))
+		}
+		if g.Value.Group != nil {
+			ps.errorf(g.Value.Pos, "group %q: \"group\" cannot be set inside groups.%s", g.Key, g.Key)
+		}
+	}
 	if body.Defaults.Kind != nil && !kinds.Known(*body.Defaults.Kind) {
 		ps.errorf(body.Defaults.KindPos, "defaults: unknown kind %q (%s)", *body.Defaults.Kind, supported(*body.Defaults.Kind, kinds))
 	}
@@ -138,14 +148,21 @@ func resolveNode(e Entry[NodeSpec], body *bodySpec, ps *problems, kinds KindSet)
 	if !nodeNameRe.MatchString(e.Key) {
 		ps.errorf(e.KeyPos, "node %q: not a valid node name (letters, digits, '-' and '_', at most 63, starting with a letter or digit)", e.Key)
 	}
+	// containerlab's order: the node, its group, its kind, the defaults.
+	// A group: that names no entry of groups is a label only.
+	spec := e.Value
+	if e.Value.Group != nil {
+		if gs, ok := body.Groups.Get(*e.Value.Group); ok {
+			spec = inherit(spec, gs)
+		}
+	}
 	kind, kindPos := DefaultKind, e.KeyPos
 	switch {
-	case e.Value.Kind != nil:
-		kind, kindPos = *e.Value.Kind, e.Value.KindPos
+	case spec.Kind != nil:
+		kind, kindPos = *spec.Kind, spec.KindPos
 	case body.Defaults.Kind != nil:
 		kind, kindPos = *body.Defaults.Kind, body.Defaults.KindPos
 	}
-	spec := e.Value
 	if kind != "" && !kinds.Known(kind) {
 		if e.Value.Kind != nil {
 			ps.errorf(kindPos, "node %q: unknown kind %q (%s)", e.Key, kind, supported(kind, kinds))
@@ -156,17 +173,20 @@ func resolveNode(e Entry[NodeSpec], body *bodySpec, ps *problems, kinds KindSet)
 	spec = inherit(spec, body.Defaults)
 
 	n := &Node{
-		Name:    e.Key,
-		Pos:     e.KeyPos,
-		Kind:    kind,
-		Image:   deref(spec.Image),
-		Cmd:     deref(spec.Cmd),
-		Env:     toMap(spec.Env),
-		Binds:   resolveBinds(spec.Binds, ps.file),
-		Exec:    spec.Exec,
-		Labels:  toMap(spec.Labels),
-		Group:   deref(spec.Group),
-		Forward: spec.Forward != nil && *spec.Forward,
+		Name:       e.Key,
+		Pos:        e.KeyPos,
+		Kind:       kind,
+		Image:      deref(spec.Image),
+		Cmd:        deref(spec.Cmd),
+		Entrypoint: deref(spec.Entrypoint),
+		User:       deref(spec.User),
+		Env:        envOf(e.Key, spec, ps),
+		Privileged: spec.Privileged != nil && *spec.Privileged,
+		Binds:      resolveBinds(spec.Binds, ps.file),
+		Exec:       spec.Exec,
+		Labels:     toMap(spec.Labels),
+		Group:      deref(spec.Group),
+		Forward:    spec.Forward != nil && *spec.Forward,
 	}
 	n.Specs, n.Ext = spec.Specs, Ext{}
 	for _, s := range spec.Sysctls {
@@ -632,6 +652,41 @@ func resolveBinds(binds []string, file string) []string {
 			b = filepath.Join(filepath.Dir(file), src) + ":" + rest
 		}
 		out[i] = b
+	}
+	return out
+}
+
+// envOf is a node's environment: the variables of its env-files (paths
+// relative to the topology file, KEY=VALUE lines; blank lines and # comments
+// skipped), in order, then env's over them, as containerlab merges them.
+func envOf(node string, spec NodeSpec, ps *problems) map[string]string {
+	out := map[string]string{}
+	for _, f := range spec.EnvFiles {
+		path := f
+		if !filepath.IsAbs(path) && ps.file != "" {
+			path = filepath.Join(filepath.Dir(ps.file), path)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			ps.errorf(spec.Pos, "node %q: env-files: %v", node, err)
+			continue
+		}
+		for i, line := range strings.Split(string(b), "\n") {
+			line = strings.TrimSpace(line)
+			if line == "" || strings.HasPrefix(line, "#") {
+				continue
+			}
+			k, v, ok := strings.Cut(line, "=")
+			if !ok || k == "" {
+				ps.errorf(spec.Pos, "node %q: env-files: %s:%d: not KEY=VALUE", node, f, i+1)
+				continue
+			}
+			out[k] = v
+		}
+	}
+	maps.Copy(out, toMap(spec.Env))
+	if len(out) == 0 {
+		return nil
 	}
 	return out
 }
