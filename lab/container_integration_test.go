@@ -167,14 +167,20 @@ topology:
 	}
 }
 
-// A linux node's image must be on the host: erlab never pulls one.
+// A linux node's image must be on the host: erlab never pulls one. The
+// failed deploy leaves no container of the others, which were being made
+// while it failed.
 func TestIntegrationLinuxImageMissing(t *testing.T) {
 	labtest.Integration(t)
-	labtest.RequireDocker(t)
+	dc := labtest.RequireDocker(t)
 	top := labtest.Parse(t, `name: x
 topology:
   nodes:
     c1: { kind: linux, image: "erlab/no-such-image:1" }
+    c5: { kind: linux, image: `+labtest.TestImage+`, cmd: /no/such/command }   # fails at its start
+    c2: { kind: linux, image: `+labtest.TestImage+` }
+    c3: { kind: linux, image: `+labtest.TestImage+` }
+    c4: { kind: linux, image: `+labtest.TestImage+` }
 `)
 	err := lab.FromTopology(top, labtest.Options(t)).Deploy(context.Background())
 	if err == nil || !strings.Contains(err.Error(), `image "erlab/no-such-image:1" is not on this host, and erlab never pulls one`) {
@@ -182,5 +188,9 @@ topology:
 	}
 	if left, _ := kernel.NetNSList(lab.NetNSName(top.Name, "")); len(left) > 0 {
 		t.Errorf("a half-built lab is left: %v", left)
+	}
+	list, err := dc.ContainerList(context.Background(), client.ContainerListOptions{All: true, Filters: make(client.Filters).Add("label", nodes.LabelLab+"="+top.Name)})
+	if err != nil || len(list.Items) > 0 {
+		t.Errorf("containers left by the failed deploy: %v %d", err, len(list.Items))
 	}
 }

@@ -124,6 +124,8 @@ func (Linux) MakeNamespace(ctx context.Context, n *Node) error {
 		if ins.Container.Config == nil || ins.Container.Config.Labels[LabelLab] != n.Lab || ins.Container.Config.Labels[LabelNode] != s.Name {
 			return fmt.Errorf("a container named %s is there and is not this lab's node: remove it (docker rm -f %s)", n.NetNS, n.NetNS)
 		}
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dockerTimeout)
+		defer cancel()
 		return startAndAttach(ctx, c, n, ins.Container.ID)
 	}
 	// Split as a shell would (checked when the file was read); empty
@@ -147,6 +149,11 @@ func (Linux) MakeNamespace(ctx context.Context, n *Node) error {
 		// read-only: erlab sets the node's sysctls from outside.
 		HostConfig: hostConfig(s),
 	}
+	// Not cut short by a cancelled deploy: the daemon would go on and
+	// make the container after the rollback had swept the lab's, and it
+	// would be left behind. Made, the rollback finds it by its label.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dockerTimeout)
+	defer cancel()
 	var unknown []string
 	res, err := c.ContainerCreate(ctx, opts)
 	// A daemon older than the kernel refuses the capabilities it has no
@@ -170,6 +177,9 @@ func (Linux) MakeNamespace(ctx context.Context, n *Node) error {
 	n.Log.Debug("container created", "id", res.ID[:12], "image", s.Image)
 	return startAndAttach(ctx, c, n, res.ID)
 }
+
+// dockerTimeout bounds one call to the daemon that a deploy makes.
+const dockerTimeout = 2 * time.Minute
 
 // unknownCap is dockerd's refusal of a capability it has no name for.
 var unknownCap = regexp.MustCompile(`unknown capability: "CAP_([A-Z_]+)"`)
