@@ -57,7 +57,8 @@ topology:
         eth1: { addresses: [10.77.1.2/24] }
         lo: { addresses: [10.88.0.1/32] }
   links:
-    - endpoints: [c1:eth1, h:eth1]
+    - type: veth                                     # containerlab's extended form
+      endpoints: [{ node: c1, interface: eth1, mac: "02:00:5e:77:01:01" }, "h:eth1"]
 `), 0o644)
 	top, err := lab.Load(file, lab.Options{})
 	if err != nil {
@@ -73,11 +74,12 @@ topology:
 		t.Errorf("ping from the container:\n%s", out)
 	}
 	for cmd, want := range map[string]string{
-		"hostname":        "c1",
-		"echo $GREETING":  "hello",
-		"echo $FROM_FILE": "yes",
-		"cat /etc/motd":   "bound from the host",
-		"cat /tmp/ready":  "ready", // the deploy's exec ran in the container
+		"cat /sys/class/net/eth1/address": "02:00:5e:77:01:01",
+		"hostname":                        "c1",
+		"echo $GREETING":                  "hello",
+		"echo $FROM_FILE":                 "yes",
+		"cat /etc/motd":                   "bound from the host",
+		"cat /tmp/ready":                  "ready", // the deploy's exec ran in the container
 	} {
 		out, _, _ := labtest.TryExec(l, "c1", "/bin/sh", "-c", cmd+" 2>/dev/null")
 		if strings.TrimSpace(out) != want {

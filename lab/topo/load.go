@@ -165,14 +165,39 @@ func (a *AddrSpec) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
-// UnmarshalYAML reads "node:iface".
+// UnmarshalYAML reads "node:iface", or containerlab's extended form
+// {node: N, interface: I, mac: M}.
 func (e *endpointSpec) UnmarshalYAML(n *yaml.Node) error {
 	e.Pos = posOf(n)
-	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("expected \"node:interface\", got %s (erlab reads the brief endpoints form)", describe(n))
+	switch n.Kind {
+	case yaml.ScalarNode:
+		e.Value = n.Value
+		return nil
+	case yaml.MappingNode:
+		var node, iface string
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if v.Kind != yaml.ScalarNode {
+				return fmt.Errorf("endpoint %s: expected a string, got %s", k.Value, describe(v))
+			}
+			switch k.Value {
+			case "node":
+				node = v.Value
+			case "interface":
+				iface = v.Value
+			case "mac":
+				e.MAC, e.MACPos = v.Value, posOf(v)
+			default:
+				return fmt.Errorf("endpoint: unknown key %q (an endpoint has node, interface and mac)", k.Value)
+			}
+		}
+		if node == "" || iface == "" {
+			return fmt.Errorf("endpoint: give node: and interface:")
+		}
+		e.Value = node + ":" + iface
+		return nil
 	}
-	e.Value = n.Value
-	return nil
+	return fmt.Errorf("expected \"node:interface\" or {node: N, interface: I}, got %s", describe(n))
 }
 
 // ignored is a containerlab key erlab accepts and does not use.

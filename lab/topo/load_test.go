@@ -452,6 +452,52 @@ topology:
 	}
 }
 
+// containerlab's extended link form: type veth, endpoints as maps with
+// their MACs, the link's mtu.
+func TestExtendedLinkForm(t *testing.T) {
+	top, err := labtest.ParseFile(t, `name: ext
+topology:
+  nodes:
+    a: {}
+    b: {}
+  links:
+    - type: veth
+      mtu: 9000
+      endpoints:
+        - { node: a, interface: eth1, mac: "02:00:00:00:00:0a" }
+        - { node: b, interface: eth1 }
+`, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := top.Node("a").Interface("eth1"), top.Node("b").Interface("eth1")
+	if len(top.Links) != 1 || a == nil || b == nil || a.MAC.String() != "02:00:00:00:00:0a" || b.MAC != nil || a.MTU != 9000 || b.MTU != 9000 {
+		t.Fatalf("links %+v, a:eth1 %+v, b:eth1 %+v", top.Links, a, b)
+	}
+	for src, want := range map[string]string{
+		`{type: host, endpoints: ["a:eth1", "host:veth-a"]}`:                            `links[0]: type "host": erlab makes veth links`,
+		`{endpoints: [{node: a, interface: eth1, mac: "01:00:00:00:00:01"}, "b:eth1"]}`: `endpoint a:eth1: mac "01:00:00:00:00:01" is a multicast address`,
+		`{endpoints: [{node: a, interface: eth1, vlan: 3}, "b:eth1"]}`:                  `unknown key "vlan" (an endpoint has node, interface and mac)`,
+		`{endpoints: [{node: a}, "b:eth1"]}`:                                            `endpoint: give node: and interface:`,
+	} {
+		_, err := labtest.ParseFile(t, "name: ext\ntopology:\n  nodes: {a: {}, b: {}}\n  links:\n    - "+src+"\n", nil)
+		if got := strings.Join(labtest.Problems(err), "\n"); !strings.Contains(got, want) {
+			t.Errorf("%s:\n got %s\nwant %s", src, got, want)
+		}
+	}
+	_, err = labtest.ParseFile(t, `name: ext
+topology:
+  nodes:
+    a: {interfaces: {eth1: {mac: "02:00:00:00:00:0b"}}}
+    b: {}
+  links:
+    - endpoints: [{node: a, interface: eth1, mac: "02:00:00:00:00:0a"}, "b:eth1"]
+`, nil)
+	if got := strings.Join(labtest.Problems(err), "\n"); !strings.Contains(got, `node "a": interface "eth1": mac is given twice: here and on its link's endpoint`) {
+		t.Errorf("a MAC given twice: %s", got)
+	}
+}
+
 func TestContainerlabKeysAccepted(t *testing.T) {
 	src, err := os.ReadFile("testdata/containerlab.yml")
 	if err != nil {

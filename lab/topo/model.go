@@ -88,6 +88,8 @@ type RouteSpec struct {
 
 type linkSpec struct {
 	Pos          Pos
+	Type         *string        `yaml:"type"`
+	TypePos      Pos            `yaml:"-"`
 	Endpoints    []endpointSpec `yaml:"endpoints"`
 	EndpointsPos Pos            `yaml:"-"`
 	MTU          *int           `yaml:"mtu"`
@@ -95,9 +97,13 @@ type linkSpec struct {
 	Specs        Specs          `yaml:"-" scope:"link"`
 }
 
+// endpointSpec is a link end: "node:interface", or containerlab's
+// extended form {node: N, interface: I, mac: M}.
 type endpointSpec struct {
-	Value string
-	Pos   Pos
+	Value  string
+	Pos    Pos
+	MAC    string
+	MACPos Pos
 }
 
 // Topology is a validated lab: every reference resolved, every value checked.
@@ -239,6 +245,10 @@ type Link struct {
 	// Specs are the features' link keys as written, Ext their models.
 	Specs Specs
 	Ext   Ext
+	// macs are the ends' MACs as containerlab's extended form gives them
+	// (endpoints: [{node, interface, mac}]), A's then B's; they become
+	// the interfaces' MACs.
+	macs [2]net.HardwareAddr
 }
 
 // Endpoint is one end of a link.

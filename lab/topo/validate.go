@@ -216,9 +216,26 @@ func resolveLinks(t *Topology, specs []linkSpec, ps *problems) []*Link {
 			ps.errorf(pos, "links[%d]: needs exactly two endpoints, such as endpoints: [\"ce1:eth1\", \"pe1:eth1\"]; got %d", i, len(ls.Endpoints))
 			continue
 		}
+		if ls.Type != nil && *ls.Type != "veth" {
+			ps.errorf(ls.TypePos, "links[%d]: type %q: erlab makes veth links (type: veth); host, mgmt-net, macvlan, vxlan and dummy links are not done yet", i, *ls.Type)
+			continue
+		}
 		l := &Link{Pos: ls.Pos, Index: i}
 		ok := true
 		for j, es := range ls.Endpoints {
+			if es.MAC != "" {
+				mac, err := net.ParseMAC(es.MAC)
+				switch {
+				case err != nil || len(mac) != 6:
+					ps.errorf(es.MACPos, "links[%d]: endpoint %s: mac %q is not an Ethernet address such as 02:00:00:00:00:01", i, es.Value, es.MAC)
+					ok = false
+				case mac[0]&1 == 1:
+					ps.errorf(es.MACPos, "links[%d]: endpoint %s: mac %q is a multicast address", i, es.Value, es.MAC)
+					ok = false
+				default:
+					l.macs[j] = mac
+				}
+			}
 			ep, good := parseEndpoint(t, es, i, ps)
 			if !good {
 				ok = false
@@ -291,7 +308,11 @@ func resolveInterfaces(t *Topology, n *Node, spec NodeSpec, ps *problems, exts [
 	for _, l := range t.LinksOf(n.Name) {
 		for _, ep := range []Endpoint{l.A, l.B} {
 			if ep.Node == n.Name {
-				n.Interfaces = append(n.Interfaces, &Interface{Name: ep.Iface, Pos: ep.Pos, Type: TypeVeth, Link: l, MTU: l.MTU, Ext: Ext{}})
+				mac := l.macs[0]
+				if ep == l.B {
+					mac = l.macs[1]
+				}
+				n.Interfaces = append(n.Interfaces, &Interface{Name: ep.Iface, Pos: ep.Pos, Type: TypeVeth, Link: l, MTU: l.MTU, MAC: mac, Ext: Ext{}})
 			}
 		}
 	}
@@ -398,6 +419,8 @@ func applyInterfaceSpec(iface *Interface, is InterfaceSpec, where string, ps *pr
 	if is.MAC != nil {
 		mac, err := net.ParseMAC(*is.MAC)
 		switch {
+		case iface.MAC != nil:
+			ps.errorf(is.MACPos, "%s: mac is given twice: here and on its link's endpoint", where)
 		case err != nil || len(mac) != 6:
 			ps.errorf(is.MACPos, "%s: mac %q is not an Ethernet address such as 02:00:00:00:00:01", where, *is.MAC)
 		case mac[0]&1 == 1:
