@@ -50,12 +50,13 @@ type NodeReport struct {
 	Links     int    `json:"links"`               // link ends parked, or brought back
 }
 
-// StopNodes stops nodes of the deployed lab as a box is switched off,
-// keeping its links: the processes in the node end (SIGTERM, then SIGKILL
-// after StopGrace; at once with kill, as a crash), its link ends are
-// parked (set down, so that the far ends lose carrier), and its namespace
-// goes, with every address, route, VLAN, MACsec device and SA in it. A
-// node already stopped is left as it is. StartNodes brings them back.
+// StopNodes stops nodes of the deployed lab as a box is shut down,
+// keeping its links: the processes in the node end (its kind's own stop,
+// such as docker stop, then SIGTERM and SIGKILL after StopGrace to what
+// is left), its link ends are parked (set down, so that the far ends lose
+// carrier), and its namespace goes, with every address, route and device
+// in it. A node already stopped is left as it is. StartNodes brings them
+// back.
 //
 // With kill the node fails as at a power loss: its link ends are parked
 // first (its processes frozen meanwhile), then every process is killed,
@@ -140,12 +141,16 @@ func (l *Lab) stopNode(ctx context.Context, st *State, n *NodeState, kill bool) 
 	} else {
 		// As a shutdown: the processes end first, and say so (a BGP
 		// speaker sends its Cease).
+		left := pids[n.NetNS]
 		if stopper != nil {
 			if err := stopper.Stop(ctx, rn, false); err != nil {
 				return rep, err
 			}
+			// Signal only what outlived the kind's stop, not a PID
+			// reused since.
+			left = slices.DeleteFunc(slices.Clone(left), func(pid int) bool { return !kernel.ProcessAlive(pid) })
 		}
-		stopProcesses(ctx, pids[n.NetNS])
+		stopProcesses(ctx, left)
 		if err := park(); err != nil {
 			return rep, err
 		}
@@ -237,7 +242,7 @@ func (d *deployment) unpark(l *topo.Link) error {
 
 // StartNodes starts stopped nodes of the deployed lab again: each gets a
 // new namespace, its parked link ends back, and everything the deploy
-// gave it — addresses, VLANs, MACsec, SAs, impairments, routes, exec
+// gave it — addresses, devices, keys, impairments, routes, exec
 // commands, its agents and daemons — from the topology, through the same
 // steps (see deployment.plan). Then each feature puts right what the
 // restart left wrong beyond the node (RestartHook). A node that fails to

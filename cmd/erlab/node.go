@@ -19,7 +19,7 @@ func newNodeCommands(g *globals) []*cobra.Command {
 		{"stop", "Stop nodes of a live lab, keeping their links",
 			`Stop nodes as a box is switched off: the processes in each node end (SIGTERM, then SIGKILL
 after 3 s), its link ends are parked in the lab's parking namespace, down, so that the far ends
-lose carrier, and its namespace goes with every address, route, VLAN, MACsec device and SA in it.
+lose carrier, and its namespace goes with every address, route and device in it.
 The links survive: erlab start brings them back. erlab inspect shows the node stopped.
 
 --kill fails the node as at a power loss: its links go dark first, then every process is killed
@@ -29,9 +29,9 @@ at once, so that no goodbye (a BGP Cease, a TCP FIN) reaches a neighbour.`,
 			}},
 		{"start", "Start stopped nodes again, with their links and configuration",
 			`Start nodes that erlab stop stopped: each gets a new namespace, its parked link ends back, and
-everything its deploy gave it from the topology — addresses, VLANs, MACsec, SAs, impairments,
-routes, exec commands, routing agents and daemons. Static MACsec and IPsec peers get fresh
-keys or SAs, as their replay windows need. A node that fails to start is stopped again.`,
+everything its deploy gave it from the topology: addresses, devices, routes, exec commands and
+daemons, through the deploy's own steps. Features whose peers a restart leaves wrong put them
+right (fresh static keys where a replay window needs them). A node that fails to start is stopped again.`,
 			func(ctx context.Context, l *lab.Lab, names []string, _ bool) ([]lab.NodeReport, error) {
 				return l.StartNodes(ctx, names)
 			}},

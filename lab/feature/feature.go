@@ -180,8 +180,8 @@ type ActionHook interface {
 }
 
 // RestartHook puts right, once a stopped node has started again, what
-// its restart left wrong beyond it: a static-key MACsec or IPsec peer
-// whose replay window still expects the old sequence numbers. The node's
+// its restart left wrong beyond it: a static-key peer whose replay
+// window still expects the old sequence numbers. The node's
 // own steps have run again by then, as at deploy.
 type RestartHook interface {
 	NodeStarted(ctx context.Context, l Lab, node string) error

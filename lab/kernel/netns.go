@@ -56,40 +56,36 @@ func prepareNetNSDir() error {
 // NetNSAdd creates a named network namespace: ip netns add NAME. It fails
 // with fs.ErrExist when the name is taken.
 func NetNSAdd(name string) error {
-	if err := prepareNetNSDir(); err != nil {
-		return err
-	}
-	path := NetNSPath(name)
-	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
-	if err != nil {
-		return fmt.Errorf("create namespace %s: %w", name, err)
-	}
-	f.Close()
-	err = InNewNetNS(func() error {
-		return unix.Mount("/proc/thread-self/ns/net", path, "none", unix.MS_BIND, "")
+	return bindNetNS(name, "create", func(path string) error {
+		return InNewNetNS(func() error {
+			return unix.Mount("/proc/thread-self/ns/net", path, "none", unix.MS_BIND, "")
+		})
 	})
-	if err != nil {
-		os.Remove(path)
-		return fmt.Errorf("create namespace %s: %w", name, err)
-	}
-	return nil
 }
 
 // NetNSAttach names the network namespace of a running process (a
 // container's init): ip netns attach NAME PID.
 func NetNSAttach(name string, pid int) error {
+	return bindNetNS(name, "attach", func(path string) error {
+		return unix.Mount(fmt.Sprintf("/proc/%d/ns/net", pid), path, "none", unix.MS_BIND, "")
+	})
+}
+
+// bindNetNS makes NetNSDir/NAME and binds a namespace on it with mount; a
+// name taken fails with fs.ErrExist, and a failed mount leaves no file.
+func bindNetNS(name, what string, mount func(path string) error) error {
 	if err := prepareNetNSDir(); err != nil {
 		return err
 	}
 	path := NetNSPath(name)
 	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
 	if err != nil {
-		return fmt.Errorf("attach namespace %s: %w", name, err)
+		return fmt.Errorf("%s namespace %s: %w", what, name, err)
 	}
 	f.Close()
-	if err := unix.Mount(fmt.Sprintf("/proc/%d/ns/net", pid), path, "none", unix.MS_BIND, ""); err != nil {
+	if err := mount(path); err != nil {
 		os.Remove(path)
-		return fmt.Errorf("attach namespace %s of process %d: %w", name, pid, err)
+		return fmt.Errorf("%s namespace %s: %w", what, name, err)
 	}
 	return nil
 }
