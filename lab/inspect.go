@@ -15,6 +15,7 @@ import (
 	"github.com/erlab-dev/erlab/lab/feature"
 	"github.com/erlab-dev/erlab/lab/kernel"
 	"github.com/erlab-dev/erlab/lab/topo"
+	"github.com/erlab-dev/erlab/nodes"
 )
 
 // LabInfo is a deployed lab as the kernel shows it now.
@@ -31,15 +32,28 @@ type LabInfo struct {
 }
 
 // NodeInfo is one node of a deployed lab.
+//
+// Where a field means what containerlab's inspect -f json field of that
+// name means, it has that name (lab_name, kind, container_id, image, state,
+// ipv4_address, ipv6_address), for the scripts written against it.
 type NodeInfo struct {
+	LabName string `json:"lab_name"`
 	Name    string `json:"name"`
 	Kind    string `json:"kind"`
 	NetNS   string `json:"netns"`
 	Present bool   `json:"present"` // its namespace exists
-	// State is running, stopped (by erlab stop: its links are parked) or
-	// absent (no namespace, and not stopped: a half-built lab).
-	State      string      `json:"state"`
-	Interfaces []IfaceInfo `json:"interfaces"`
+	// State is running, stopped (by erlab stop: its links are parked),
+	// absent (no namespace, and not stopped: a half-built lab) or
+	// detached (its runtime restarted it, or it ended, away from the
+	// namespace that holds its links: erlab start repairs it).
+	State string `json:"state"`
+	// What the kind's runtime says (a container's), when it has one.
+	ContainerID  string      `json:"container_id,omitempty"`
+	Image        string      `json:"image,omitempty"`
+	RuntimeState string      `json:"runtime_state,omitempty"` // the runtime's own word: running, exited, ...
+	IPv4Address  string      `json:"ipv4_address,omitempty"`  // management addresses, with their lengths
+	IPv6Address  string      `json:"ipv6_address,omitempty"`
+	Interfaces   []IfaceInfo `json:"interfaces"`
 }
 
 // IfaceInfo is one interface of a node, read from the kernel.
@@ -121,7 +135,7 @@ func (l *Lab) Inspect(ctx context.Context) (*LabInfo, error) {
 	g.SetLimit(opts.workers())
 	for k, ns := range st.Nodes {
 		g.Go(func() error {
-			ni := NodeInfo{Name: ns.Name, Kind: ns.Kind, NetNS: ns.NetNS, State: "absent"}
+			ni := NodeInfo{LabName: name, Name: ns.Name, Kind: ns.Kind, NetNS: ns.NetNS, State: "absent"}
 			if ns.Stopped {
 				ni.State = "stopped"
 			}
@@ -133,6 +147,16 @@ func (l *Lab) Inspect(ctx context.Context) (*LabInfo, error) {
 				}
 				ni.Interfaces = ifaces
 				l.keepLinks(ns.Name, links)
+			}
+			rt, err := l.runtimeOf(ctx, ns)
+			if err != nil {
+				return fmt.Errorf("node %s: %w", ns.Name, err)
+			}
+			if rt != nil {
+				ni.ContainerID, ni.Image, ni.RuntimeState, ni.IPv4Address, ni.IPv6Address = rt.ID, rt.Image, rt.State, rt.IPv4, rt.IPv6
+				if rt.Detached && ni.State == "running" {
+					ni.State = "detached"
+				}
 			}
 			info.Nodes[k] = ni
 			return nil
@@ -176,6 +200,17 @@ func (l *Lab) Inspect(ctx context.Context) (*LabInfo, error) {
 		info.Sections = append(info.Sections, sec)
 	}
 	return info, nil
+}
+
+// runtimeOf asks the node's kind what its runtime says of it: nil for a
+// kind with no runtime of its own.
+func (l *Lab) runtimeOf(ctx context.Context, ns NodeState) (*nodes.Runtime, error) {
+	kind, _ := l.opts.kinds().Get(ns.Kind)
+	in, ok := kind.(nodes.Inspector)
+	if !ok {
+		return nil, nil
+	}
+	return in.Inspect(ctx, &nodes.Node{Lab: l.name, NetNS: ns.NetNS, Log: l.Log().With("node", ns.Name), Ops: l.opts.ops()})
 }
 
 func orGone(s string) string {

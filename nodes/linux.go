@@ -312,3 +312,42 @@ func (Linux) Exec(ctx context.Context, lab, node, netns string, argv []string, s
 	}
 	return ins.ExitCode, nil
 }
+
+// Inspect implements Inspector: the container as the daemon sees it, and
+// whether it still runs in the namespace bound at the node's name.
+func (Linux) Inspect(ctx context.Context, n *Node) (*Runtime, error) {
+	c, err := docker()
+	if err != nil {
+		return nil, err
+	}
+	res, err := c.ContainerInspect(ctx, n.NetNS, client.ContainerInspectOptions{})
+	if err != nil {
+		if cerrdefs.IsNotFound(err) || client.IsErrConnectionFailed(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("inspect container %s: %w", n.NetNS, err)
+	}
+	ins := res.Container
+	rt := &Runtime{ID: ins.ID}
+	if ins.Config != nil {
+		rt.Image = ins.Config.Image
+	}
+	if st := ins.State; st != nil {
+		rt.State = string(st.Status)
+		rt.Detached = !st.Running || !kernel.NetNSIsPIDs(n.NetNS, st.Pid)
+	}
+	if ins.NetworkSettings != nil {
+		for _, ep := range ins.NetworkSettings.Networks {
+			if ep == nil {
+				continue
+			}
+			if ep.IPAddress.IsValid() {
+				rt.IPv4 = fmt.Sprintf("%s/%d", ep.IPAddress, ep.IPPrefixLen)
+			}
+			if ep.GlobalIPv6Address.IsValid() {
+				rt.IPv6 = fmt.Sprintf("%s/%d", ep.GlobalIPv6Address, ep.GlobalIPv6PrefixLen)
+			}
+		}
+	}
+	return rt, nil
+}

@@ -15,6 +15,8 @@
 //     runtime stops it, to start it again as it was);
 //   - Sweeper: how to find and remove what its nodes leave behind, from
 //     the lab's name alone (after a deploy killed half-way too);
+//   - Inspector: what its runtime says of a node (a container's id and
+//     state, and whether it still runs in the node's namespace);
 //   - Shaper: how a graph draws its nodes.
 package nodes
 
@@ -152,6 +154,30 @@ type Stopper interface {
 // the lab from its name alone, and says how many it removed.
 type Sweeper interface {
 	Sweep(ctx context.Context, lab string, log *slog.Logger) (int, error)
+}
+
+// Inspector is a kind whose nodes have a runtime of their own to report
+// (a container's id, image, state and management addresses). Inspect
+// returns nil for a node its runtime does not have (removed behind
+// erlab's back).
+type Inspector interface {
+	Inspect(ctx context.Context, n *Node) (*Runtime, error)
+}
+
+// Runtime is what a kind's runtime says of a node. Its JSON names are
+// containerlab's, for the scripts that read containerlab inspect -f json.
+type Runtime struct {
+	ID    string `json:"container_id"`
+	Image string `json:"image"`
+	// State is the runtime's (running, exited, restarting, ...).
+	State string `json:"state"`
+	IPv4  string `json:"ipv4_address,omitempty"` // on the management network, with its length
+	IPv6  string `json:"ipv6_address,omitempty"`
+	// Detached says the node's processes run in another network
+	// namespace than the one bound at the node's name, which holds its
+	// links: the runtime restarted it behind erlab's back (docker
+	// restart, a restart policy), or it ended.
+	Detached bool `json:"detached,omitempty"`
 }
 
 // Shaper is a kind whose nodes a graph draws otherwise than as boxes:

@@ -113,6 +113,7 @@ func printLabTable(w io.Writer, info *lab.LabInfo) {
 		}
 	}
 	tw.Flush()
+	printRuntimes(w, info)
 	for _, sec := range info.Sections {
 		rows := make([]string, len(sec.Rows))
 		for i, r := range sec.Rows {
@@ -130,6 +131,28 @@ func printLabTable(w io.Writer, info *lab.LabInfo) {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", i+1, l.A, l.AState, l.B, l.BState)
 	}
 	tw.Flush()
+}
+
+// printRuntimes prints what the nodes' runtimes say (containers), and
+// which nodes are detached from their links.
+func printRuntimes(w io.Writer, info *lab.LabInfo) {
+	var rows, detached []string
+	for _, n := range info.Nodes {
+		if n.ContainerID != "" {
+			id := n.ContainerID
+			if len(id) > 12 {
+				id = id[:12]
+			}
+			rows = append(rows, strings.Join([]string{n.Name, id, n.Image, n.RuntimeState, dash(n.IPv4Address), dash(n.IPv6Address)}, "\t"))
+		}
+		if n.State == "detached" {
+			detached = append(detached, n.Name)
+		}
+	}
+	printSection(w, "CONTAINER\tID\tIMAGE\tSTATE\tMGMT IPV4\tMGMT IPV6", rows)
+	for _, n := range detached {
+		fmt.Fprintf(w, "\nnode %s is detached: its container runs in a new network namespace, away from its links (restarted behind erlab's back, or its process ended); erlab start %s repairs it\n", n, n)
+	}
 }
 
 // ifaceName adds what a feature says an interface is: eth1.100 (802.1Q

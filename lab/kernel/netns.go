@@ -289,3 +289,18 @@ func ProcessAlive(pid int) bool {
 	}
 	return true
 }
+
+// NetNSIsPIDs reports whether the named namespace is the one process pid
+// runs in: false once the process has a new one (a container its runtime
+// restarted) or is gone.
+func NetNSIsPIDs(name string, pid int) bool {
+	ino, err := netNSInode(NetNSPath(name))
+	if err != nil {
+		return false
+	}
+	var st unix.Stat_t
+	if unix.Stat(fmt.Sprintf("/proc/%d/ns/net", pid), &st) != nil {
+		return false
+	}
+	return st.Ino == ino
+}
