@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/moby/moby/client"
 
@@ -126,8 +127,12 @@ topology:
 		t.Fatal(err)
 	}
 	for _, n := range info.Nodes {
-		if n.Name == "c1" && (n.Kind != "linux" || n.State != "running" || len(n.Interfaces) != 1) {
+		if n.Name == "c1" && (n.Kind != "linux" || n.State != "running" || len(n.Interfaces) != 1 || n.LabName != top.Name ||
+			n.ContainerID != list.Items[0].ID || n.Image != labtest.TestImage || n.RuntimeState != "running") {
 			t.Errorf("inspect of c1: %+v", n)
+		}
+		if n.Name == "h" && n.ContainerID != "" {
+			t.Errorf("inspect of the namespace node h: %+v", n)
 		}
 	}
 
@@ -154,6 +159,47 @@ topology:
 		}
 		if out := labtest.Exec(t, l, "c1", "cat", "/tmp/kept"); out != "kept\n" {
 			t.Errorf("the started container's file: %q", out)
+		}
+	}
+
+	// Restarted behind erlab's back (docker restart), or its process
+	// ended: the container runs in a new namespace, away from its link;
+	// inspect says detached, and start gives it its link, address and
+	// route back.
+	nodeState := func() string {
+		info, err := l.Inspect(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range info.Nodes {
+			if n.Name == "c1" {
+				return n.State + "/" + n.RuntimeState
+			}
+		}
+		return "none"
+	}
+	for _, how := range []string{"docker restart", "its process killed"} {
+		id := lab.NetNSName(top.Name, "c1")
+		if how == "docker restart" {
+			_, err = dc.ContainerRestart(ctx, id, client.ContainerRestartOptions{})
+		} else {
+			_, err = dc.ContainerKill(ctx, id, client.ContainerKillOptions{Signal: "KILL"})
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", how, err)
+		}
+		want := map[string]string{"docker restart": "detached/running", "its process killed": "detached/exited"}[how]
+		var got string
+		labtest.Eventually(t, 10*time.Second, "inspect says c1 "+want+" after "+how, func() bool { got = nodeState(); return got == want })
+		reps, err := l.StartNodes(ctx, []string{"c1"})
+		if err != nil || len(reps) != 1 || reps[0].Did != "reattached" || reps[0].Links != 1 {
+			t.Fatalf("start c1 after %s: %+v %v", how, reps, err)
+		}
+		if out := labtest.Exec(t, l, "c1", "ping", "-c1", "-W2", "10.88.0.1"); !strings.Contains(out, "1 packets received") {
+			t.Errorf("ping from c1 repaired after %s:\n%s", how, out)
+		}
+		if got := nodeState(); got != "running/running" {
+			t.Errorf("c1 repaired after %s: %s", how, got)
 		}
 	}
 

@@ -68,11 +68,8 @@ func (l *Lab) StopNodes(ctx context.Context, names []string, kill bool) ([]NodeR
 	if err != nil {
 		return nil, err
 	}
-	park := parkNetNS(l.name)
-	if !kernel.NetNSExists(park) {
-		if err := kernel.NetNSAdd(park); err != nil {
-			return nil, fmt.Errorf("lab %s: make the namespace that keeps stopped nodes' links: %w", l.name, err)
-		}
+	if err := l.parkPlace(); err != nil {
+		return nil, err
 	}
 	var reps []NodeReport
 	for _, name := range names {
@@ -81,7 +78,7 @@ func (l *Lab) StopNodes(ctx context.Context, names []string, kill bool) ([]NodeR
 			reps = append(reps, NodeReport{Node: name, Did: "already stopped"})
 			continue
 		}
-		rep, err := l.stopNode(ctx, st, n, kill)
+		rep, err := l.stopNode(ctx, st, n, kill, false)
 		if err != nil {
 			return reps, err
 		}
@@ -90,8 +87,23 @@ func (l *Lab) StopNodes(ctx context.Context, names []string, kill bool) ([]NodeR
 	return reps, nil
 }
 
-// stopNode stops one running node and records it stopped.
-func (l *Lab) stopNode(ctx context.Context, st *State, n *NodeState, kill bool) (NodeReport, error) {
+// parkPlace makes the lab's parking namespace, if it is not there.
+func (l *Lab) parkPlace() error {
+	park := parkNetNS(l.name)
+	if kernel.NetNSExists(park) {
+		return nil
+	}
+	if err := kernel.NetNSAdd(park); err != nil {
+		return fmt.Errorf("lab %s: make the namespace that keeps stopped nodes' links: %w", l.name, err)
+	}
+	return nil
+}
+
+// stopNode stops one running node and records it stopped. A detached node
+// (its runtime runs it elsewhere: see nodes.Runtime) is not stopped
+// through its kind: only what erlab ran in its namespace ends, and its
+// links are parked from there.
+func (l *Lab) stopNode(ctx context.Context, st *State, n *NodeState, kill, detached bool) (NodeReport, error) {
 	rep := NodeReport{Node: n.Name, Did: "stopped"}
 	if !kernel.NetNSExists(n.NetNS) {
 		return rep, fmt.Errorf("lab %s: node %s has no namespace (%s) and is not stopped: the lab is half-built; destroy it and deploy again", l.name, n.Name, n.NetNS)
@@ -115,6 +127,9 @@ func (l *Lab) stopNode(ctx context.Context, st *State, n *NodeState, kill bool) 
 	// then end whatever else ran in the namespace.
 	kind, _ := l.opts.kinds().Get(n.Kind)
 	stopper, _ := kind.(nodes.Stopper)
+	if detached {
+		stopper = nil
+	}
 	rn := &nodes.Node{Lab: l.name, NetNS: n.NetNS, Log: log, Ops: l.opts.ops()}
 	if kill {
 		// As a power loss: the processes freeze, the ports go dark,
@@ -265,9 +280,30 @@ func (l *Lab) startNodes(ctx context.Context, names []string, progress Status) (
 	var reps []NodeReport
 	only, stopped := map[string]bool{}, map[string]bool{}
 	for _, name := range names {
-		if st.node(name).Stopped {
+		n := st.node(name)
+		did := "started"
+		if !n.Stopped {
+			// Detached (a container restarted behind erlab's back):
+			// its links are taken from the namespace that holds
+			// them and it starts as a stopped node would, in the
+			// namespace it runs in now.
+			rt, err := l.runtimeOf(ctx, *n)
+			if err != nil {
+				return nil, fmt.Errorf("lab %s: node %s: %w", l.name, name, err)
+			}
+			if rt != nil && rt.Detached {
+				if err := l.parkPlace(); err != nil {
+					return nil, err
+				}
+				if _, err := l.stopNode(ctx, st, n, false, true); err != nil {
+					return nil, err
+				}
+				did = "reattached"
+			}
+		}
+		if n.Stopped {
 			only[name] = true
-			reps = append(reps, NodeReport{Node: name, Did: "started", Links: len(st.endsOf(name))})
+			reps = append(reps, NodeReport{Node: name, Did: did, Links: len(st.endsOf(name))})
 		} else {
 			reps = append(reps, NodeReport{Node: name, Did: "already running"})
 		}
@@ -321,7 +357,7 @@ func (l *Lab) startNodes(ctx context.Context, names []string, progress Status) (
 			continue
 		}
 		n.Stopped = false
-		if _, serr := l.stopNode(ctx, st, n, true); serr != nil {
+		if _, serr := l.stopNode(ctx, st, n, true, false); serr != nil {
 			err = errors.Join(err, fmt.Errorf("stop %s again: %w", name, serr))
 		}
 	}

@@ -31,7 +31,11 @@ at once, so that no goodbye (a BGP Cease, a TCP FIN) reaches a neighbour.`,
 			`Start nodes that erlab stop stopped: each gets a new namespace, its parked link ends back, and
 everything its deploy gave it from the topology: addresses, devices, routes, exec commands and
 daemons, through the deploy's own steps. Features whose peers a restart leaves wrong put them
-right (fresh static keys where a replay window needs them). A node that fails to start is stopped again.`,
+right (fresh static keys where a replay window needs them). A node that fails to start is stopped again.
+
+A container node that its runtime restarted behind erlab's back (docker restart, or its process
+ended) runs away from its links; erlab inspect shows it detached. erlab start takes its links from
+where they were and gives them, with everything else, to the namespace it runs in now.`,
 			func(ctx context.Context, l *lab.Lab, names []string, _ bool) ([]lab.NodeReport, error) {
 				return l.StartNodes(ctx, names)
 			}},
@@ -63,8 +67,8 @@ right (fresh static keys where a replay window needs them). A node that fails to
 					switch r.Did {
 					case "stopped", "killed":
 						fmt.Fprintf(g.stdout, "%s %s: %s parked, %s ended\n", r.Node, r.Did, plural(r.Links, "link"), plural(r.Processes, "process"))
-					case "started":
-						fmt.Fprintf(g.stdout, "%s started: %s back\n", r.Node, plural(r.Links, "link"))
+					case "started", "reattached":
+						fmt.Fprintf(g.stdout, "%s %s: %s back\n", r.Node, r.Did, plural(r.Links, "link"))
 					default:
 						fmt.Fprintf(g.stdout, "%s %s\n", r.Node, r.Did)
 					}
