@@ -3,6 +3,10 @@ package lab_test
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -240,5 +244,119 @@ topology:
 	list, err := dc.ContainerList(context.Background(), client.ContainerListOptions{All: true, Filters: make(client.Filters).Add("label", nodes.LabelLab+"="+top.Name)})
 	if err != nil || len(list.Items) > 0 {
 		t.Errorf("containers left by the failed deploy: %v %d", err, len(list.Items))
+	}
+}
+
+// TestIntegrationLinuxMgmt gives container nodes the lab's management
+// network, as containerlab does: eth0 on a Docker bridge network of the
+// lab's, with the addresses mgmt-ipv4/mgmt-ipv6 ask for; ports published
+// on the host's loopback; cpu, memory, dns and healthcheck passed to the
+// runtime and in force in the container; network-mode none left out of
+// it; and destroy removes the network with the containers.
+func TestIntegrationLinuxMgmt(t *testing.T) {
+	labtest.Integration(t)
+	dc := labtest.RequireDocker(t)
+	ctx := context.Background()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	top := labtest.Parse(t, `name: mg
+mgmt:
+  ipv4-subnet: 172.31.250.0/24
+  ipv6-subnet: 3fff:172:31:250::/64
+topology:
+  kinds:
+    linux: { image: `+labtest.TestImage+` }
+  nodes:
+    m1:
+      kind: linux
+      mgmt-ipv4: 172.31.250.11
+      mgmt-ipv6: 3fff:172:31:250::11
+      ports: ["127.0.0.1:`+strconv.Itoa(port)+`:8080"]
+      cpu: 0.5
+      memory: 64MB
+      dns: { servers: [192.0.2.53], search: [lab.example] }
+      healthcheck: { test: [CMD-SHELL, "test -f /tmp/www/index.html"], interval: 1, retries: 2 }
+      exec:
+        - busybox mkdir -p /tmp/www
+        - echo served-by-m1 > /tmp/www/index.html
+        - busybox httpd -p 8080 -h /tmp/www
+      interfaces: { eth1: { addresses: [10.79.0.1/24] } }
+    m2:
+      kind: linux
+      interfaces: { eth1: { addresses: [10.79.0.2/24] } }
+    m3: { kind: linux, network-mode: none }
+  links:
+    - endpoints: ["m1:eth1", "m2:eth1"]
+`)
+	l := labtest.Deploy(t, top)
+	network := "erlab-" + top.Name
+
+	info, err := l.Inspect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrs := map[string]string{}
+	for _, n := range info.Nodes {
+		addrs[n.Name] = n.IPv4Address + " " + n.IPv6Address
+	}
+	if addrs["m1"] != "172.31.250.11/24 3fff:172:31:250::11/64" || !strings.HasPrefix(addrs["m2"], "172.31.250.") || addrs["m3"] != " " {
+		t.Errorf("management addresses in inspect: %q", addrs)
+	}
+	// Over the management network, from container to container; the
+	// data link beside it.
+	labtest.Exec(t, l, "m2", "ping", "-c1", "-W2", "172.31.250.11")
+	labtest.Exec(t, l, "m2", "ping", "-c1", "-W2", "3fff:172:31:250::11")
+	labtest.Exec(t, l, "m2", "ping", "-c1", "-W2", "10.79.0.1")
+	if out := labtest.Exec(t, l, "m3", "ip", "-o", "link"); strings.Contains(out, "eth0") {
+		t.Errorf("m3, network-mode none, has an eth0:\n%s", out)
+	}
+	// The published port, from the host's loopback to m1's httpd.
+	var body string
+	labtest.Eventually(t, 10*time.Second, "m1's port published on 127.0.0.1", func() bool {
+		resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		body = string(b)
+		return resp.StatusCode == 200
+	})
+	if body != "served-by-m1\n" {
+		t.Errorf("through the published port: %q", body)
+	}
+	// The limits in force, as the container's cgroup reads them.
+	for cmd, want := range map[string]string{
+		"cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/memory/memory.limit_in_bytes": "67108864",
+		"cat /sys/fs/cgroup/cpu.max /sys/fs/cgroup/cpu/cpu.cfs_quota_us":            "50000",
+	} {
+		out, _, _ := labtest.TryExec(l, "m1", "/bin/sh", "-c", cmd+" 2>/dev/null")
+		if !strings.Contains(out, want) {
+			t.Errorf("in m1, %s: %q, want %q in it", cmd, out, want)
+		}
+	}
+	// On a network of its own, a container's resolver is Docker's,
+	// which forwards to the servers given.
+	if out, _, _ := labtest.TryExec(l, "m1", "cat", "/etc/resolv.conf"); !strings.Contains(out, "search lab.example") {
+		t.Errorf("m1's resolv.conf:\n%s", out)
+	}
+	if ins, err := dc.ContainerInspect(ctx, lab.NetNSName(top.Name, "m1"), client.ContainerInspectOptions{}); err != nil ||
+		fmt.Sprint(ins.Container.HostConfig.DNS) != "[192.0.2.53]" {
+		t.Errorf("m1's DNS servers: %v", err)
+	}
+	labtest.Eventually(t, 20*time.Second, "m1's health check passes", func() bool {
+		ins, err := dc.ContainerInspect(ctx, lab.NetNSName(top.Name, "m1"), client.ContainerInspectOptions{})
+		return err == nil && ins.Container.State != nil && ins.Container.State.Health != nil && ins.Container.State.Health.Status == "healthy"
+	})
+
+	if _, err := l.Destroy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dc.NetworkInspect(ctx, network, client.NetworkInspectOptions{}); err == nil {
+		t.Errorf("network %s left after destroy", network)
 	}
 }

@@ -69,6 +69,14 @@ func (Linux) Check(n *topo.Node, r topo.Reporter) {
 			r.Errorf(n.Pos, "node %q: binds: %q: give SOURCE:TARGET[:OPTIONS]", n.Name, b)
 		}
 	}
+	if _, _, err := publish(n.Ports); err != nil {
+		r.Errorf(n.Pos, "node %q: %v", n.Name, err)
+	}
+	if n.Mgmt != nil {
+		if i := n.Interface("eth0"); i != nil {
+			r.Errorf(i.Pos, "node %q: eth0 is its management interface, on the lab's management network: name its links eth1 and up, or set network-mode: none", n.Name)
+		}
+	}
 }
 
 // splitBind splits SOURCE:TARGET[:OPTIONS].
@@ -149,6 +157,16 @@ func (Linux) MakeNamespace(ctx context.Context, n *Node) error {
 		// read-only: erlab sets the node's sysctls from outside.
 		HostConfig: hostConfig(s),
 	}
+	limits(s, opts.Config, opts.HostConfig)
+	if s.Mgmt != nil {
+		if err := ensureMgmt(ctx, c, n.Lab, s.Mgmt); err != nil {
+			return err
+		}
+		opts.HostConfig.NetworkMode = container.NetworkMode(s.Mgmt.MgmtNetwork(n.Lab))
+		opts.NetworkingConfig = mgmtEndpoint(n.Lab, s)
+		// Checked when the file was read.
+		opts.Config.ExposedPorts, opts.HostConfig.PortBindings, _ = publish(s.Ports)
+	}
 	// Not cut short by a cancelled deploy: the daemon would go on and
 	// make the container after the rollback had swept the lab's, and it
 	// would be left behind. Made, the rollback finds it by its label.
@@ -184,7 +202,8 @@ const dockerTimeout = 2 * time.Minute
 // unknownCap is dockerd's refusal of a capability it has no name for.
 var unknownCap = regexp.MustCompile(`unknown capability: "CAP_([A-Z_]+)"`)
 
-// hostConfig is how a node's container runs: no network of Docker's, the
+// hostConfig is how a node's container runs: no network of Docker's (or
+// only the lab's management network, which MakeNamespace adds), the
 // binds, and ContainerCaps — or, privileged, every capability this host's
 // bounding set holds, /proc and /sys writable, no seccomp or AppArmor
 // profile: docker run --privileged less what the host cannot give
@@ -242,7 +261,8 @@ func (Linux) Stop(ctx context.Context, n *Node, kill bool) error {
 const StopGrace = 3 * time.Second
 
 // Sweep implements Sweeper: every container labelled with the lab's name,
-// removed with its anonymous volumes, running or not.
+// removed with its anonymous volumes, running or not; then the lab's
+// management network.
 func (Linux) Sweep(ctx context.Context, lab string, log *slog.Logger) (int, error) {
 	c, err := docker()
 	if err != nil {
@@ -267,6 +287,11 @@ func (Linux) Sweep(ctx context.Context, lab string, log *slog.Logger) (int, erro
 		}
 		log.Info("container removed", "node", ct.Labels[LabelNode], "id", ct.ID[:12])
 		removed++
+	}
+	if len(errs) == 0 {
+		n, err := sweepNetworks(ctx, c, lab, log)
+		removed += n
+		errs = append(errs, err)
 	}
 	return removed, errors.Join(errs...)
 }

@@ -209,3 +209,20 @@ type ignored struct {
 func (ig *ignored) decodeYAML(_ *decoder, n *yaml.Node, _ string) {
 	ig.set, ig.pos = true, posOf(n)
 }
+
+// refused is a key of containerlab's that erlab reads only to refuse it
+// where it is written; a node inherits it like any key.
+type refused struct {
+	set bool
+	pos Pos
+}
+
+func (r *refused) decodeYAML(_ *decoder, n *yaml.Node, _ string) {
+	r.set, r.pos = true, posOf(n)
+}
+
+func (r *refused) inheritFrom(lower any) {
+	if l := lower.(refused); !r.set {
+		*r = l
+	}
+}

@@ -508,9 +508,80 @@ func TestContainerlabKeysAccepted(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(top.Warnings) != 2 {
-		t.Errorf("want warnings for prefix and mgmt, got %v", top.Warnings)
+		t.Errorf("want warnings for prefix and an unused mgmt, got %v", top.Warnings)
 	}
 	if len(top.Links) != 1 || top.Links[0].A.String() != "srl1:e1-1" {
 		t.Errorf("links = %+v", top.Links)
 	}
 }
+
+// The management network and the container runtime's keys: containerlab's
+// defaults, inheritance from kinds, and a located error for each bad value.
+func TestContainerRuntimeKeys(t *testing.T) {
+	top, err := labtest.ParseFile(t, `name: rt
+topology:
+  kinds:
+    linux: { image: img, memory: 1GB, cpu: 1.5 }
+  nodes:
+    a: { kind: linux, mgmt-ipv4: 172.20.20.5, ports: ["8080:80"] }
+    b: { kind: linux, network-mode: none, memory: 512MB }
+    h: {}
+`, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := top.Mgmt
+	if m == nil || m.MgmtNetwork("rt") != "erlab-rt" || m.IPv4Subnet.String() != "172.20.20.0/24" || m.IPv6Subnet.String() != "3fff:172:20:20::/64" {
+		t.Fatalf("mgmt, asked for by a node's mgmt-ipv4: %+v", m)
+	}
+	a, b, h := top.Node("a"), top.Node("b"), top.Node("h")
+	if a.Mgmt != m || b.Mgmt != nil || h.Mgmt != nil || a.Memory != 1<<30 || a.CPU != 1.5 || b.Memory != 512<<20 || a.MgmtIPv4.String() != "172.20.20.5" {
+		t.Errorf("a %+v\nb %+v\nh %+v", a, b, h)
+	}
+	if top, err := labtest.ParseFile(t, "name: rt\ntopology:\n  nodes:\n    a: { kind: linux, image: img }\n", nil); err != nil || top.Mgmt != nil {
+		t.Errorf("a lab that asks for no management network has one: %+v %v", top, err)
+	}
+	for src, want := range map[string]string{
+		"mgmt: {ipv4-subnet: 10.0.0.1/24}\n" + nodes("{kind: linux, image: i}"):                                          `lab.yml:2:21: mgmt: ipv4-subnet: 10.0.0.1/24 has host bits set (the network is 10.0.0.0/24)`,
+		"mgmt: {ipv6-subnet: 10.0.0.0/24}\n" + nodes("{kind: linux, image: i}"):                                          `mgmt: ipv6-subnet: 10.0.0.0/24 is not an IPv6 prefix`,
+		"mgmt: {ipv4-gw: 10.9.9.1}\n" + nodes("{kind: linux, image: i}"):                                                 `mgmt: ipv4-gw: 10.9.9.1 is not in ipv4-subnet 172.20.20.0/24`,
+		"mgmt: {ipv4-range: 10.9.9.0/28}\n" + nodes("{kind: linux, image: i}"):                                           `mgmt: ipv4-range: 10.9.9.0/28 is not inside ipv4-subnet 172.20.20.0/24`,
+		"mgmt: {ipv4-subnet: auto}\n" + nodes("{kind: linux, image: i, mgmt-ipv4: 10.0.0.2}"):                            `management address 10.0.0.2 needs the mgmt: subnet of its family (it is auto)`,
+		nodes("{kind: linux, image: i, mgmt-ipv4: 10.0.0.2}"):                                                            `lab.yml:4:43: node "a": management address 10.0.0.2 is not in the management subnet 172.20.20.0/24`,
+		nodes("{kind: linux, image: i, mgmt-ipv4: 172.20.20.1}"):                                                         `management address 172.20.20.1 is the management network's gateway`,
+		nodes("{kind: linux, image: i, mgmt-ipv4: 172.20.20.0/24}"):                                                      `node "a": mgmt-ipv4: "172.20.20.0/24" is not an IPv4 address (no prefix length`,
+		nodes("{kind: linux, image: i, mgmt-ipv6: 172.20.20.9}"):                                                         `mgmt-ipv6: "172.20.20.9" is not an IPv6 address`,
+		nodes("{kind: linux, image: i, network-mode: host}"):                                                             `node "a": network-mode: "host" is not done: erlab gives each node a network namespace of its own`,
+		nodes("{kind: linux, image: i, network-mode: container:b}"):                                                      `network-mode: "container:b" is not done`,
+		nodes("{kind: linux, image: i, network-mode: bridged}"):                                                          `network-mode: "bridged" is not a mode erlab knows`,
+		nodes("{kind: linux, image: i, network-mode: none, ports: [80]}"):                                                `network-mode none leaves it no management network, yet it has mgmt-ipv4, mgmt-ipv6 or ports`,
+		nodes("{kind: linux, image: i, memory: lots}"):                                                                   `node "a": memory: "lots" is not a size such as 512MB or 1GB`,
+		nodes("{kind: linux, image: i, cpu: 0}"):                                                                         `node "a": cpu: 0 is not a number of CPUs`,
+		nodes("{kind: linux, image: i, dns: {servers: [ns1]}}"):                                                          `node "a": dns: servers: "ns1" is not an IP address`,
+		nodes("{kind: linux, image: i, healthcheck: {test: [ls]}}"):                                                      `healthcheck: test: give [CMD, ARG...], [CMD-SHELL, COMMAND] or [NONE]`,
+		nodes("{kind: linux, image: i, stages: {create: {wait-for: [{node: b}]}}}"):                                      `node "a": stages: not done: erlab starts a lab's nodes together`,
+		"  defaults: {stages: {}}\n" + nodes("{}")[len("topology:\n"):]:                                                  `stages: not done`,
+		nodes("{kind: linux, image: i, ports: [\"80:80:80:80\"]}"):                                                       `node "a": ports: "80:80:80:80"`,
+		nodes("{kind: linux, image: i, mgmt-ipv4: 172.20.20.9}\n    b: {kind: linux, image: i, mgmt-ipv4: 172.20.20.9}"): `node "b": management address 172.20.20.9 is node "a"'s too`,
+		nodes("{kind: linux, image: i, mgmt-ipv4: 172.20.20.9}\n    b: {}\n  links: [{endpoints: [a:eth0, b:eth0]}]"):    `node "a": eth0 is its management interface`,
+		nodes("{memory: 1GB, mgmt-ipv4: 172.20.20.9}"):                                                                   `node "a": memory is for container nodes`,
+		"mgmt: {external-access: true, ipv4-subnet: 10.1.0.0/16}\n" + nodes("{kind: linux, image: i}"):                   "",
+	} {
+		if strings.HasPrefix(src, "  defaults") {
+			src = "topology:\n" + src
+		}
+		top, err := labtest.ParseFile(t, "name: rt\n"+src+"\n", nil)
+		got := strings.Join(labtest.Problems(err), "\n")
+		if want == "" {
+			if err != nil || len(top.Warnings) != 1 || !strings.Contains(top.Warnings[0].String(), "external-access: ignored") {
+				t.Errorf("%s: %v, warnings %v", src, err, top)
+			}
+			continue
+		}
+		if !strings.Contains(got, want) {
+			t.Errorf("%s:\n got %s\nwant %s", src, got, want)
+		}
+	}
+}
+
+func nodes(a string) string { return "topology:\n  nodes:\n    a: " + a }

@@ -8,16 +8,17 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"time"
 )
 
 // fileSpec is a topology file exactly as written, before inheritance.
 type fileSpec struct {
-	Name     string   `yaml:"name"`
-	NamePos  Pos      `yaml:"-"`
-	Prefix   *string  `yaml:"prefix"`
-	Mgmt     ignored  `yaml:"mgmt"`
-	Topology bodySpec `yaml:"topology" what:"-"`
-	Specs    Specs    `yaml:"-" scope:"file"`
+	Name     string    `yaml:"name"`
+	NamePos  Pos       `yaml:"-"`
+	Prefix   *string   `yaml:"prefix"`
+	Mgmt     *MgmtSpec `yaml:"mgmt"`
+	Topology bodySpec  `yaml:"topology" what:"-"`
+	Specs    Specs     `yaml:"-" scope:"file"`
 }
 
 type bodySpec struct {
@@ -34,24 +35,84 @@ type bodySpec struct {
 // given" from "given as zero".
 type NodeSpec struct {
 	Pos        Pos
-	Kind       *string            `yaml:"kind"`
-	KindPos    Pos                `yaml:"-"`
-	Image      *string            `yaml:"image"`
-	Cmd        *string            `yaml:"cmd"`
-	Entrypoint *string            `yaml:"entrypoint"`
-	User       *string            `yaml:"user"`
-	Env        Map[string]        `yaml:"env"`
-	EnvFiles   []string           `yaml:"env-files"`
-	Privileged *bool              `yaml:"privileged"`
-	Binds      []string           `yaml:"binds"`
-	Exec       []string           `yaml:"exec"`
-	Labels     Map[string]        `yaml:"labels"`
-	Group      *string            `yaml:"group"`
-	Forward    *bool              `yaml:"forward"`
-	Sysctls    Map[string]        `yaml:"sysctls"`
-	Interfaces Map[InterfaceSpec] `yaml:"interfaces"`
-	Routes     []RouteSpec        `yaml:"routes"`
-	Specs      Specs              `yaml:"-" scope:"node"`
+	Kind       *string     `yaml:"kind"`
+	KindPos    Pos         `yaml:"-"`
+	Image      *string     `yaml:"image"`
+	Cmd        *string     `yaml:"cmd"`
+	Entrypoint *string     `yaml:"entrypoint"`
+	User       *string     `yaml:"user"`
+	Env        Map[string] `yaml:"env"`
+	EnvFiles   []string    `yaml:"env-files"`
+	Privileged *bool       `yaml:"privileged"`
+	Binds      []string    `yaml:"binds"`
+	Exec       []string    `yaml:"exec"`
+	Labels     Map[string] `yaml:"labels"`
+	Group      *string     `yaml:"group"`
+	// The container runtime's keys, containerlab's names.
+	MgmtIPv4       *string            `yaml:"mgmt-ipv4"`
+	MgmtIPv4Pos    Pos                `yaml:"-"`
+	MgmtIPv6       *string            `yaml:"mgmt-ipv6"`
+	MgmtIPv6Pos    Pos                `yaml:"-"`
+	NetworkMode    *string            `yaml:"network-mode"`
+	NetworkModePos Pos                `yaml:"-"`
+	Ports          []string           `yaml:"ports"`
+	CPU            *float64           `yaml:"cpu"`
+	CPUPos         Pos                `yaml:"-"`
+	CPUSet         *string            `yaml:"cpu-set"`
+	Memory         *string            `yaml:"memory"`
+	MemoryPos      Pos                `yaml:"-"`
+	DNS            *DNSSpec           `yaml:"dns"`
+	Healthcheck    *HealthcheckSpec   `yaml:"healthcheck"`
+	Stages         refused            `yaml:"stages"`
+	Forward        *bool              `yaml:"forward"`
+	Sysctls        Map[string]        `yaml:"sysctls"`
+	Interfaces     Map[InterfaceSpec] `yaml:"interfaces"`
+	Routes         []RouteSpec        `yaml:"routes"`
+	Specs          Specs              `yaml:"-" scope:"node"`
+}
+
+// MgmtSpec is the top-level mgmt: block, containerlab's: the lab's
+// management network, a Docker bridge network its container nodes join
+// (eth0 in each).
+type MgmtSpec struct {
+	Pos               Pos
+	Network           *string `yaml:"network"`
+	Bridge            *string `yaml:"bridge"`
+	IPv4Subnet        *string `yaml:"ipv4-subnet"`
+	IPv4SubnetPos     Pos     `yaml:"-"`
+	IPv4Gw            *string `yaml:"ipv4-gw"`
+	IPv4GwPos         Pos     `yaml:"-"`
+	IPv4Range         *string `yaml:"ipv4-range"`
+	IPv4RangePos      Pos     `yaml:"-"`
+	IPv6Subnet        *string `yaml:"ipv6-subnet"`
+	IPv6SubnetPos     Pos     `yaml:"-"`
+	IPv6Gw            *string `yaml:"ipv6-gw"`
+	IPv6GwPos         Pos     `yaml:"-"`
+	IPv6Range         *string `yaml:"ipv6-range"`
+	IPv6RangePos      Pos     `yaml:"-"`
+	MTU               *int    `yaml:"mtu"`
+	MTUPos            Pos     `yaml:"-"`
+	ExternalAccess    *bool   `yaml:"external-access"`
+	ExternalAccessPos Pos     `yaml:"-"`
+}
+
+// DNSSpec is a container node's dns: block.
+type DNSSpec struct {
+	Pos     Pos
+	Servers []string `yaml:"servers"`
+	Search  []string `yaml:"search"`
+	Options []string `yaml:"options"`
+}
+
+// HealthcheckSpec is a container node's healthcheck: block, durations in
+// seconds as containerlab writes them.
+type HealthcheckSpec struct {
+	Pos         Pos
+	Test        []string `yaml:"test"`
+	StartPeriod *int     `yaml:"start-period"`
+	Interval    *int     `yaml:"interval"`
+	Timeout     *int     `yaml:"timeout"`
+	Retries     *int     `yaml:"retries"`
 }
 
 // InterfaceSpec is one entry of a node's interfaces map.
@@ -108,10 +169,12 @@ type endpointSpec struct {
 
 // Topology is a validated lab: every reference resolved, every value checked.
 type Topology struct {
-	Name     string
-	File     string // absolute path of the topology file
-	Nodes    []*Node
-	Links    []*Link
+	Name  string
+	File  string // absolute path of the topology file
+	Nodes []*Node
+	Links []*Link
+	// Mgmt is the lab's management network, nil when it has none.
+	Mgmt     *Mgmt
 	Warnings ErrorList
 	// Specs are the features' keys under topology:, Ext their models.
 	Specs Specs
@@ -169,16 +232,59 @@ type Node struct {
 	Exec       []string
 	Labels     map[string]string
 	Group      string
-	Forward    bool
-	Sysctls    []Sysctl
-	Interfaces []*Interface // in natural name order: lo, eth1, eth1.100, eth2, eth10
-	Routes     []Route
+	// Mgmt is the lab's management network when this node joins it (a
+	// container node, not in network-mode none, of a lab that has one).
+	Mgmt        *Mgmt
+	MgmtIPv4    netip.Addr // its address there; invalid: the runtime picks
+	MgmtIPv6    netip.Addr
+	NetworkMode string // "" or "none"
+	Ports       []string
+	CPU         float64 // CPUs (1.5: one and a half); 0: no limit
+	CPUSet      string
+	Memory      int64 // bytes; 0: no limit
+	DNS         *DNS
+	Healthcheck *Healthcheck
+	mgmtPos     [2]Pos // where mgmt-ipv4 and mgmt-ipv6 are written
+	Forward     bool
+	Sysctls     []Sysctl
+	Interfaces  []*Interface // in natural name order: lo, eth1, eth1.100, eth2, eth10
+	Routes      []Route
 	// Switch says the node is a layer-2 switch whose link ends are ports
 	// (its kind says so): no addresses, no routes.
 	Switch bool
 	// Specs are the features' node keys (inherited), Ext their models.
 	Specs Specs
 	Ext   Ext
+}
+
+// Mgmt is a lab's management network. An invalid subnet lets the runtime
+// pick one (ipv4-subnet: auto); an invalid gateway is the subnet's first
+// address, as Docker picks it.
+type Mgmt struct {
+	Pos        Pos
+	Network    string // "": the lab's own (MgmtNetwork)
+	Bridge     string
+	IPv4Subnet netip.Prefix
+	IPv4Gw     netip.Addr
+	IPv4Range  netip.Prefix
+	IPv6Subnet netip.Prefix
+	IPv6Gw     netip.Addr
+	IPv6Range  netip.Prefix
+	MTU        int
+}
+
+// DNS is a container's resolver settings.
+type DNS struct {
+	Servers []netip.Addr
+	Search  []string
+	Options []string
+}
+
+// Healthcheck is a container's health check, run by its runtime.
+type Healthcheck struct {
+	Test                           []string
+	StartPeriod, Interval, Timeout time.Duration
+	Retries                        int
 }
 
 // Interface is a network interface of a node.

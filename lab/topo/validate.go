@@ -66,9 +66,6 @@ func resolve(spec *fileSpec, ps *problems, kinds KindSet, exts []Extension) *Top
 	if spec.Prefix != nil {
 		ps.warnf(Pos{}, "prefix: ignored: erlab names every namespace erlab-<lab>.<node>")
 	}
-	if spec.Mgmt.set {
-		ps.warnf(spec.Mgmt.pos, "mgmt: ignored: erlab nodes have no management network")
-	}
 	body := &spec.Topology
 	for _, k := range body.Kinds {
 		if !kinds.Known(k.Key) {
@@ -98,6 +95,12 @@ func resolve(spec *fileSpec, ps *problems, kinds KindSet, exts []Extension) *Top
 		t.Nodes = append(t.Nodes, n)
 		specs[n.Name] = merged
 	}
+	asked := false
+	for _, m := range specs {
+		asked = asked || asksMgmt(m)
+	}
+	t.Mgmt = resolveMgmt(spec.Mgmt, asked, ps)
+	joinMgmt(t, ps)
 	t.index()
 	t.Links = resolveLinks(t, body.Links, ps)
 	t.index()
@@ -189,6 +192,7 @@ func resolveNode(e Entry[NodeSpec], body *bodySpec, ps *problems, kinds KindSet)
 		Forward:    spec.Forward != nil && *spec.Forward,
 	}
 	n.Specs, n.Ext = spec.Specs, Ext{}
+	resolveContainer(n, spec, ps)
 	for _, s := range spec.Sysctls {
 		if !sysctlRe.MatchString(s.Key) || strings.Contains(s.Key, "..") {
 			ps.errorf(s.KeyPos, "node %q: sysctl %q: only net.* settings belong to a network namespace", n.Name, s.Key)
