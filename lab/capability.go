@@ -50,6 +50,9 @@ func Needs(t *topo.Topology, opts Options) []Need {
 	for _, l := range t.Links {
 		where[kernel.Veth] = append(where[kernel.Veth], l.A.String())
 	}
+	for _, hl := range t.HostLinks {
+		where[kernel.Veth] = append(where[kernel.Veth], hl.End.String())
+	}
 	for _, n := range t.Nodes {
 		kind, _ := opts.kinds().Get(n.Kind)
 		if nd, ok := kind.(nodes.Needer); ok {

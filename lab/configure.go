@@ -296,6 +296,8 @@ func (d *deployment) shouldBeUp(defers []feature.DeferHook, n *topo.Node, i *top
 	case i.Type == topo.TypeVeth:
 		far := i.Link.Other(topo.Endpoint{Node: n.Name, Iface: i.Name})
 		return !d.t.Node(far.Node).Interface(far.Iface).Down && !d.stopped[far.Node]
+	case i.Type == topo.TypeHostVeth: // the host's end is brought up with the link
+		return true
 	case i.Parent != "":
 		return d.shouldBeUp(defers, n, n.Interface(i.Parent))
 	}

@@ -167,7 +167,7 @@ func (d *deployment) plan() (*feature.Plan, error) {
 	if d.only != nil {
 		nsGroup = fmt.Sprintf("Creating namespaces (%d)", len(d.only))
 	}
-	linkGroup := fmt.Sprintf("Creating links (%d)", len(d.t.Links))
+	linkGroup := fmt.Sprintf("Creating links (%d)", len(d.t.Links)+len(d.t.HostLinks))
 	const (
 		devGroup    = "Creating node devices"
 		wireGroup   = "Wiring bridges"
@@ -194,6 +194,18 @@ func (d *deployment) plan() (*feature.Plan, error) {
 		for _, ep := range l.Ends() {
 			linksOf[ep.Node] = append(linksOf[ep.Node], feature.LinkStep(i))
 		}
+	}
+	// A host link's far end goes with its node's namespace: it is made
+	// again when the node starts.
+	for _, hl := range d.t.HostLinks {
+		name := hl.End.Node
+		if d.only != nil && !d.only[name] {
+			continue
+		}
+		id := fmt.Sprintf("hostlink/%d", hl.Index)
+		p.Add(feature.Step{ID: id, Group: linkGroup, Node: name, After: []string{feature.NamespaceStep(name)},
+			Run: func(context.Context) error { return d.makeHostLink(hl) }})
+		linksOf[name] = append(linksOf[name], id)
 	}
 	for _, spec := range d.t.Nodes {
 		name := spec.Name

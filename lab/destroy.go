@@ -69,6 +69,11 @@ func (l *Lab) Destroy(ctx context.Context) (DestroyReport, error) {
 		stopProcesses(ctx, all)
 	}
 	var errs []error
+	n, err := removeHostEnds(name, "")
+	rep.Other += n
+	if err != nil {
+		errs = append(errs, err)
+	}
 	for _, k := range opts.kinds().All() {
 		if s, ok := k.(nodes.Sweeper); ok {
 			n, err := s.Sweep(ctx, name, log)

@@ -118,6 +118,13 @@ func (g grapher) mermaid(w io.Writer) error {
 		a, z := g.linkLabel(l)
 		fmt.Fprintf(&b, "  %s ---|\"%s — %s\"| %s\n", mermaidID(l.A.Node), a, z, mermaidID(l.B.Node))
 	}
+	// The host's namespace, where host links end: an id no node's can be.
+	if len(t.HostLinks) > 0 {
+		b.WriteString("  h__host[(\"the host\")]\n")
+	}
+	for _, hl := range t.HostLinks {
+		fmt.Fprintf(&b, "  %s ---|\"%s — %s\"| h__host\n", mermaidID(hl.End.Node), hl.End.Iface, hl.HostIface)
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -136,6 +143,12 @@ func (g grapher) dot(w io.Writer) error {
 	for _, l := range t.Links {
 		a, z := g.linkLabel(l)
 		fmt.Fprintf(&b, "  %s -- %s [taillabel=%s, headlabel=%s];\n", strconv.Quote(l.A.Node), strconv.Quote(l.B.Node), strconv.Quote(a), strconv.Quote(z))
+	}
+	if len(t.HostLinks) > 0 {
+		b.WriteString("  \"(host)\" [label=\"the host\", shape=cylinder];\n")
+	}
+	for _, hl := range t.HostLinks {
+		fmt.Fprintf(&b, "  %s -- \"(host)\" [taillabel=%s, headlabel=%s];\n", strconv.Quote(hl.End.Node), strconv.Quote(hl.End.Iface), strconv.Quote(hl.HostIface))
 	}
 	b.WriteString("}\n")
 	_, err := io.WriteString(w, b.String())

@@ -16,6 +16,7 @@ import (
 
 	"github.com/erlab-dev/erlab/lab"
 	"github.com/erlab-dev/erlab/lab/kernel"
+	"github.com/erlab-dev/erlab/lab/topo"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -51,6 +52,25 @@ func TestGraph(t *testing.T) {
 	}
 	if err := lab.Graph(&bytes.Buffer{}, top, "svg"); err == nil || !strings.Contains(err.Error(), "mermaid, dot") {
 		t.Errorf("unknown format: %v", err)
+	}
+	// Host links end at the host, drawn once.
+	top, err = topo.Parse([]byte("name: hl\ntopology:\n  nodes: {a: {}}\n  links: [{endpoints: [a:eth1, host:hl-a1]}, {endpoints: [a:eth2, host:hl-a2]}]\n"), "hl.yml", lab.Options{}.TopoOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for format, want := range map[string][]string{
+		"mermaid": {"  h__host[(\"the host\")]\n", "  n_a ---|\"eth1 — hl-a1\"| h__host\n", "  n_a ---|\"eth2 — hl-a2\"| h__host\n"},
+		"dot":     {"  \"(host)\" [label=\"the host\", shape=cylinder];\n", "  \"a\" -- \"(host)\" [taillabel=\"eth1\", headlabel=\"hl-a1\"];\n"},
+	} {
+		var b bytes.Buffer
+		if err := lab.Graph(&b, top, format); err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range want {
+			if strings.Count(b.String(), w) != 1 {
+				t.Errorf("%s graph of host links, want %q once:\n%s", format, w, b.String())
+			}
+		}
 	}
 }
 

@@ -170,6 +170,9 @@ func (l *Lab) stopNode(ctx context.Context, st *State, n *NodeState, kill, detac
 			return rep, err
 		}
 	}
+	if _, err := removeHostEnds(l.name, n.Name); err != nil {
+		return rep, fmt.Errorf("lab %s: stop %s: %w", l.name, n.Name, err)
+	}
 	if err := kernel.NetNSDel(n.NetNS); err != nil {
 		return rep, fmt.Errorf("lab %s: stop %s: %w", l.name, n.Name, err)
 	}

@@ -67,7 +67,7 @@ func (Bridge) Create(_ context.Context, n *Node) error {
 // ip link set PORT master br0.
 func (Bridge) Wire(_ context.Context, n *Node) error {
 	for _, i := range n.Spec.Interfaces {
-		if i.Type != topo.TypeVeth {
+		if i.Type != topo.TypeVeth && i.Type != topo.TypeHostVeth {
 			continue
 		}
 		if err := n.Netlink("link set "+i.Name+" master "+BridgeDevice, func(h *netlink.Handle) error {

@@ -30,7 +30,11 @@ func newValidate(g *globals) *cobra.Command {
 					return err
 				}
 			}
-			fmt.Fprintf(g.stdout, "%s: lab %s is valid: %s, %s\n", flags.file, t.Name, plural(len(t.Nodes), "node"), plural(len(t.Links), "link"))
+			links := plural(len(t.Links)+len(t.HostLinks), "link")
+			if len(t.HostLinks) > 0 {
+				links += fmt.Sprintf(" (%d to the host)", len(t.HostLinks))
+			}
+			fmt.Fprintf(g.stdout, "%s: lab %s is valid: %s, %s\n", flags.file, t.Name, plural(len(t.Nodes), "node"), links)
 			return nil
 		},
 	}

@@ -62,7 +62,7 @@ func (Feature) CheckInterface(n *topo.Node, i *topo.Interface, r topo.Reporter) 
 	if !hasAccess && !hasTrunk {
 		return
 	}
-	if !n.Switch || i.Type != topo.TypeVeth {
+	if !n.Switch || (i.Type != topo.TypeVeth && i.Type != topo.TypeHostVeth) {
 		r.Errorf(i.Pos, "%s: access and trunk are for the ports of a bridge node", where)
 		return
 	}

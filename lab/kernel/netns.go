@@ -206,6 +206,20 @@ func Do(name string, fn func() error) error {
 	return ferr
 }
 
+// hostNS is the network namespace erlab was started in, the host's, where
+// a host link's far end lives: taken as the program starts, while its
+// main goroutine is on the main thread, before any thread moves.
+var hostNS, hostNSErr = netns.Get()
+
+// HostNetNS returns a handle on the host's namespace, shared: the caller
+// does not close it.
+func HostNetNS() (netns.NsHandle, error) {
+	if hostNSErr != nil {
+		return hostNS, fmt.Errorf("the host's namespace: %w", hostNSErr)
+	}
+	return hostNS, nil
+}
+
 // Open returns a handle on the named namespace, for netlink.NewHandleAt.
 func Open(name string) (netns.NsHandle, error) {
 	h, err := netns.GetFromPath(NetNSPath(name))

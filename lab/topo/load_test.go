@@ -475,7 +475,8 @@ topology:
 		t.Fatalf("links %+v, a:eth1 %+v, b:eth1 %+v", top.Links, a, b)
 	}
 	for src, want := range map[string]string{
-		`{type: host, endpoints: ["a:eth1", "host:veth-a"]}`:                            `links[0]: type "host": erlab makes veth links`,
+		`{type: host, endpoints: ["a:eth1", "host:veth-a"]}`:                            `links[0]: a type: host link needs endpoint: {node: N, interface: I} and host-interface: NAME`,
+		`{type: macvlan, endpoints: ["a:eth1", "host:eth0"]}`:                           `links[0]: type "macvlan": erlab makes veth and host links (type: veth, type: host); mgmt-net, macvlan, vxlan and dummy links are not done yet`,
 		`{endpoints: [{node: a, interface: eth1, mac: "01:00:00:00:00:01"}, "b:eth1"]}`: `endpoint a:eth1: mac "01:00:00:00:00:01" is a multicast address`,
 		`{endpoints: [{node: a, interface: eth1, vlan: 3}, "b:eth1"]}`:                  `unknown key "vlan" (an endpoint has node, interface and mac)`,
 		`{endpoints: [{node: a}, "b:eth1"]}`:                                            `endpoint: give node: and interface:`,
@@ -585,3 +586,59 @@ topology:
 }
 
 func nodes(a string) string { return "topology:\n  nodes:\n    a: " + a }
+
+// containerlab's host links, brief and extended: the node's end is an
+// interface like a link end's, the host's end a name checked once.
+func TestHostLinks(t *testing.T) {
+	top, err := labtest.ParseFile(t, `name: hl
+topology:
+  nodes:
+    a: { interfaces: { eth1: { addresses: [10.0.0.1/24] } } }
+    b: {}
+  links:
+    - endpoints: ["a:eth1", "host:hl-a1"]
+    - type: host
+      mtu: 9000
+      endpoint: { node: b, interface: eth2, mac: "02:00:00:00:00:0b" }
+      host-interface: hl-b2
+    - endpoints: ["a:eth3", "b:eth3"]
+`, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(top.Links) != 1 || len(top.HostLinks) != 2 {
+		t.Fatalf("links %v, host links %v", top.Links, top.HostLinks)
+	}
+	a1, b2 := top.Node("a").Interface("eth1"), top.Node("b").Interface("eth2")
+	if a1 == nil || a1.Type != topo.TypeHostVeth || a1.HostIface != "hl-a1" || len(a1.Addresses) != 1 ||
+		b2 == nil || b2.HostIface != "hl-b2" || b2.MTU != 9000 || b2.MAC.String() != "02:00:00:00:00:0b" {
+		t.Errorf("a:eth1 %+v\nb:eth2 %+v", a1, b2)
+	}
+	// A lab with a node named host: its endpoints name that node.
+	top, err = labtest.ParseFile(t, "name: hl\ntopology:\n  nodes: {a: {}, host: {}}\n  links: [{endpoints: [a:eth1, host:eth1]}]\n", nil)
+	if err != nil || len(top.Links) != 1 || len(top.HostLinks) != 0 {
+		t.Errorf("the node named host: %v %+v", err, top)
+	}
+	for src, want := range map[string]string{
+		`{endpoints: ["host:x1", "host:x2"]}`:                                                                     `links[0]: both ends are the host's`,
+		`{endpoints: ["a:eth1", "host:this-name-is-too-long"]}`:                                                   `links[0]: host interface "this-name-is-too-long":`,
+		`{endpoints: ["a:eth1", {node: host, interface: h1, mac: "02:00:00:00:00:01"}]}`:                          `the host's end takes no mac`,
+		`{type: host, endpoint: {node: a, interface: eth1}, host-interface: h1, endpoints: ["a:eth2", "b:eth2"]}`: `a type: host link has endpoint: and host-interface:, not endpoints:`,
+		`{endpoint: {node: a, interface: eth1}, host-interface: h1}`:                                              `endpoint: and host-interface: are for type: host links`,
+		`{type: host, endpoint: {node: c, interface: eth1}, host-interface: h1}`:                                  `no node named "c"`,
+		`{endpoints: ["a:eth1", "host:h1"], impair: {delay: 5ms}}`:                                                `links[0]: a host link takes none of the features' link keys (impair)`,
+	} {
+		_, err := labtest.ParseFile(t, "name: hl\ntopology:\n  nodes: {a: {}, b: {}}\n  links:\n    - "+src+"\n", nil)
+		if got := strings.Join(labtest.Problems(err), "\n"); !strings.Contains(got, want) {
+			t.Errorf("%s:\n got %s\nwant %s", src, got, want)
+		}
+	}
+	_, err = labtest.ParseFile(t, "name: hl\ntopology:\n  nodes: {a: {}, h: {kind: host}}\n", nil)
+	if got := strings.Join(labtest.Problems(err), "\n"); !strings.Contains(got, `node "h": unknown kind "host" (erlab runs every node in a namespace of its own; to wire a node to the host's namespace, give it a host link`) {
+		t.Errorf("kind host: %s", got)
+	}
+	_, err = labtest.ParseFile(t, "name: hl\ntopology:\n  nodes: {a: {}, b: {}}\n  links:\n    - endpoints: [a:eth1, host:h1]\n    - endpoints: [b:eth1, host:h1]\n", nil)
+	if got := strings.Join(labtest.Problems(err), "\n"); !strings.Contains(got, `links[1]: host interface h1 is already the end of the host link at line 5`) {
+		t.Errorf("a host interface twice: %s", got)
+	}
+}

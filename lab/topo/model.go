@@ -155,7 +155,12 @@ type linkSpec struct {
 	EndpointsPos Pos            `yaml:"-"`
 	MTU          *int           `yaml:"mtu"`
 	MTUPos       Pos            `yaml:"-"`
-	Specs        Specs          `yaml:"-" scope:"link"`
+	// containerlab's type: host form: the node's end, and the name of
+	// the far end in the host's namespace.
+	Endpoint         *endpointSpec `yaml:"endpoint"`
+	HostInterface    *string       `yaml:"host-interface"`
+	HostInterfacePos Pos           `yaml:"-"`
+	Specs            Specs         `yaml:"-" scope:"link"`
 }
 
 // endpointSpec is a link end: "node:interface", or containerlab's
@@ -173,6 +178,8 @@ type Topology struct {
 	File  string // absolute path of the topology file
 	Nodes []*Node
 	Links []*Link
+	// HostLinks are the links with one end in the host's namespace.
+	HostLinks []*HostLink
 	// Mgmt is the lab's management network, nil when it has none.
 	Mgmt     *Mgmt
 	Warnings ErrorList
@@ -298,6 +305,9 @@ type Interface struct {
 	// Link is the veth link this interface ends (TypeVeth), or, for a
 	// device a feature stacks on a link end, the link it is on.
 	Link *Link
+	// HostIface is the far end's name in the host's namespace, for the
+	// node's end of a host link (TypeHostVeth).
+	HostIface string
 	// Parent is the device this one sits on ("" for a link end or lo).
 	Parent    string
 	Addresses []netip.Prefix
@@ -321,8 +331,24 @@ type InterfaceType string
 // The engine's interface types.
 const (
 	TypeVeth     InterfaceType = "veth"
+	TypeHostVeth InterfaceType = "host-veth" // a veth whose peer is in the host's namespace
 	TypeLoopback InterfaceType = "loopback"
 )
+
+// HostNode is the name a brief-form endpoint gives the host's namespace
+// ("host:IFNAME"), as containerlab's, in a lab with no node of that name.
+const HostNode = "host"
+
+// HostLink is a veth pair from a node's interface to one in the host's
+// namespace (containerlab's host link).
+type HostLink struct {
+	Pos       Pos
+	Index     int // its place under links:
+	End       Endpoint
+	HostIface string
+	MTU       int
+	MAC       net.HardwareAddr // the node's end's, from the extended form
+}
 
 // Sysctl is a per-namespace kernel setting.
 type Sysctl struct {

@@ -139,6 +139,10 @@ func resolve(spec *fileSpec, ps *problems, kinds KindSet, exts []Extension) *Top
 
 func supported(kind string, kinds KindSet) string {
 	s := "supported: " + strings.Join(kinds.Kinds(), ", ")
+	if kind == HostNode {
+		// containerlab's host kind stands for the host's namespace.
+		return "erlab runs every node in a namespace of its own; to wire a node to the host's namespace, give it a host link (endpoints: [\"NODE:IFACE\", \"host:NAME\"]); " + s
+	}
 	if c := closest(kind, kinds.Kinds()); c != "" {
 		s = fmt.Sprintf("did you mean %q? %s", c, s)
 	}
@@ -210,8 +214,26 @@ func resolveNode(e Entry[NodeSpec], body *bodySpec, ps *problems, kinds KindSet)
 
 func resolveLinks(t *Topology, specs []linkSpec, ps *problems) []*Link {
 	used := map[string]Pos{}
+	hostUsed := map[string]Pos{}
 	var links []*Link
 	for i, ls := range specs {
+		if ls.Type != nil && *ls.Type == "host" {
+			switch {
+			case ls.Endpoint == nil || ls.HostInterface == nil:
+				ps.errorf(ls.TypePos, "links[%d]: a type: host link needs endpoint: {node: N, interface: I} and host-interface: NAME (its end in the host's namespace)", i)
+			case len(ls.Endpoints) > 0:
+				ps.errorf(ls.EndpointsPos, "links[%d]: a type: host link has endpoint: and host-interface:, not endpoints:", i)
+			default:
+				if hl := resolveHostLink(t, ls, i, *ls.Endpoint, *ls.HostInterface, ls.HostInterfacePos, used, hostUsed, ps); hl != nil {
+					t.HostLinks = append(t.HostLinks, hl)
+				}
+			}
+			continue
+		}
+		if ls.Endpoint != nil || ls.HostInterface != nil {
+			ps.errorf(ls.Pos, "links[%d]: endpoint: and host-interface: are for type: host links; a veth link has endpoints:", i)
+			continue
+		}
 		if len(ls.Endpoints) != 2 {
 			pos := ls.EndpointsPos
 			if pos.Line == 0 {
@@ -221,25 +243,31 @@ func resolveLinks(t *Topology, specs []linkSpec, ps *problems) []*Link {
 			continue
 		}
 		if ls.Type != nil && *ls.Type != "veth" {
-			ps.errorf(ls.TypePos, "links[%d]: type %q: erlab makes veth links (type: veth); host, mgmt-net, macvlan, vxlan and dummy links are not done yet", i, *ls.Type)
+			ps.errorf(ls.TypePos, "links[%d]: type %q: erlab makes veth and host links (type: veth, type: host); mgmt-net, macvlan, vxlan and dummy links are not done yet", i, *ls.Type)
+			continue
+		}
+		// The brief host form, "host:IFNAME", in a lab with no node
+		// named host (erlab's own labs have had one).
+		if hostEnd := briefHostEnd(t, ls.Endpoints); hostEnd >= 0 {
+			he := ls.Endpoints[hostEnd]
+			switch {
+			case briefHostEnd(t, ls.Endpoints[1-hostEnd:2-hostEnd]) == 0:
+				ps.errorf(he.Pos, "links[%d]: both ends are the host's; a host link joins a node to the host", i)
+			case he.MAC != "":
+				ps.errorf(he.MACPos, "links[%d]: endpoint %s: the host's end takes no mac (erlab sets the node's end only)", i, he.Value)
+			default:
+				if hl := resolveHostLink(t, ls, i, ls.Endpoints[1-hostEnd], strings.TrimPrefix(he.Value, HostNode+":"), he.Pos, used, hostUsed, ps); hl != nil {
+					t.HostLinks = append(t.HostLinks, hl)
+				}
+			}
 			continue
 		}
 		l := &Link{Pos: ls.Pos, Index: i}
 		ok := true
 		for j, es := range ls.Endpoints {
-			if es.MAC != "" {
-				mac, err := net.ParseMAC(es.MAC)
-				switch {
-				case err != nil || len(mac) != 6:
-					ps.errorf(es.MACPos, "links[%d]: endpoint %s: mac %q is not an Ethernet address such as 02:00:00:00:00:01", i, es.Value, es.MAC)
-					ok = false
-				case mac[0]&1 == 1:
-					ps.errorf(es.MACPos, "links[%d]: endpoint %s: mac %q is a multicast address", i, es.Value, es.MAC)
-					ok = false
-				default:
-					l.macs[j] = mac
-				}
-			}
+			mac, good := endpointMAC(es, i, ps)
+			l.macs[j] = mac
+			ok = ok && good
 			ep, good := parseEndpoint(t, es, i, ps)
 			if !good {
 				ok = false
@@ -270,6 +298,78 @@ func resolveLinks(t *Topology, specs []linkSpec, ps *problems) []*Link {
 		}
 	}
 	return links
+}
+
+// briefHostEnd is which of a link's endpoints is "host:IFNAME", the host's
+// end, when the lab has no node named host; -1 if none.
+func briefHostEnd(t *Topology, eps []endpointSpec) int {
+	if t.Node(HostNode) != nil {
+		return -1
+	}
+	for j, es := range eps {
+		if node, _, _ := strings.Cut(es.Value, ":"); node == HostNode {
+			return j
+		}
+	}
+	return -1
+}
+
+// endpointMAC is the MAC an endpoint's extended form gives, checked.
+func endpointMAC(es endpointSpec, i int, ps *problems) (net.HardwareAddr, bool) {
+	if es.MAC == "" {
+		return nil, true
+	}
+	mac, err := net.ParseMAC(es.MAC)
+	switch {
+	case err != nil || len(mac) != 6:
+		ps.errorf(es.MACPos, "links[%d]: endpoint %s: mac %q is not an Ethernet address such as 02:00:00:00:00:01", i, es.Value, es.MAC)
+	case mac[0]&1 == 1:
+		ps.errorf(es.MACPos, "links[%d]: endpoint %s: mac %q is a multicast address", i, es.Value, es.MAC)
+	default:
+		return mac, true
+	}
+	return nil, false
+}
+
+// resolveHostLink checks a host link: the node's end like any link's, the
+// host's a valid interface name used once, and no feature's keys (the far
+// end is the host's, which erlab does not configure).
+func resolveHostLink(t *Topology, ls linkSpec, i int, es endpointSpec, hostIface string, hostPos Pos, used, hostUsed map[string]Pos, ps *problems) *HostLink {
+	hl := &HostLink{Pos: ls.Pos, Index: i, HostIface: hostIface}
+	mac, ok := endpointMAC(es, i, ps)
+	hl.MAC = mac
+	ep, good := parseEndpoint(t, es, i, ps)
+	ok = ok && good
+	if good {
+		if first, dup := used[ep.String()]; dup {
+			ps.errorf(es.Pos, "links[%d]: interface %s is already used by the link at line %d", i, ep, first.Line)
+			ok = false
+		}
+		used[ep.String()] = es.Pos
+	}
+	hl.End = ep
+	if msg := ValidIfName(hostIface); msg != "" {
+		ps.errorf(hostPos, "links[%d]: host interface %q: %s", i, hostIface, msg)
+		ok = false
+	} else if first, dup := hostUsed[hostIface]; dup {
+		ps.errorf(hostPos, "links[%d]: host interface %s is already the end of the host link at line %d", i, hostIface, first.Line)
+		ok = false
+	}
+	hostUsed[hostIface] = hostPos
+	if ls.MTU != nil {
+		if msg := checkMTU(*ls.MTU); msg != "" {
+			ps.errorf(ls.MTUPos, "links[%d]: %s", i, msg)
+		}
+		hl.MTU = *ls.MTU
+	}
+	if len(ls.Specs) > 0 {
+		ps.errorf(ls.Pos, "links[%d]: a host link takes none of the features' link keys (%s): its far end is the host's own interface", i, strings.Join(slices.Sorted(maps.Keys(ls.Specs)), ", "))
+		ok = false
+	}
+	if !ok {
+		return nil
+	}
+	return hl
 }
 
 func parseEndpoint(t *Topology, es endpointSpec, i int, ps *problems) (Endpoint, bool) {
@@ -318,6 +418,11 @@ func resolveInterfaces(t *Topology, n *Node, spec NodeSpec, ps *problems, exts [
 				}
 				n.Interfaces = append(n.Interfaces, &Interface{Name: ep.Iface, Pos: ep.Pos, Type: TypeVeth, Link: l, MTU: l.MTU, MAC: mac, Ext: Ext{}})
 			}
+		}
+	}
+	for _, hl := range t.HostLinks {
+		if hl.End.Node == n.Name {
+			n.Interfaces = append(n.Interfaces, &Interface{Name: hl.End.Iface, Pos: hl.End.Pos, Type: TypeHostVeth, HostIface: hl.HostIface, MTU: hl.MTU, MAC: hl.MAC, Ext: Ext{}})
 		}
 	}
 	for _, e := range exts {
