@@ -4,17 +4,18 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
+	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/moby/moby/client"
+	"github.com/vishvananda/netlink"
 
 	"github.com/erlab-dev/erlab/lab"
 	"github.com/erlab-dev/erlab/lab/kernel"
@@ -257,12 +258,7 @@ func TestIntegrationLinuxMgmt(t *testing.T) {
 	labtest.Integration(t)
 	dc := labtest.RequireDocker(t)
 	ctx := context.Background()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	port := labtest.FreePort(t)
 	top := labtest.Parse(t, `name: mg
 mgmt:
   ipv4-subnet: 172.31.250.0/24
@@ -315,18 +311,7 @@ topology:
 		t.Errorf("m3, network-mode none, has an eth0:\n%s", out)
 	}
 	// The published port, from the host's loopback to m1's httpd.
-	var body string
-	labtest.Eventually(t, 10*time.Second, "m1's port published on 127.0.0.1", func() bool {
-		resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/")
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		body = string(b)
-		return resp.StatusCode == 200
-	})
-	if body != "served-by-m1\n" {
+	if body := labtest.GetPage(t, "http://127.0.0.1:"+strconv.Itoa(port)+"/", 10*time.Second); body != "served-by-m1\n" {
 		t.Errorf("through the published port: %q", body)
 	}
 	// The limits in force, as the container's cgroup reads them.
@@ -358,5 +343,79 @@ topology:
 	}
 	if _, err := dc.NetworkInspect(ctx, network, client.NetworkInspectOptions{}); err == nil {
 		t.Errorf("network %s left after destroy", network)
+	}
+}
+
+// TestIntegrationLinuxDeployKilled kills a deploy of container nodes (with
+// a management network and a host link) at random instants, deletes its
+// state, and destroys the lab by its name alone: no container, network,
+// host end or namespace of it is left, whatever the deploy had made.
+func TestIntegrationLinuxDeployKilled(t *testing.T) {
+	labtest.Integration(t)
+	dc := labtest.RequireDocker(t)
+	ctx := context.Background()
+	file := filepath.Join(t.TempDir(), "lab.yml")
+	tag := fmt.Sprintf("ek%04x", rand.IntN(1<<16))
+	os.WriteFile(file, []byte(`name: killed
+mgmt: { ipv4-subnet: 172.31.251.0/24, ipv6-subnet: "3fff:172:31:251::/64" }
+topology:
+  kinds:
+    linux: { image: `+labtest.TestImage+` }
+  nodes:
+    c1: { kind: linux }
+    c2: { kind: linux }
+    c3: { kind: linux }
+    c4: { kind: linux, network-mode: none }
+    h: {}
+  links:
+    - endpoints: ["c1:eth1", "c2:eth1"]
+    - endpoints: ["c2:eth2", "c3:eth1"]
+    - endpoints: ["c3:eth2", "h:eth1"]
+    - endpoints: ["c4:eth1", "host:`+tag+`"]
+`), 0o644)
+	// Run 0 deploys to the end, and times it; the others are killed at a
+	// random instant of that time: the kill is the test's input, not a
+	// wait for anything.
+	var whole time.Duration
+	for run := range 5 {
+		name := labtest.Name("kill")
+		opts := labtest.Options(t)
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "ERLAB_TEST_DEPLOY="+file, "ERLAB_TEST_LAB="+name, "ERLAB_TEST_STATE_ROOT="+opts.StateRoot)
+		started := time.Now()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var at time.Duration
+		if run == 0 {
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("the whole deploy: %v", err)
+			}
+			whole = time.Since(started)
+			at = whole
+		} else {
+			at = time.Duration(rand.Int64N(int64(whole)))
+			time.Sleep(at)
+		}
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		os.RemoveAll(filepath.Join(opts.StateRoot, name))
+		rep, err := lab.DestroyWithReport(ctx, name, opts)
+		if err != nil {
+			t.Errorf("run %d, killed after %v: destroy --name: %v", run, at, err)
+		}
+		cts, _ := dc.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: make(client.Filters).Add("label", nodes.LabelLab+"="+name)})
+		nws, _ := dc.NetworkList(ctx, client.NetworkListOptions{Filters: make(client.Filters).Add("label", nodes.LabelLab+"="+name)})
+		nss, _ := kernel.NetNSList(lab.NetNSName(name, ""))
+		_, hostErr := netlink.LinkByName(tag)
+		if len(cts.Items) != 0 || len(nws.Items) != 0 || len(nss) != 0 || hostErr == nil {
+			t.Errorf("run %d, killed after %v, destroyed (%+v): left %d containers, %d networks, namespaces %v, host end %v",
+				run, at, rep, len(cts.Items), len(nws.Items), nss, hostErr == nil)
+		}
+		what := "killed after"
+		if run == 0 {
+			what = "deployed whole in"
+		}
+		t.Logf("run %d: %s %v; destroy removed %+v", run, what, at, rep)
 	}
 }

@@ -43,8 +43,8 @@ func newInspect(g *globals) *cobra.Command {
 	}
 	topoFlag(cmd, &flags.file)
 	cmd.Flags().StringVar(&flags.name, "name", "", "lab name")
-	cmd.Flags().BoolVar(&flags.all, "all", false, "every lab on this host")
-	cmd.Flags().StringVar(&flags.format, "format", "table", "table or json")
+	cmd.Flags().BoolVarP(&flags.all, "all", "a", false, "every lab on this host")
+	cmd.Flags().StringVarP(&flags.format, "format", "f", "table", "table or json (containerlab's -f json field names)")
 	return needsRoot(cmd, "it reads the lab's namespaces, and its state in /run/erlab, which only root may read")
 }
 

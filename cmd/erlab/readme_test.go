@@ -2,14 +2,23 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	mrand "math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+	"github.com/vishvananda/netlink"
 
 	"github.com/erlab-dev/erlab/lab/vlan"
 
@@ -252,5 +261,71 @@ func TestIntegrationREADMEDrill(t *testing.T) {
 	}
 	if code != 0 {
 		t.Errorf("exit %d\n%s", code, stderr)
+	}
+}
+
+// TestIntegrationREADMEContainerLab deploys the README's container lab as
+// a user would, with the CLI (its published port and host link given names
+// free here): the page comes through the port on the host's loopback,
+// inspect's JSON has containerlab's fields, the host link's end is in the
+// host's namespace, and destroy takes the containers, the network and the
+// host's end away.
+func TestIntegrationREADMEContainerLab(t *testing.T) {
+	labtest.Integration(t)
+	dc := labtest.RequireDocker(t)
+	var src string
+	for _, b := range readmeBlocks(t) {
+		if b.lang == "yaml" && strings.HasPrefix(b.text, "name: web\n") {
+			src = b.text
+		}
+	}
+	if src == "" || !strings.Contains(src, "127.0.0.1:8080:80") || !strings.Contains(src, "host:web-cli") || !strings.Contains(src, "image: "+labtest.TestImage) {
+		t.Fatalf("README.md has no web topology as this test knows it:\n%s", src)
+	}
+	port := strconv.Itoa(labtest.FreePort(t))
+	hostEnd := fmt.Sprintf("wc%04x", mrand.IntN(1<<16))
+	src = strings.NewReplacer("127.0.0.1:8080:80", "127.0.0.1:"+port+":80", "host:web-cli", "host:"+hostEnd).Replace(src)
+	file, name := cliLab(t, src, "web", "web")
+	if _, stderr, code := run(t, "deploy", "-q", "-t", file); code != 0 {
+		t.Fatalf("deploy: exit %d\n%s", code, stderr)
+	}
+	if page := labtest.GetPage(t, "http://127.0.0.1:"+port+"/passwd", 10*time.Second); !strings.Contains(page, "nobody:x:65534") {
+		t.Errorf("srv's /etc/passwd through the port: %q", page)
+	}
+	out, stderr, code := run(t, "inspect", "-t", file, "-f", "json")
+	if code != 0 {
+		t.Fatalf("inspect: exit %d\n%s", code, stderr)
+	}
+	var info struct {
+		Nodes []struct {
+			LabName     string `json:"lab_name"`
+			Name        string `json:"name"`
+			Kind        string `json:"kind"`
+			State       string `json:"state"`
+			ContainerID string `json:"container_id"`
+			Image       string `json:"image"`
+			IPv4        string `json:"ipv4_address"`
+		} `json:"nodes"`
+	}
+	if err := json.Unmarshal([]byte(out), &info); err != nil || len(info.Nodes) != 2 {
+		t.Fatalf("inspect -f json: %v\n%s", err, out)
+	}
+	for _, n := range info.Nodes {
+		want := map[string]string{"srv": "172.20.30.10/24", "cli": ""}[n.Name]
+		if n.LabName != name || n.Kind != "linux" || n.State != "running" || len(n.ContainerID) != 64 || n.Image != labtest.TestImage || n.IPv4 != want {
+			t.Errorf("inspect of %s: %+v", n.Name, n)
+		}
+	}
+	if _, err := netlink.LinkByName(hostEnd); err != nil {
+		t.Errorf("the host link's end %s: %v", hostEnd, err)
+	}
+	if _, stderr, code := run(t, "destroy", "-t", file); code != 0 {
+		t.Fatalf("destroy: exit %d\n%s", code, stderr)
+	}
+	if _, err := netlink.LinkByName(hostEnd); err == nil {
+		t.Errorf("the host link's end %s is left", hostEnd)
+	}
+	if _, err := dc.NetworkInspect(context.Background(), "erlab-"+name, client.NetworkInspectOptions{}); err == nil {
+		t.Errorf("network erlab-%s is left", name)
 	}
 }

@@ -5,16 +5,21 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
+	"net/http"
 	"os"
+	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/moby/moby/client"
 )
 
-// TestImage is the image container tests run: Debian's static busybox
-// (sh, ip, ping, cat, sleep, ...), root and nobody, imported from this
-// host's /bin/busybox, since no registry is reachable here.
+// TestImage is the image container tests run: Debian's static busybox,
+// every applet linked, root and nobody, imported from this host's
+// /bin/busybox (as scripts/images builds it), since no registry is
+// reachable here.
 const TestImage = "erlab/busybox:3"
 
 // RequireDocker makes sure a Docker daemon answers and TestImage is
@@ -56,7 +61,16 @@ func RequireDocker(t testing.TB) *client.Client {
 	tw.WriteHeader(&tar.Header{Name: "tmp/", Typeflag: tar.TypeDir, Mode: 0o1777})
 	tw.WriteHeader(&tar.Header{Name: "bin/busybox", Mode: 0o755, Size: int64(len(bb))})
 	tw.Write(bb)
-	for _, app := range []string{"sh", "ip", "ping", "cat", "sleep", "echo", "ls", "ps", "hostname", "id", "env", "true", "false", "grep", "sysctl"} {
+	// Every applet, as scripts/images links them: the same image, whichever
+	// made it.
+	list, err := exec.Command("/bin/busybox", "--list").Output()
+	if err != nil {
+		t.Fatalf("busybox --list: %v", err)
+	}
+	for _, app := range strings.Fields(string(list)) {
+		if app == "busybox" {
+			continue
+		}
 		tw.WriteHeader(&tar.Header{Name: "bin/" + app, Typeflag: tar.TypeSymlink, Linkname: "busybox"})
 	}
 	for name, body := range map[string]string{
@@ -78,4 +92,34 @@ func RequireDocker(t testing.TB) *client.Client {
 		t.Fatalf("import %s: %v", TestImage, err)
 	}
 	return c
+}
+
+// FreePort is a TCP port free on the host's loopback now, for a lab that
+// publishes one.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// GetPage polls an HTTP URL until it answers 200 (a published port is
+// ready once the container's server listens) and returns the body.
+func GetPage(t testing.TB, url string, within time.Duration) string {
+	t.Helper()
+	var body string
+	Eventually(t, within, url+" answers 200", func() bool {
+		resp, err := http.Get(url)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		body = string(b)
+		return resp.StatusCode == http.StatusOK
+	})
+	return body
 }
