@@ -3,6 +3,7 @@ package lab_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -417,5 +418,42 @@ topology:
 			what = "deployed whole in"
 		}
 		t.Logf("run %d: %s %v; destroy removed %+v", run, what, at, rep)
+	}
+}
+
+// TestIntegrationFRRContainerLab deploys the shipped mixed lab: FRR in a
+// container, configured by the frr.conf the topology binds in, peers over
+// eBGP with an erlab router; both install the other's prefix in their
+// kernels, the hosts (containers) reach each other through them, and the
+// student's view (vtysh in the container) shows the session and the route.
+func TestIntegrationFRRContainerLab(t *testing.T) {
+	labtest.Integration(t)
+	labtest.RequireImage(t, "erlab/frr:1")
+	labtest.RequireImage(t, labtest.TestImage)
+	top := labtest.Load(t, "../topologies/er-ce-frr.yml")
+	l := labtest.Deploy(t, top)
+	route := func(node, dst string) string {
+		out, _, _ := labtest.TryExec(l, node, "ip", "route", "show", dst)
+		return out
+	}
+	took := labtest.Eventually(t, 60*time.Second, "routes learnt over eBGP on both sides", func() bool {
+		return strings.Contains(route("ce", "10.20.0.0/24"), "via 192.168.100.130") &&
+			strings.Contains(route("msee", "10.10.0.0/24"), "via 192.168.100.129")
+	})
+	t.Logf("both sides' kernels have the other's prefix %v after the deploy returned", took)
+	if r := route("ce", "10.20.0.0/24"); !strings.Contains(r, "proto bgp") {
+		t.Errorf("ce's route, not FRR's: %q", r)
+	}
+	labtest.WaitPing(t, l, "onprem", "10.20.0.4", 10*time.Second)
+	labtest.Exec(t, l, "vm", "ping", "-c1", "-W2", "10.10.0.4")
+	out := labtest.Exec(t, l, "ce", "vtysh", "-c", "show bgp ipv4 unicast summary json")
+	var sum struct {
+		Peers map[string]struct {
+			State  string `json:"state"`
+			PfxRcd int    `json:"pfxRcd"`
+		} `json:"peers"`
+	}
+	if err := json.Unmarshal([]byte(out), &sum); err != nil || sum.Peers["192.168.100.130"].State != "Established" || sum.Peers["192.168.100.130"].PfxRcd != 1 {
+		t.Errorf("vtysh in ce: %v\n%s", err, out)
 	}
 }

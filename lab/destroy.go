@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -40,8 +41,9 @@ func DestroyWithReport(ctx context.Context, name string, opts Options) (DestroyR
 	return (&Lab{name: name, opts: opts}).Destroy(ctx)
 }
 
-// Destroy removes everything of the lab: the processes in its namespaces,
-// what each node kind keeps elsewhere (its Sweeper), the namespaces (and
+// Destroy removes everything of the lab: what each node kind keeps
+// elsewhere (its Sweeper), the processes left in its namespaces, the
+// host's ends of its host links, the namespaces (and
 // with them every link and device in them), and its state directory. It
 // finds all of it by name, so it works for a lab whose deploy was killed
 // half-way or whose state directory is gone, and it is idempotent:
@@ -64,10 +66,9 @@ func (l *Lab) Destroy(ctx context.Context) (DestroyReport, error) {
 		all = append(all, p...)
 	}
 	rep.Processes = len(all)
-	if len(all) > 0 {
-		log.Info("stopping processes", "count", len(all))
-		stopProcesses(ctx, all)
-	}
+	// What the kinds keep first: a container removed (docker rm -f)
+	// ends its processes at once, where a signal to its init would wait
+	// out the grace (a shell or sleep as PID 1 ignores SIGTERM).
 	var errs []error
 	n, err := removeHostEnds(name, "")
 	rep.Other += n
@@ -82,6 +83,11 @@ func (l *Lab) Destroy(ctx context.Context) (DestroyReport, error) {
 				errs = append(errs, fmt.Errorf("remove the lab's %s nodes: %w", k.Name(), err))
 			}
 		}
+	}
+	all = slices.DeleteFunc(all, func(pid int) bool { return !kernel.ProcessAlive(pid) })
+	if len(all) > 0 {
+		log.Info("stopping processes", "count", len(all))
+		stopProcesses(ctx, all)
 	}
 	// The namespaces on the deploy's workers: each unmount waits for the
 	// kernel, not for this process.

@@ -7,7 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net/netip"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -18,6 +20,7 @@ import (
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/erlab-dev/erlab/lab/kernel"
 	"github.com/erlab-dev/erlab/lab/topo"
@@ -113,8 +116,46 @@ func dockerClient(ctx context.Context) (*client.Client, error) {
 }
 
 // MakeNamespace implements NamespaceMaker: create and start the node's
-// container, then name its network namespace.
+// container, then name its network namespace. Through the node's Ops, as
+// docker run and ip netns attach: a recorded deploy (a plan) records it.
 func (Linux) MakeNamespace(ctx context.Context, n *Node) error {
+	return n.Ops.Host(runLine(n), func() error { return makeContainer(ctx, n) })
+}
+
+// runLine is what MakeNamespace amounts to as command lines.
+func runLine(n *Node) string {
+	s := n.Spec
+	network := "none"
+	if s.Mgmt != nil {
+		network = s.Mgmt.MgmtNetwork(n.Lab)
+	}
+	line := fmt.Sprintf("docker run -d --name %s --hostname %s --network %s", n.NetNS, s.Name, network)
+	for _, a := range []netip.Addr{s.MgmtIPv4, s.MgmtIPv6} {
+		if a.IsValid() {
+			flag := "--ip"
+			if a.Is6() {
+				flag = "--ip6"
+			}
+			line += " " + flag + " " + a.String()
+		}
+	}
+	for _, p := range s.Ports {
+		line += " -p " + p
+	}
+	caps := ContainerCaps
+	if s.Privileged {
+		caps = []string{"(the host's bounding set)"}
+	}
+	line += " --cap-add " + strings.Join(caps, ",") + " --label " + LabelLab + "=" + n.Lab + " --label " + LabelNode + "=" + s.Name + " " + s.Image
+	if s.Cmd != "" {
+		line += " " + s.Cmd
+	}
+	return line + "\nnetns attach " + n.NetNS + " PID"
+}
+
+// makeContainer creates and starts the node's container (or starts the
+// one it has, stopped), and binds its network namespace at the node's.
+func makeContainer(ctx context.Context, n *Node) error {
 	c, err := dockerClient(ctx)
 	if err != nil {
 		return err
@@ -275,19 +316,33 @@ func (Linux) Sweep(ctx context.Context, lab string, log *slog.Logger) (int, erro
 		}
 		return 0, fmt.Errorf("list containers: %w", err)
 	}
-	var errs []error
-	removed := 0
+	// On as many workers as a deploy: dockerd removes containers side
+	// by side, and one at a time a lab of 100 took twice as long.
+	var (
+		mu      sync.Mutex
+		errs    []error
+		removed int
+		g       errgroup.Group
+	)
+	g.SetLimit(4 * runtime.NumCPU())
 	for _, ct := range list.Items {
 		if ct.Labels[LabelLab] != lab { // the filter matches the label exactly; be sure
 			continue
 		}
-		if _, err := c.ContainerRemove(ctx, ct.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !cerrdefs.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("remove container %s: %w", ct.ID[:12], err))
-			continue
-		}
-		log.Info("container removed", "node", ct.Labels[LabelNode], "id", ct.ID[:12])
-		removed++
+		g.Go(func() error {
+			_, err := c.ContainerRemove(ctx, ct.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil && !cerrdefs.IsNotFound(err) {
+				errs = append(errs, fmt.Errorf("remove container %s: %w", ct.ID[:12], err))
+				return nil
+			}
+			log.Info("container removed", "node", ct.Labels[LabelNode], "id", ct.ID[:12])
+			removed++
+			return nil
+		})
 	}
+	g.Wait()
 	if len(errs) == 0 {
 		n, err := sweepNetworks(ctx, c, lab, log)
 		removed += n

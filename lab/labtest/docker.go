@@ -123,3 +123,20 @@ func GetPage(t testing.TB, url string, within time.Duration) string {
 	})
 	return body
 }
+
+// RequireImage makes sure a Docker daemon answers and a local image that
+// scripts/images builds is there: without it the test skips on a
+// developer's host (saying how to build it) and fails under CI, whose
+// setup builds it.
+func RequireImage(t testing.TB, image string) *client.Client {
+	t.Helper()
+	c := RequireDocker(t)
+	if _, err := c.ImageInspect(context.Background(), image); err != nil {
+		msg := "no image " + image + " here: scripts/images builds it (" + err.Error() + ")"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return c
+}

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -640,5 +641,22 @@ topology:
 	_, err = labtest.ParseFile(t, "name: hl\ntopology:\n  nodes: {a: {}, b: {}}\n  links:\n    - endpoints: [a:eth1, host:h1]\n    - endpoints: [b:eth1, host:h1]\n", nil)
 	if got := strings.Join(labtest.Problems(err), "\n"); !strings.Contains(got, `links[1]: host interface h1 is already the end of the host link at line 5`) {
 		t.Errorf("a host interface twice: %s", got)
+	}
+}
+
+// A bind's relative source is the topology file's neighbour, made
+// absolute even when the file was named by a relative path (Docker reads
+// a relative source as a volume's name).
+func TestBindsAbsolute(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "lab.yml"), []byte("name: b\ntopology:\n  nodes:\n    c: {kind: linux, image: i, binds: [\"conf/x.conf:/etc/x.conf:ro\", \"/abs:/abs\"]}\n"), 0o644)
+	t.Chdir(dir)
+	top, err := topo.Load("lab.yml", lab.Options{}.TopoOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{filepath.Join(dir, "conf/x.conf") + ":/etc/x.conf:ro", "/abs:/abs"}
+	if got := top.Node("c").Binds; !slices.Equal(got, want) {
+		t.Errorf("binds %q, want %q", got, want)
 	}
 }

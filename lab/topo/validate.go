@@ -781,7 +781,13 @@ func resolveBinds(binds []string, file string) []string {
 	for i, b := range binds {
 		src, rest, ok := strings.Cut(b, ":")
 		if ok && src != "" && !filepath.IsAbs(src) {
-			b = filepath.Join(filepath.Dir(file), src) + ":" + rest
+			// Absolute, whatever the file was named by: Docker takes a
+			// relative source for a volume's name.
+			src = filepath.Join(filepath.Dir(file), src)
+			if abs, err := filepath.Abs(src); err == nil {
+				src = abs
+			}
+			b = src + ":" + rest
 		}
 		out[i] = b
 	}
