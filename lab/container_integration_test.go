@@ -350,7 +350,8 @@ topology:
 // TestIntegrationLinuxDeployKilled kills a deploy of container nodes (with
 // a management network and a host link) at random instants, deletes its
 // state, and destroys the lab by its name alone: no container, network,
-// host end or namespace of it is left, whatever the deploy had made.
+// host end or namespace of it is left, whatever the deploy had made — nor
+// a container dockerd was still creating for the dead deploy.
 func TestIntegrationLinuxDeployKilled(t *testing.T) {
 	labtest.Integration(t)
 	dc := labtest.RequireDocker(t)
@@ -378,8 +379,10 @@ topology:
 	// random instant of that time: the kill is the test's input, not a
 	// wait for anything.
 	var whole time.Duration
+	var names []string
 	for run := range 5 {
 		name := labtest.Name("kill")
+		names = append(names, name)
 		opts := labtest.Options(t)
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), "ERLAB_TEST_DEPLOY="+file, "ERLAB_TEST_LAB="+name, "ERLAB_TEST_STATE_ROOT="+opts.StateRoot)
@@ -418,6 +421,13 @@ topology:
 			what = "deployed whole in"
 		}
 		t.Logf("run %d: %s %v; destroy removed %+v", run, what, at, rep)
+	}
+	// Nor later: what a killed deploy's daemon made after destroy had
+	// looked would show by now, the later runs' time on.
+	for _, name := range names {
+		if cts, _ := dc.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: make(client.Filters).Add("label", nodes.LabelLab+"="+name)}); len(cts.Items) != 0 {
+			t.Errorf("lab %s: %d containers appeared after its destroy", name, len(cts.Items))
+		}
 	}
 }
 

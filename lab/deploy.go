@@ -135,7 +135,7 @@ func (l *Lab) Deploy(ctx context.Context) (err error) {
 		}
 		log.Info("deploy failed; removing what it made", "err", err)
 		st.Start("Removing the half-built lab")
-		_, derr := l.Destroy(context.WithoutCancel(ctx))
+		_, derr := l.destroy(context.WithoutCancel(ctx), false)
 		st.End(derr == nil)
 		if derr != nil {
 			err = errors.Join(err, fmt.Errorf("remove half-built lab: %w", derr))

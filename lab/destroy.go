@@ -48,7 +48,16 @@ func DestroyWithReport(ctx context.Context, name string, opts Options) (DestroyR
 // finds all of it by name, so it works for a lab whose deploy was killed
 // half-way or whose state directory is gone, and it is idempotent:
 // destroying nothing is not an error.
-func (l *Lab) Destroy(ctx context.Context) (DestroyReport, error) {
+func (l *Lab) Destroy(ctx context.Context) (DestroyReport, error) { return l.destroy(ctx, true) }
+
+// settleFor is how long destroy watches for what a killed deploy had asked
+// a runtime for and the runtime makes after it died: dockerd finishes a
+// container create whose client is gone.
+const settleFor = time.Second
+
+// destroy is Destroy; settle says whether a deploy may have died with
+// requests in flight (not when its own rollback calls it).
+func (l *Lab) destroy(ctx context.Context, settle bool) (DestroyReport, error) {
 	defer l.forget() // it removes the state
 	name, opts := l.name, l.opts
 	rep := DestroyReport{Lab: name}
@@ -75,12 +84,30 @@ func (l *Lab) Destroy(ctx context.Context) (DestroyReport, error) {
 	if err != nil {
 		errs = append(errs, err)
 	}
-	for _, k := range opts.kinds().All() {
-		if s, ok := k.(nodes.Sweeper); ok {
-			n, err := s.Sweep(ctx, name, log)
-			rep.Other += n
-			if err != nil {
-				errs = append(errs, fmt.Errorf("remove the lab's %s nodes: %w", k.Name(), err))
+	sweep := func() int {
+		swept := 0
+		for _, k := range opts.kinds().All() {
+			if s, ok := k.(nodes.Sweeper); ok {
+				n, err := s.Sweep(ctx, name, log)
+				swept += n
+				if err != nil {
+					errs = append(errs, fmt.Errorf("remove the lab's %s nodes: %w", k.Name(), err))
+				}
+			}
+		}
+		rep.Other += swept
+		return swept
+	}
+	sweep()
+	// A lab with no state, or one still deploying, may be a deploy
+	// killed half-way: sweep again until nothing new has come for
+	// settleFor (at most ten times that).
+	if st, err := opts.readState(name); settle && (err != nil || st.Status == "deploying") {
+		quiet, until := time.Now(), time.Now().Add(10*settleFor)
+		for time.Since(quiet) < settleFor && time.Now().Before(until) && ctx.Err() == nil {
+			time.Sleep(settleFor / 5)
+			if sweep() > 0 {
+				quiet = time.Now()
 			}
 		}
 	}
