@@ -4,16 +4,20 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/moby/moby/client"
+	"golang.org/x/sys/unix"
 )
 
 // TestImage is the image container tests run: Debian's static busybox,
@@ -25,13 +29,74 @@ const TestImage = "erlab/busybox:3"
 // RequireDocker makes sure a Docker daemon answers and TestImage is
 // there (importing it when it is not), and returns a client. Without a
 // daemon the test skips on a developer's host and fails under CI; in the
-// kernel tier it skips, as the microVM runs no daemon and the host tier
-// has run it.
+// kernel tier it skips: the host tier runs it, and a container start in
+// the emulated machine costs seconds (RequireDockerInVM is for the tests
+// that need the full kernel too).
 func RequireDocker(t testing.TB) *client.Client {
 	t.Helper()
 	if KernelTier() {
-		t.Skip("container tests run in the host tier: the microVM runs no Docker daemon")
+		t.Skip("container tests run in the host tier; the kernel tier runs those that need its kernel (RequireDockerInVM)")
 	}
+	return requireDocker(t)
+}
+
+// RequireDockerInVM is RequireDocker for a test of container nodes that
+// needs the full kernel: in the kernel tier it starts a Docker daemon in
+// the microVM first (once per test binary; the machine is thrown away
+// with it).
+func RequireDockerInVM(t testing.TB) *client.Client {
+	t.Helper()
+	if KernelTier() {
+		if err := vmDocker(); err != nil {
+			t.Fatalf("a Docker daemon in the microVM: %v", err)
+		}
+	}
+	return requireDocker(t)
+}
+
+// vmDocker starts dockerd in the microVM: its image store on a tmpfs (the
+// guest's root is an overlay, where only vfs would work, and slowly),
+// cgroup2 mounted, and no bridge or iptables rules of its own, as
+// scripts/dockerd starts it on a host.
+var vmDocker = sync.OnceValue(func() error {
+	if err := os.MkdirAll("/var/lib/docker", 0o711); err != nil {
+		return err
+	}
+	if err := unix.Mount("tmpfs", "/var/lib/docker", "tmpfs", 0, "mode=0711"); err != nil {
+		return fmt.Errorf("tmpfs on /var/lib/docker: %w", err)
+	}
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err != nil {
+		if err := unix.Mount("cgroup2", "/sys/fs/cgroup", "cgroup2", 0, ""); err != nil {
+			return fmt.Errorf("cgroup2 on /sys/fs/cgroup: %w", err)
+		}
+	}
+	logf, err := os.Create("/tmp/erlab-vm-dockerd.log")
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command("dockerd", "--iptables=false", "--ip-forward=false", "--bridge=none", "--storage-driver=vfs")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start dockerd: %w", err)
+	}
+	c, err := client.New(client.FromEnv)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		if _, err := c.Ping(context.Background(), client.PingOptions{}); err == nil {
+			return nil
+		} else if time.Now().After(deadline) {
+			log, _ := os.ReadFile("/tmp/erlab-vm-dockerd.log")
+			return fmt.Errorf("dockerd did not answer within 2 minutes: %v\n%s", err, log)
+		}
+	}
+})
+
+func requireDocker(t testing.TB) *client.Client {
+	t.Helper()
 	c, err := client.New(client.FromEnv)
 	if err != nil {
 		t.Fatal(err)
