@@ -254,8 +254,8 @@ topology:
 // TestIntegrationLinuxMgmt gives container nodes the lab's management
 // network, as containerlab does: eth0 on a Docker bridge network of the
 // lab's, with the addresses mgmt-ipv4/mgmt-ipv6 ask for; ports published
-// on the host's loopback; cpu, memory, dns and healthcheck passed to the
-// runtime and in force in the container; network-mode none left out of
+// on the host's loopback; cpu, memory, shm-size, cap-add, dns and
+// healthcheck passed to the runtime and in force in the container; network-mode none left out of
 // it; and destroy removes the network with the containers.
 func TestIntegrationLinuxMgmt(t *testing.T) {
 	labtest.Integration(t)
@@ -277,6 +277,8 @@ topology:
       ports: ["127.0.0.1:`+strconv.Itoa(port)+`:8080"]
       cpu: 0.5
       memory: 64MB
+      shm-size: 32MB
+      cap-add: [SYS_TIME]
       dns: { servers: [192.0.2.53], search: [lab.example] }
       healthcheck: { test: [CMD-SHELL, "test -f /tmp/www/index.html"], interval: 1, retries: 2 }
       exec:
@@ -321,10 +323,19 @@ topology:
 	for cmd, want := range map[string]string{
 		"cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/memory/memory.limit_in_bytes": "67108864",
 		"cat /sys/fs/cgroup/cpu.max /sys/fs/cgroup/cpu/cpu.cfs_quota_us":            "50000",
+		"grep ' /dev/shm ' /proc/mounts":                                            "size=32768k",
 	} {
 		out, _, _ := labtest.TryExec(l, "m1", "/bin/sh", "-c", cmd+" 2>/dev/null")
 		if !strings.Contains(out, want) {
 			t.Errorf("in m1, %s: %q, want %q in it", cmd, out, want)
+		}
+	}
+	// cap-add: SYS_TIME (bit 25) is in m1's effective set, not in m2's.
+	for node, want := range map[string]bool{"m1": true, "m2": false} {
+		out := labtest.Exec(t, l, node, "grep", "CapEff", "/proc/self/status")
+		eff, _ := strconv.ParseUint(strings.TrimSpace(strings.TrimPrefix(out, "CapEff:")), 16, 64)
+		if got := eff&(1<<25) != 0; got != want {
+			t.Errorf("%s: CAP_SYS_TIME %v, want %v (%s)", node, got, want, out)
 		}
 	}
 	// On a network of its own, a container's resolver is Docker's,

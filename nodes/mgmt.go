@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -109,11 +110,20 @@ func publish(ports []string) (network.PortSet, network.PortMap, error) {
 	return set, pm, nil
 }
 
-// limits sets a node's resources and health check on its container.
+// limits sets a node's resources, extra capabilities and health check on
+// its container.
 func limits(s *topo.Node, cfg *container.Config, hc *container.HostConfig) {
 	hc.NanoCPUs = int64(s.CPU * 1e9)
 	hc.CpusetCpus = s.CPUSet
 	hc.Memory = s.Memory
+	hc.ShmSize = s.ShmSize
+	if !s.Privileged { // privileged has every capability there is already
+		for _, c := range s.CapAdd {
+			if !slices.Contains(hc.CapAdd, c) {
+				hc.CapAdd = append(slices.Clone(hc.CapAdd), c)
+			}
+		}
+	}
 	if d := s.DNS; d != nil {
 		hc.DNS, hc.DNSSearch, hc.DNSOptions = d.Servers, d.Search, d.Options
 	}

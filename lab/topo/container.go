@@ -2,6 +2,7 @@ package topo
 
 import (
 	"net/netip"
+	"regexp"
 	"strings"
 	"time"
 
@@ -152,6 +153,24 @@ func resolveContainer(n *Node, spec NodeSpec, ps *problems) {
 		}
 		return a
 	}
+	for _, d := range []struct {
+		old     *string
+		oldPos  Pos
+		cur     **string
+		curPos  *Pos
+		oldName string
+	}{{spec.MgmtIPv4Old, spec.MgmtIPv4OldPos, &spec.MgmtIPv4, &spec.MgmtIPv4Pos, "mgmt_ipv4"}, {spec.MgmtIPv6Old, spec.MgmtIPv6OldPos, &spec.MgmtIPv6, &spec.MgmtIPv6Pos, "mgmt_ipv6"}} {
+		if d.old == nil {
+			continue
+		}
+		newName := strings.ReplaceAll(d.oldName, "_", "-")
+		if *d.cur != nil {
+			ps.errorf(d.oldPos, "node %q: %s and %s are one key (the first is its deprecated spelling): give %s only", n.Name, d.oldName, newName, newName)
+			continue
+		}
+		ps.warnf(d.oldPos, "node %q: %s is deprecated, as in containerlab: write %s", n.Name, d.oldName, newName)
+		*d.cur, *d.curPos = d.old, d.oldPos
+	}
 	n.MgmtIPv4 = addr(spec.MgmtIPv4, spec.MgmtIPv4Pos, "mgmt-ipv4", false)
 	n.MgmtIPv6 = addr(spec.MgmtIPv6, spec.MgmtIPv6Pos, "mgmt-ipv6", true)
 	n.mgmtPos = [2]Pos{spec.MgmtIPv4Pos, spec.MgmtIPv6Pos}
@@ -185,6 +204,21 @@ func resolveContainer(n *Node, spec NodeSpec, ps *problems) {
 			ps.errorf(spec.MemoryPos, "node %q: memory: %s is below the 6MB a container needs", n.Name, *spec.Memory)
 		default:
 			n.Memory = b
+		}
+	}
+	for _, c := range spec.CapAdd {
+		name := strings.TrimPrefix(strings.ToUpper(c), "CAP_")
+		if !capNameRe.MatchString(name) {
+			ps.errorf(spec.Pos, "node %q: cap-add: %q is not a capability name such as NET_ADMIN", n.Name, c)
+			continue
+		}
+		n.CapAdd = append(n.CapAdd, name)
+	}
+	if spec.ShmSize != nil {
+		if b, err := units.RAMInBytes(*spec.ShmSize); err != nil || b <= 0 {
+			ps.errorf(spec.ShmSizePos, "node %q: shm-size: %q is not a size such as 64MB", n.Name, *spec.ShmSize)
+		} else {
+			n.ShmSize = b
 		}
 	}
 	if d := spec.DNS; d != nil {
@@ -229,9 +263,11 @@ func resolveContainer(n *Node, spec NodeSpec, ps *problems) {
 	}
 }
 
+var capNameRe = regexp.MustCompile(`^[A-Z][A-Z_]*[A-Z]$`)
+
 // asksMgmt says whether a node asks for the management network by name.
 func asksMgmt(spec NodeSpec) bool {
-	return spec.MgmtIPv4 != nil || spec.MgmtIPv6 != nil || len(spec.Ports) > 0
+	return spec.MgmtIPv4 != nil || spec.MgmtIPv6 != nil || spec.MgmtIPv4Old != nil || spec.MgmtIPv6Old != nil || len(spec.Ports) > 0
 }
 
 // joinMgmt puts the lab's container nodes (those with an image) on its

@@ -540,6 +540,13 @@ topology:
 	if a.Mgmt != m || b.Mgmt != nil || h.Mgmt != nil || a.Memory != 1<<30 || a.CPU != 1.5 || b.Memory != 512<<20 || a.MgmtIPv4.String() != "172.20.20.5" {
 		t.Errorf("a %+v\nb %+v\nh %+v", a, b, h)
 	}
+	// containerlab's deprecated spellings, and a link's template vars,
+	// are read with a warning each.
+	top, err = labtest.ParseFile(t, "name: rt\ntopology:\n  nodes:\n    a: {kind: linux, image: i, mgmt_ipv4: 172.20.20.7, cap-add: [cap_sys_time], shm-size: 1G}\n    b: {kind: linux, image: i}\n  links: [{endpoints: [a:eth1, b:eth1], vars: {foo: bar}}]\n", nil)
+	if err != nil || len(top.Warnings) != 2 || top.Node("a").MgmtIPv4.String() != "172.20.20.7" || !slices.Equal(top.Node("a").CapAdd, []string{"SYS_TIME"}) || top.Node("a").ShmSize != 1<<30 ||
+		!strings.Contains(top.Warnings[0].String(), "mgmt_ipv4 is deprecated, as in containerlab: write mgmt-ipv4") || !strings.Contains(top.Warnings[1].String(), "links[0]: vars: ignored") {
+		t.Errorf("deprecated keys and vars: %v %+v", err, top)
+	}
 	if top, err := labtest.ParseFile(t, "name: rt\ntopology:\n  nodes:\n    a: { kind: linux, image: img }\n", nil); err != nil || top.Mgmt != nil {
 		t.Errorf("a lab that asks for no management network has one: %+v %v", top, err)
 	}
@@ -567,6 +574,10 @@ topology:
 		nodes("{kind: linux, image: i, mgmt-ipv4: 172.20.20.9}\n    b: {kind: linux, image: i, mgmt-ipv4: 172.20.20.9}"): `node "b": management address 172.20.20.9 is node "a"'s too`,
 		nodes("{kind: linux, image: i, mgmt-ipv4: 172.20.20.9}\n    b: {}\n  links: [{endpoints: [a:eth0, b:eth0]}]"):    `node "a": eth0 is its management interface`,
 		nodes("{memory: 1GB, mgmt-ipv4: 172.20.20.9}"):                                                                   `node "a": memory is for container nodes`,
+		nodes("{kind: linux, image: i, mgmt_ipv4: 172.20.20.9, mgmt-ipv4: 172.20.20.9}"):                                 `node "a": mgmt_ipv4 and mgmt-ipv4 are one key (the first is its deprecated spelling): give mgmt-ipv4 only`,
+		nodes("{kind: linux, image: i, cap-add: [NET ADMIN]}"):                                                           `node "a": cap-add: "NET ADMIN" is not a capability name`,
+		nodes("{kind: linux, image: i, shm-size: big}"):                                                                  `node "a": shm-size: "big" is not a size`,
+		nodes("{cap-add: [SYS_TIME]}"):                                                                                   `node "a": cap-add is for container nodes`,
 		"mgmt: {external-access: true, ipv4-subnet: 10.1.0.0/16}\n" + nodes("{kind: linux, image: i}"):                   "",
 	} {
 		if strings.HasPrefix(src, "  defaults") {

@@ -49,10 +49,18 @@ type NodeSpec struct {
 	Labels     Map[string] `yaml:"labels"`
 	Group      *string     `yaml:"group"`
 	// The container runtime's keys, containerlab's names.
-	MgmtIPv4       *string            `yaml:"mgmt-ipv4"`
-	MgmtIPv4Pos    Pos                `yaml:"-"`
-	MgmtIPv6       *string            `yaml:"mgmt-ipv6"`
-	MgmtIPv6Pos    Pos                `yaml:"-"`
+	MgmtIPv4    *string `yaml:"mgmt-ipv4"`
+	MgmtIPv4Pos Pos     `yaml:"-"`
+	MgmtIPv6    *string `yaml:"mgmt-ipv6"`
+	MgmtIPv6Pos Pos     `yaml:"-"`
+	// containerlab's deprecated spellings, read with a warning.
+	MgmtIPv4Old    *string            `yaml:"mgmt_ipv4"`
+	MgmtIPv4OldPos Pos                `yaml:"-"`
+	MgmtIPv6Old    *string            `yaml:"mgmt_ipv6"`
+	MgmtIPv6OldPos Pos                `yaml:"-"`
+	CapAdd         []string           `yaml:"cap-add"`
+	ShmSize        *string            `yaml:"shm-size"`
+	ShmSizePos     Pos                `yaml:"-"`
 	NetworkMode    *string            `yaml:"network-mode"`
 	NetworkModePos Pos                `yaml:"-"`
 	Ports          []string           `yaml:"ports"`
@@ -157,6 +165,8 @@ type linkSpec struct {
 	MTUPos       Pos            `yaml:"-"`
 	// containerlab's type: host form: the node's end, and the name of
 	// the far end in the host's namespace.
+	// vars feed containerlab's configuration templates: read, warned.
+	Vars             ignored       `yaml:"vars"`
 	Endpoint         *endpointSpec `yaml:"endpoint"`
 	HostInterface    *string       `yaml:"host-interface"`
 	HostInterfacePos Pos           `yaml:"-"`
@@ -248,7 +258,9 @@ type Node struct {
 	Ports       []string
 	CPU         float64 // CPUs (1.5: one and a half); 0: no limit
 	CPUSet      string
-	Memory      int64 // bytes; 0: no limit
+	Memory      int64    // bytes; 0: no limit
+	CapAdd      []string // capabilities beyond the kind's defaults, without CAP_
+	ShmSize     int64    // bytes of /dev/shm; 0: the runtime's default
 	DNS         *DNS
 	Healthcheck *Healthcheck
 	mgmtPos     [2]Pos // where mgmt-ipv4 and mgmt-ipv6 are written

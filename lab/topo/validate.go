@@ -217,6 +217,9 @@ func resolveLinks(t *Topology, specs []linkSpec, ps *problems) []*Link {
 	hostUsed := map[string]Pos{}
 	var links []*Link
 	for i, ls := range specs {
+		if ls.Vars.set {
+			ps.warnf(ls.Vars.pos, "links[%d]: vars: ignored: they feed containerlab's configuration templates, which erlab does not have", i)
+		}
 		if ls.Type != nil && *ls.Type == "host" {
 			switch {
 			case ls.Endpoint == nil || ls.HostInterface == nil:
