@@ -26,12 +26,13 @@ func TestIntegrationHostLinks(t *testing.T) {
 		t.Skip("the host tier runs it: host links need nothing this host's kernel lacks")
 	}
 	tag := fmt.Sprintf("eh%04x", rand.IntN(1<<16))
-	ha, hb := tag+"a", tag+"b"
+	ha, hb, hs := tag+"a", tag+"b", tag+"s"
 	top := labtest.Parse(t, `name: hl
 topology:
   nodes:
     a: { interfaces: { eth1: { addresses: [198.51.100.1/30] } } }
     b: {}
+    sw: { kind: bridge }
   links:
     - endpoints: ["a:eth1", "host:`+ha+`"]
     - type: host
@@ -39,6 +40,8 @@ topology:
       endpoint: { node: b, interface: eth2 }
       host-interface: `+hb+`
     - endpoints: ["a:eth3", "b:eth3"]
+    - endpoints: ["a:eth4", "sw:a-eth4"]             # containerlab's bridge-and-host shape
+    - endpoints: ["sw:host-port", "host:`+hs+`"]
 `)
 	hostEnd := func(name string) netlink.Link {
 		link, err := netlink.LinkByName(name)
@@ -48,7 +51,7 @@ topology:
 		return link
 	}
 	t.Cleanup(func() {
-		for _, n := range []string{ha, hb} {
+		for _, n := range []string{ha, hb, hs} {
 			if link := hostEnd(n); link != nil {
 				t.Errorf("host interface %s left", n)
 				netlink.LinkDel(link)
@@ -87,6 +90,18 @@ topology:
 		}
 	}
 	check("deployed")
+	// On a bridge node, the host link's end is a port like any link's.
+	kernel.WithHandle(kernel.Real{}, lab.NetNSName(top.Name, "sw"), func(h *netlink.Handle) error {
+		br, err1 := h.LinkByName("br0")
+		port, err2 := h.LinkByName("host-port")
+		if err1 != nil || err2 != nil || port.Attrs().MasterIndex != br.Attrs().Index {
+			t.Errorf("sw's host-port is not a port of br0: %v %v %+v", err1, err2, port)
+		}
+		return nil
+	})
+	if h := hostEnd(hs); h == nil || h.Attrs().OperState != netlink.OperUp {
+		t.Errorf("the bridge's host end %s: %+v", hs, h)
+	}
 	if ip := labtest.Inspect(t, l); !strings.Contains(fmt.Sprint(labtest.Iface(t, ip, "a", "eth1").Addresses), "198.51.100.1/30") {
 		t.Errorf("a:eth1 in inspect: %+v", labtest.Iface(t, ip, "a", "eth1"))
 	}
@@ -102,7 +117,7 @@ topology:
 	}
 	check("a started again")
 	labtest.Destroy(t, l)
-	if hostEnd(ha) != nil || hostEnd(hb) != nil {
+	if hostEnd(ha) != nil || hostEnd(hb) != nil || hostEnd(hs) != nil {
 		t.Fatal("destroyed: host ends left")
 	}
 
