@@ -448,7 +448,8 @@ topology:
 // container, configured by the frr.conf the topology binds in, peers over
 // eBGP with an erlab router; both install the other's prefix in their
 // kernels, the hosts (containers) reach each other through them, and the
-// student's view (vtysh in the container) shows the session and the route.
+// student's view (vtysh in the container) shows the session and the route;
+// and the lab's drill runs and passes.
 func TestIntegrationFRRContainerLab(t *testing.T) {
 	labtest.Integration(t)
 	labtest.RequireImage(t, "erlab/frr:1")
@@ -479,6 +480,9 @@ func TestIntegrationFRRContainerLab(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &sum); err != nil || sum.Peers["192.168.100.130"].State != "Established" || sum.Peers["192.168.100.130"].PfxRcd != 1 {
 		t.Errorf("vtysh in ce: %v\n%s", err, out)
 	}
+	// The shipped drill: the MSEE's speaker stopped and started; FRR
+	// withdraws and learns the route again (bounds in the file).
+	labtest.RunDrills(t, l, top, "msee-agent-stopped")
 }
 
 // TestIntegrationLinuxKernelFeatures runs, in the kernel tier, features a
