@@ -460,10 +460,22 @@ func TestIntegrationFRRContainerLab(t *testing.T) {
 		out, _, _ := labtest.TryExec(l, node, "ip", "route", "show", dst)
 		return out
 	}
-	took := labtest.Eventually(t, 60*time.Second, "routes learnt over eBGP on both sides", func() bool {
+	learnt := func() bool {
 		return strings.Contains(route("ce", "10.20.0.0/24"), "via 192.168.100.130") &&
 			strings.Contains(route("msee", "10.10.0.0/24"), "via 192.168.100.129")
-	})
+	}
+	start := time.Now()
+	for deadline := start.Add(60 * time.Second); !learnt(); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			// What each side says, for the failure to be read.
+			frr, _, _ := labtest.TryExec(l, "ce", "vtysh", "-c", "show bgp summary", "-c", "show ip route")
+			ps, _, _ := labtest.TryExec(l, "ce", "ps", "ax")
+			rt, _, _ := labtest.TryExec(l, "msee", "ip", "route")
+			agent, _ := os.ReadFile(filepath.Join(l.Dir(), "nodes", "msee", "agent.status.json"))
+			t.Fatalf("routes learnt over eBGP on both sides: not within 60s\nce (FRR):\n%s\n%s\nmsee's routes:\n%s\nmsee's agent:\n%s", frr, ps, rt, agent)
+		}
+	}
+	took := time.Since(start)
 	t.Logf("both sides' kernels have the other's prefix %v after the deploy returned", took)
 	if r := route("ce", "10.20.0.0/24"); !strings.Contains(r, "proto bgp") {
 		t.Errorf("ce's route, not FRR's: %q", r)
