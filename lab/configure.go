@@ -144,7 +144,7 @@ func (d *deployment) makeLink(l *topo.Link, i int) error {
 const firstLinkIndex = 100000
 
 // configureInterfaces brings a node's interfaces to what the topology says,
-// parents first: each feature makes the devices it owns (a VLAN, a MACsec
+// parents first: each feature makes the devices it owns (a VLAN, an encrypting
 // device), every feature may prepare any interface before it comes up, and
 // the engine sets its MTU, MAC, addresses and state. What a feature
 // configures itself later (DeferHook) is left alone. The node's own

@@ -77,7 +77,7 @@ func (g grapher) linkLabel(l *topo.Link) (string, string) {
 			s += " " + i.Addresses[0].String()
 		}
 		// What is stacked on the end, at any depth, as its feature names it
-		// (a VLAN with its tags, a MACsec device), with its first address.
+		// (a VLAN with its tags, an encrypting device), with its first address.
 		for _, i := range n.Interfaces {
 			if !n.Above(i, ep.Iface) {
 				continue
