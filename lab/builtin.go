@@ -4,6 +4,7 @@ import (
 	"github.com/erlab-dev/erlab/lab/bgp"
 	"github.com/erlab-dev/erlab/lab/bridgevlan"
 	"github.com/erlab-dev/erlab/lab/drill"
+	"github.com/erlab-dev/erlab/lab/expressroute"
 	"github.com/erlab-dev/erlab/lab/feature"
 	"github.com/erlab-dev/erlab/lab/ike"
 	"github.com/erlab-dev/erlab/lab/ipsec"
@@ -23,6 +24,7 @@ import (
 // after ipsec). Drills come last: they run the others' actions and checks.
 func BuiltinFeatures() []feature.Feature {
 	fs := []feature.Feature{
+		expressroute.Feature{},
 		vlan.Feature{},
 		bridgevlan.Feature{},
 		macsec.Feature{},

@@ -9,6 +9,7 @@ package lab
 import (
 	"io"
 	"log/slog"
+	"os"
 	"runtime"
 
 	"github.com/erlab-dev/erlab/lab/feature"
@@ -39,6 +40,9 @@ type Options struct {
 	Workers int
 	// Retain keeps what a failed deploy made, for debugging.
 	Retain bool
+	// GenerateKeys makes, when a topology is loaded, the key files it
+	// names and that do not exist yet (topo.Options.GenerateKeys).
+	GenerateKeys bool
 	// Ops makes the kernel changes of a deploy; kernel.Real when nil. A
 	// kernel.Recorder records them instead (tests without root).
 	Ops kernel.Ops
@@ -102,7 +106,7 @@ func (o Options) TopoOptions() topo.Options {
 	for _, f := range o.features() {
 		exts = append(exts, f)
 	}
-	return topo.Options{Kinds: o.kinds(), Extensions: exts}
+	return topo.Options{Kinds: o.kinds(), Extensions: exts, GenerateKeys: o.GenerateKeys}
 }
 
 // Load reads and validates a topology file with the registered kinds and
@@ -130,4 +134,18 @@ func (o *Options) featureNamed(name string) feature.Feature {
 		}
 	}
 	return nil
+}
+
+// Expand reads a topology file and returns the plain topology erlab builds
+// from it: every model key (expressroute:) written out as the nodes and
+// links it stands for. The result is a topology file of its own.
+func Expand(path string, opts Options) ([]byte, error) {
+	if _, err := Load(path, opts); err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return topo.Expand(data, path, opts.TopoOptions())
 }

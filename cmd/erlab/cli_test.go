@@ -169,6 +169,65 @@ func TestKeygenMakesTheFolder(t *testing.T) {
 	}
 }
 
+// TestGenerateKeys: a lab whose key files are missing is refused with the
+// command that makes them; --generate-keys makes them (the folder too), of
+// the cipher's length, mode 0600, says so, and never prints a key.
+func TestGenerateKeys(t *testing.T) {
+	dir := t.TempDir()
+	src, err := os.ReadFile("../../topologies/er-direct.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "er-direct.yml")
+	if err := os.WriteFile(file, src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, code := run(t, "validate", "--no-kernel", "-t", file); code != 1 || !strings.Contains(stderr, "does not exist; make one with: erlab macsec keygen --bytes 32") {
+		t.Fatalf("missing keys: exit %d %s", code, stderr)
+	}
+	out, stderr, code := run(t, "validate", "--no-kernel", "--generate-keys", "-t", file)
+	if code != 0 || !strings.Contains(stderr, "made key file keys/primary-ce.key (32 random bytes, mode 0600)") {
+		t.Fatalf("--generate-keys: exit %d\n%s%s", code, out, stderr)
+	}
+	for _, k := range []string{"primary-ce", "primary-msee", "secondary-ce", "secondary-msee"} {
+		path := filepath.Join(dir, "keys", k+".key")
+		b, err := os.ReadFile(path)
+		st, _ := os.Stat(path)
+		if err != nil || len(strings.TrimSpace(string(b))) != 64 || st.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: %v %v", path, err, st)
+		}
+		if strings.Contains(out+stderr, strings.TrimSpace(string(b))) {
+			t.Errorf("a key was printed")
+		}
+	}
+	if st, _ := os.Stat(filepath.Join(dir, "keys")); st.Mode().Perm() != 0o700 {
+		t.Errorf("keys folder mode %v", st.Mode())
+	}
+	// Made once: a second run finds them.
+	if _, stderr, code := run(t, "validate", "--no-kernel", "--generate-keys", "-t", file); code != 0 || strings.Contains(stderr, "made key file") {
+		t.Errorf("second run: exit %d %s", code, stderr)
+	}
+}
+
+// TestExpandCommand: erlab expand prints a topology of its own, every hop
+// of the circuit in it; a broken declaration fails with its position.
+func TestExpandCommand(t *testing.T) {
+	out, stderr, code := run(t, "expand", "-t", "../../topologies/er-circuit-l2.yml")
+	if code != 0 {
+		t.Fatalf("exit %d %s", code, stderr)
+	}
+	for _, want := range []string{"# erlab expand -t ../../topologies/er-circuit-l2.yml", "\n    contoso-msee1:\n", "\n    contoso-pe1:\n", "asn: 12076", "eth1.30.100", "provider-silent-failure:"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("expand output lacks %q", want)
+		}
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yml")
+	os.WriteFile(bad, []byte("name: x\nexpressroute:\n  sites:\n    - { name: s, asn: 12076, network: 10.1.0.0/24 }\n"), 0o644)
+	if _, stderr, code := run(t, "expand", "-t", bad); code != 1 || !strings.Contains(stderr, "bad.yml:4:23: expressroute: site \"s\": asn 12076 cannot be a customer's") {
+		t.Errorf("bad declaration: exit %d %s", code, stderr)
+	}
+}
+
 func TestGraphCommand(t *testing.T) {
 	out, _, code := run(t, "graph", "-t", "../../topologies/er-private-peering.yml", "--format", "dot")
 	if code != 0 || !strings.Contains(out, `"ce" -- "pe1" [taillabel="eth1 192.168.100.129/30", headlabel="eth1"];`) {

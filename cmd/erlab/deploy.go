@@ -13,6 +13,7 @@ func newDeploy(g *globals) *cobra.Command {
 	var flags struct {
 		file   string
 		retain bool
+		keys   bool
 		format string
 		wait   time.Duration
 	}
@@ -21,11 +22,12 @@ func newDeploy(g *globals) *cobra.Command {
 		Short: "Deploy the lab a topology file describes",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			t, err := loadTopology(g, flags.file)
+			opts := g.options()
+			opts.GenerateKeys = flags.keys
+			t, err := loadTopologyWith(g, flags.file, opts)
 			if err != nil {
 				return err
 			}
-			opts := g.options()
 			opts.Retain = flags.retain
 			start := time.Now()
 			l := lab.FromTopology(t, opts)
@@ -49,6 +51,7 @@ func newDeploy(g *globals) *cobra.Command {
 	}
 	topoFlag(cmd, &flags.file)
 	cmd.Flags().BoolVar(&flags.retain, "retain", false, "keep what a failed deploy made, for debugging")
+	cmd.Flags().BoolVar(&flags.keys, "generate-keys", false, "make the key files the topology names and that are missing (random, mode 0600)")
 	cmd.Flags().StringVar(&flags.format, "format", "table", "summary format: table or json")
 	cmd.Flags().DurationVar(&flags.wait, "wait", time.Minute, "then wait (up to this long) until the routing has converged, as erlab wait")
 	cmd.Flags().Lookup("wait").NoOptDefVal = time.Minute.String()

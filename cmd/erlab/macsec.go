@@ -1,12 +1,10 @@
 package main
 
 import (
-	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -15,6 +13,7 @@ import (
 	"github.com/erlab-dev/erlab/lab"
 	"github.com/erlab-dev/erlab/lab/macsec"
 	"github.com/erlab-dev/erlab/lab/mka"
+	"github.com/erlab-dev/erlab/lab/topo"
 )
 
 func newMACsec(g *globals) *cobra.Command {
@@ -94,22 +93,9 @@ CKN up to 32. An existing file is never overwritten; a missing folder is made, m
 				return fmt.Errorf("--bytes %d: 1 to 64", bytes)
 			}
 			for _, path := range args {
-				key := make([]byte, bytes)
-				rand.Read(key)
 				// The folder too, as a fresh checkout has no topologies/keys/:
 				// only its owner may list it.
-				if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-					return err
-				}
-				f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-				if err != nil {
-					return err
-				}
-				_, err = fmt.Fprintln(f, hex.EncodeToString(key))
-				if cerr := f.Close(); err == nil {
-					err = cerr
-				}
-				if err != nil {
+				if err := topo.WriteKey(path, bytes); err != nil {
 					return err
 				}
 				fmt.Fprintf(g.stdout, "%s: %d random bytes, mode 0600\n", path, bytes)

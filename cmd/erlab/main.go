@@ -70,7 +70,7 @@ func newRoot(g *globals) *cobra.Command {
 	root.SetVersionTemplate("erlab {{.Version}}\n")
 	root.AddCommand(
 		newDeploy(g), newDestroy(g), newInspect(g), newExec(g), newLink(g),
-		newGraph(g), newValidate(g), newCapabilities(g), newVerify(g), newProbe(g), newDrill(g), newWait(g), newBGP(g), newCapture(g), newMACsec(g), newIPsec(g),
+		newGraph(g), newValidate(g), newExpand(g), newCapabilities(g), newVerify(g), newProbe(g), newDrill(g), newWait(g), newBGP(g), newCapture(g), newMACsec(g), newIPsec(g),
 		newVersion(g),
 	)
 	root.AddCommand(newNodeCommands(g)...)
@@ -152,10 +152,14 @@ func topoFlag(cmd *cobra.Command, p *string) {
 
 // loadTopology loads -t FILE and prints its warnings.
 func loadTopology(g *globals, path string) (*topo.Topology, error) {
+	return loadTopologyWith(g, path, g.options())
+}
+
+func loadTopologyWith(g *globals, path string, opts lab.Options) (*topo.Topology, error) {
 	if path == "" {
 		return nil, errors.New("give the topology file with -t FILE")
 	}
-	t, err := lab.Load(path, g.options())
+	t, err := lab.Load(path, opts)
 	if err != nil {
 		return nil, err
 	}

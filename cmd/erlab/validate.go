@@ -12,13 +12,16 @@ func newValidate(g *globals) *cobra.Command {
 	var flags struct {
 		file     string
 		noKernel bool
+		keys     bool
 	}
 	cmd := &cobra.Command{
 		Use:   "validate -t FILE",
 		Short: "Check a topology file, and that this kernel has what it needs, without deploying",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			t, err := loadTopology(g, flags.file)
+			opts := g.options()
+			opts.GenerateKeys = flags.keys
+			t, err := loadTopologyWith(g, flags.file, opts)
 			if err != nil {
 				return err
 			}
@@ -40,5 +43,6 @@ func newValidate(g *globals) *cobra.Command {
 	}
 	topoFlag(cmd, &flags.file)
 	cmd.Flags().BoolVar(&flags.noKernel, "no-kernel", false, "check the file only, not this kernel's features")
+	cmd.Flags().BoolVar(&flags.keys, "generate-keys", false, "make the key files the topology names and that are missing (random, mode 0600)")
 	return cmd
 }

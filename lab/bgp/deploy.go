@@ -76,7 +76,7 @@ func start(ctx context.Context, n *nodes.Node) error {
 			case <-time.After(50 * time.Millisecond):
 			}
 			if time.Now().After(deadline) {
-				return fmt.Errorf("node %s: agent API not up after %s; see %s", n.Spec.Name, AgentStartTimeout, logPath)
+				return fmt.Errorf("node %s: agent API not up after %s; its log, %s:\n%s", n.Spec.Name, AgentStartTimeout, logPath, tail(logPath))
 			}
 		}
 	})

@@ -126,11 +126,13 @@ type BFD struct {
 
 // Policy is a validated import or export policy.
 type Policy struct {
-	Prefixes    []PrefixMatch `json:"prefixes,omitempty"`
-	LocalPref   *uint32       `json:"local_pref,omitempty"`
-	MED         *uint32       `json:"med,omitempty"`
-	Prepend     int           `json:"prepend,omitempty"`
-	Communities []string      `json:"communities,omitempty"`
+	Prefixes []PrefixMatch `json:"prefixes,omitempty"`
+	// Nothing is an empty prefix filter (prefixes: []): no route passes.
+	Nothing     bool     `json:"nothing,omitempty"`
+	LocalPref   *uint32  `json:"local_pref,omitempty"`
+	MED         *uint32  `json:"med,omitempty"`
+	Prepend     int      `json:"prepend,omitempty"`
+	Communities []string `json:"communities,omitempty"`
 	// NextHopSelf (export only) advertises this router as the next hop,
 	// as an iBGP speaker must for routes learned over eBGP.
 	NextHopSelf bool `json:"next_hop_self,omitempty"`
@@ -318,6 +320,7 @@ func resolvePolicy(spec *PolicySpec, where string, ps topo.Reporter) (*Policy, b
 	}
 	p := &Policy{LocalPref: spec.LocalPref, MED: spec.MED, Prepend: spec.Prepend, Communities: spec.Communities, NextHopSelf: spec.NextHopSelf}
 	ok := true
+	p.Nothing = spec.Prefixes != nil && len(spec.Prefixes) == 0
 	if spec.NextHopSelf && strings.HasSuffix(where, "import") {
 		ps.Errorf(spec.Pos, "%s: next-hop-self applies to routes sent (export), not received", where)
 		ok = false

@@ -87,6 +87,10 @@ func statements(ctx context.Context, s *server.BgpServer, name, nset string, p *
 		actions.Community = &api.CommunityAction{Type: api.CommunityAction_TYPE_ADD, Communities: p.Communities}
 	}
 	match := &api.MatchSet{Type: api.MatchSet_TYPE_ANY, Name: nset}
+	if p.Nothing {
+		reject := &api.Actions{RouteAction: api.RouteAction_ROUTE_ACTION_REJECT}
+		return []*api.Statement{{Name: name, Conditions: &api.Conditions{NeighborSet: match}, Actions: reject}}, nil
+	}
 	if len(p.Prefixes) == 0 {
 		return []*api.Statement{{Name: name, Conditions: &api.Conditions{NeighborSet: match}, Actions: actions}}, nil
 	}

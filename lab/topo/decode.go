@@ -22,6 +22,8 @@ type decoder struct {
 	// keys are the features' keys, by the scope of the struct they go in
 	// (the scope tag of its Specs field).
 	keys map[Scope]map[string]Key
+	// expandKey is the model key being expanded, for messages.
+	expandKey string
 }
 
 var scopeNames = map[string]Scope{"topology": ScopeTopology, "node": ScopeNode, "link": ScopeLink, "interface": ScopeInterface, "file": ScopeFile, "action": ScopeAction}

@@ -45,8 +45,12 @@ type problems struct {
 	// lookup is the environment the file is read against (${VAR}, and
 	// MACsec keys given by env:), so one Options.LookupEnv governs both.
 	lookup   func(string) (string, bool)
-	errs     ErrorList
-	warnings ErrorList
+	generate bool // make missing key files (Options.GenerateKeys)
+	// modelFailed says a model key (expressroute:) was refused, and so
+	// made no nodes.
+	modelFailed bool
+	errs        ErrorList
+	warnings    ErrorList
 }
 
 func (ps *problems) errorf(pos Pos, format string, args ...any) {

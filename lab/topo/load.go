@@ -53,6 +53,10 @@ type Options struct {
 	Extensions []Extension
 	// LookupEnv resolves ${VAR} references; os.LookupEnv when nil.
 	LookupEnv func(string) (string, bool)
+	// GenerateKeys makes the key files a topology names and that do not
+	// exist (random, of the length their cipher takes, mode 0600), each
+	// reported as a warning, instead of refusing the file.
+	GenerateKeys bool
 }
 
 // MaxFileSize bounds what Load reads: a topology is a page or two of YAML.
@@ -119,7 +123,9 @@ func Parse(data []byte, file string, opts Options) (*Topology, error) {
 		lookup = defaultLookup
 	}
 	ps.lookup = lookup
+	ps.generate = opts.GenerateKeys
 	d := &decoder{ps: ps, lookup: lookup, keys: keysOf(opts.Extensions)}
+	expandModels(root.Content[0], d, opts.Extensions)
 	var spec fileSpec
 	d.decode(&root, reflect.ValueOf(&spec).Elem(), "")
 	if nameNode := findKey(root.Content[0], "name"); nameNode != nil {

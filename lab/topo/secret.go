@@ -1,6 +1,7 @@
 package topo
 
 import (
+	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -58,6 +59,14 @@ func ReadSecret(src KeySource, dir string, n int, where string, ps Reporter) (te
 			path = filepath.Join(dir, path)
 		}
 		st, err := os.Stat(path)
+		if g, ok := ps.(keyMaker); ok && g.generateKeys() && errors.Is(err, fs.ErrNotExist) && n > 0 {
+			if err := WriteKey(path, n); err != nil {
+				ps.Errorf(src.Pos, "%s: making key file %s: %v", where, src.File, err)
+				return "", "", false
+			}
+			ps.Warnf(src.Pos, "%s: made key file %s (%d random bytes, mode 0600)", where, src.File, n)
+			st, err = os.Stat(path)
+		}
 		if errors.Is(err, fs.ErrNotExist) {
 			bytes := ""
 			if n > 0 {
@@ -94,4 +103,32 @@ func ReadSecret(src KeySource, dir string, n int, where string, ps Reporter) (te
 		return "", "", false
 	}
 	return strings.TrimSpace(text), from, true
+}
+
+// keyMaker is a Reporter that makes missing key files (deploy
+// --generate-keys) instead of refusing them.
+type keyMaker interface{ generateKeys() bool }
+
+func (ps *problems) generateKeys() bool { return ps.generate }
+
+// WriteKey writes a random key of n bytes, as hex digits, to a new file
+// only its owner may read, making its folder (mode 0700) if need be. An
+// existing file is never overwritten.
+func WriteKey(path string, n int) error {
+	key := make([]byte, n)
+	if _, err := rand.Read(key); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(f, hex.EncodeToString(key))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

@@ -86,7 +86,8 @@ func resolve(spec *fileSpec, ps *problems, kinds KindSet, exts []Extension) *Top
 	if body.Defaults.Kind != nil && !kinds.Known(*body.Defaults.Kind) {
 		ps.errorf(body.Defaults.KindPos, "defaults: unknown kind %q (%s)", *body.Defaults.Kind, supported(*body.Defaults.Kind, kinds))
 	}
-	if len(body.Nodes) == 0 {
+	if len(body.Nodes) == 0 && !ps.modelFailed {
+		// (A model that failed its checks made no nodes: its errors say why.)
 		ps.errorf(Pos{}, "topology.nodes: a lab needs at least one node")
 	}
 	specs := map[string]NodeSpec{}

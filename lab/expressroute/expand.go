@@ -1,0 +1,512 @@
+package expressroute
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/erlab-dev/erlab/lab/topo"
+)
+
+// What the model writes: the plain topology's keys, as the features read
+// them.
+
+type nodeOut struct {
+	Kind       string       `yaml:"kind,omitempty"`
+	Group      string       `yaml:"group,omitempty"`
+	Bridge     *bridgeOut   `yaml:"bridge,omitempty"`
+	Interfaces topo.Ordered `yaml:"interfaces,omitempty"`
+	Routes     []routeOut   `yaml:"routes,omitempty"`
+	BGP        *bgpOut      `yaml:"bgp,omitempty"`
+}
+
+type bridgeOut struct {
+	VLANProtocol string `yaml:"vlan-protocol"`
+}
+
+type ifOut struct {
+	Addresses    []string `yaml:"addresses,omitempty"`
+	MTU          int      `yaml:"mtu,omitempty"`
+	Parent       string   `yaml:"parent,omitempty"`
+	VLAN         int      `yaml:"vlan,omitempty"`
+	VLANProtocol string   `yaml:"vlan-protocol,omitempty"`
+	Peering      string   `yaml:"peering,omitempty"`
+	Access       int      `yaml:"access,omitempty"`
+	Trunk        []int    `yaml:"trunk,omitempty"`
+}
+
+type routeOut struct {
+	Dst string `yaml:"dst"`
+	Via string `yaml:"via"`
+}
+
+type bgpOut struct {
+	ASN       uint32    `yaml:"asn"`
+	Networks  []string  `yaml:"networks,omitempty"`
+	Neighbors []*nbrOut `yaml:"neighbors"`
+}
+
+type nbrOut struct {
+	Address     string     `yaml:"address"`
+	RemoteAS    uint32     `yaml:"remote-as"`
+	Description string     `yaml:"description,omitempty"`
+	HoldTime    int        `yaml:"hold-time,omitempty"`
+	Keepalive   int        `yaml:"keepalive,omitempty"`
+	Password    topo.Raw   `yaml:"password,omitempty"`
+	BFD         *bfdOut    `yaml:"bfd,omitempty"`
+	MaxPrefixes int        `yaml:"max-prefixes,omitempty"`
+	Import      *policyOut `yaml:"import,omitempty"`
+	Export      *policyOut `yaml:"export,omitempty"`
+}
+
+type bfdOut struct {
+	MinTx      int `yaml:"min-tx"`
+	MinRx      int `yaml:"min-rx"`
+	Multiplier int `yaml:"multiplier"`
+}
+
+type policyOut struct {
+	Prefixes    []prefixOut `yaml:"prefixes,omitempty"`
+	LocalPref   *uint32     `yaml:"local-pref,omitempty"`
+	Prepend     int         `yaml:"prepend,omitempty"`
+	Communities []string    `yaml:"communities,omitempty"`
+	NextHopSelf bool        `yaml:"next-hop-self,omitempty"`
+}
+
+type prefixOut struct {
+	Prefix string `yaml:"prefix"`
+}
+
+type linkOut struct {
+	Endpoints []string   `yaml:"endpoints"`
+	Impair    *impairOut `yaml:"impair,omitempty"`
+	MACsec    topo.Raw   `yaml:"macsec,omitempty"`
+}
+
+type impairOut struct {
+	Rate string `yaml:"rate"`
+}
+
+// Node groups, for graph and inspect.
+const (
+	groupOnPrem    = "on-premises"
+	groupProvider  = "provider"
+	groupMicrosoft = "microsoft"
+	groupAzure     = "azure"
+)
+
+// builder collects the expansion before it is handed to the loader, so that
+// nodes are written whole, in a stable order.
+type builder struct {
+	m     *model
+	order []string
+	nodes map[string]*nodeB
+	links []linkB
+	pool  *pool
+}
+
+type nodeB struct {
+	at      topo.Pos
+	comment string
+	out     nodeOut
+	ports   int
+}
+
+type linkB struct {
+	at      topo.Pos
+	comment string
+	out     linkOut
+}
+
+func (b *builder) node(name string, at topo.Pos, comment string, out nodeOut) *nodeB {
+	n := &nodeB{at: at, comment: comment, out: out}
+	b.order = append(b.order, name)
+	b.nodes[name] = n
+	return n
+}
+
+// port takes a node's next link port.
+func (b *builder) port(name string) string {
+	n := b.nodes[name]
+	n.ports++
+	return fmt.Sprintf("eth%d", n.ports)
+}
+
+func (n *nodeB) iface(name string, i ifOut) {
+	n.out.Interfaces = append(n.out.Interfaces, topo.KV{K: name, V: i})
+}
+
+func (n *nodeB) neighbor(nb *nbrOut) { n.out.BGP.Neighbors = append(n.out.BGP.Neighbors, nb) }
+
+// connect links a's and b's next ports and returns their names.
+func (b *builder) connect(at topo.Pos, comment, x, y string, extra linkOut) (string, string) {
+	px, py := b.port(x), b.port(y)
+	extra.Endpoints = []string{x + ":" + px, y + ":" + py}
+	b.links = append(b.links, linkB{at: at, comment: comment, out: extra})
+	return px, py
+}
+
+// wire links x and y over a /30 of the internal pool, x taking the first
+// usable address; it returns both addresses.
+func (b *builder) wire(at topo.Pos, comment, x, y string) (netip.Addr, netip.Addr) {
+	px, py := b.connect(at, comment, x, y, linkOut{})
+	p := b.pool.next()
+	ax, ay := hosts30(p)
+	b.nodes[x].iface(px, ifOut{Addresses: []string{pfx(ax, 30)}})
+	b.nodes[y].iface(py, ifOut{Addresses: []string{pfx(ay, 30)}})
+	return ax, ay
+}
+
+func (b *builder) emit(x *topo.Expansion) {
+	for _, name := range b.order {
+		n := b.nodes[name]
+		x.AddNode(name, n.at, n.comment, n.out)
+	}
+	for _, l := range b.links {
+		x.AddLink(l.at, l.comment, l.out)
+	}
+}
+
+// pool numbers the internal links, /30 after /30.
+type pool struct {
+	next30 netip.Addr
+	end    netip.Prefix
+}
+
+func (p *pool) next() netip.Prefix {
+	n := netip.PrefixFrom(p.next30, 30)
+	a := p.next30
+	for range 4 {
+		a = a.Next()
+	}
+	p.next30 = a
+	return n
+}
+
+// hosts30 is a /30's first and second usable addresses.
+func hosts30(p netip.Prefix) (netip.Addr, netip.Addr) {
+	a := p.Masked().Addr().Next()
+	return a, a.Next()
+}
+
+func pfx(a netip.Addr, bits int) string { return netip.PrefixFrom(a, bits).String() }
+
+// halves splits a /29 into its two /30s (model: "the first /30 is the
+// primary link, the second the secondary").
+func halves(p netip.Prefix) [2]netip.Prefix {
+	first := netip.PrefixFrom(p.Masked().Addr(), 30)
+	a := first.Addr()
+	for range 4 {
+		a = a.Next()
+	}
+	return [2]netip.Prefix{first, netip.PrefixFrom(a, 30)}
+}
+
+// rate is a bandwidth as tc writes it: 200Mbps → 200mbit.
+func rate(bw string) string {
+	s := strings.ToLower(bw)
+	s = strings.TrimSuffix(s, "ps")
+	return strings.TrimSuffix(s, "b") + "bit"
+}
+
+func u32(v uint32) *uint32 { return &v }
+
+// msSession is what the Microsoft edge runs on every customer-facing
+// session (model: "Timers and failure detection"): 60/180 s and BFD at
+// 300 ms × 3.
+func msSession(nb *nbrOut) *nbrOut {
+	nb.HoldTime, nb.Keepalive = HoldTime, Keepalive
+	nb.BFD = &bfdOut{MinTx: BFDInterval, MinRx: BFDInterval, Multiplier: BFDMultiplier}
+	return nb
+}
+
+var links = [2]string{"primary", "secondary"}
+
+// expand writes the model's plain topology.
+func (m *model) expand(x *topo.Expansion) {
+	b := &builder{m: m, nodes: map[string]*nodeB{}, pool: &pool{next30: m.internal.Addr(), end: m.internal}}
+	for _, s := range m.sites {
+		b.site(s)
+	}
+	for _, p := range m.ports {
+		b.directPort(p)
+	}
+	for _, c := range m.circuits {
+		b.circuit(c)
+	}
+	for _, v := range m.vnets {
+		b.vnet(v)
+	}
+	for _, r := range m.reach {
+		b.globalReach(r)
+	}
+	b.emit(x)
+}
+
+func (b *builder) site(s *site) {
+	core := b.node(s.core(), s.spec.Pos, fmt.Sprintf("site %s (AS %d): its router, meeting its customer edges over iBGP", s.spec.Name, s.spec.ASN),
+		nodeOut{Kind: "router", Group: groupOnPrem, BGP: &bgpOut{ASN: s.spec.ASN, Networks: []string{s.network.String()}}})
+	host := b.node(s.host(), s.spec.Pos, fmt.Sprintf("site %s: a host on its network", s.spec.Name), nodeOut{Group: groupOnPrem})
+	pc, ph := b.connect(s.spec.Pos, "", s.core(), s.host(), linkOut{})
+	gw := s.network.Masked().Addr().Next()
+	hostAddr := gw
+	for range 9 {
+		hostAddr = hostAddr.Next()
+	}
+	core.iface(pc, ifOut{Addresses: []string{pfx(gw, s.network.Bits())}})
+	host.iface(ph, ifOut{Addresses: []string{pfx(hostAddr, s.network.Bits())}})
+	host.out.Routes = []routeOut{{Dst: "default", Via: gw.String()}}
+}
+
+// customerEdge makes the CE pair of a circuit (or of a Direct port pair)
+// and meets each with its site's router over iBGP.
+func (b *builder) customerEdge(prefix string, s *site, at topo.Pos, what string) {
+	for i := range 2 {
+		ce := fmt.Sprintf("%s-ce%d", prefix, i+1)
+		b.node(ce, at, fmt.Sprintf("%s: the customer's %s edge router", what, links[i]),
+			nodeOut{Kind: "router", Group: groupOnPrem, BGP: &bgpOut{ASN: s.spec.ASN}})
+	}
+}
+
+// toSite meets a CE pair with its site's router over iBGP, the CEs
+// advertising themselves as the next hop for what Microsoft sends.
+func (b *builder) toSite(prefix string, s *site, at topo.Pos) {
+	for i := range 2 {
+		ce := fmt.Sprintf("%s-ce%d", prefix, i+1)
+		coreAddr, ceAddr := b.wire(at, "", s.core(), ce)
+		b.nodes[ce].neighbor(&nbrOut{Address: coreAddr.String(), RemoteAS: s.spec.ASN, Description: s.spec.Name,
+			Export: &policyOut{NextHopSelf: true}})
+		b.nodes[s.core()].neighbor(&nbrOut{Address: ceAddr.String(), RemoteAS: s.spec.ASN, Description: ce})
+	}
+}
+
+func (b *builder) msee(prefix string, at topo.Pos, what string) {
+	for i := range 2 {
+		b.node(fmt.Sprintf("%s-msee%d", prefix, i+1), at, fmt.Sprintf("%s: Microsoft's %s edge router (MSEE)", what, links[i]),
+			nodeOut{Kind: "router", Group: groupMicrosoft, BGP: &bgpOut{ASN: MicrosoftASN}})
+	}
+}
+
+func (b *builder) directPort(p *port) {
+	what := fmt.Sprintf("ExpressRoute Direct port pair %s (%s)", p.spec.Name, p.encap)
+	b.customerEdge(p.spec.Name, p.site, p.spec.Pos, what)
+	b.msee(p.spec.Name, p.spec.Pos, what)
+	for i := range 2 {
+		ce, ms := p.ce(i), p.msee(i)
+		pc, pm := b.connect(p.spec.Pos, fmt.Sprintf("%s: the %s port", what, links[i]), ce, ms, linkOut{MACsec: p.spec.MACsec})
+		// The circuits' tags ride on the MACsec device when the port
+		// has one (MACsec covers all traffic on the port, BGP included).
+		p.parent[0], p.parent[1] = pc, pm
+		if p.macsecDev != "" {
+			p.parent[0], p.parent[1] = p.macsecDev, p.macsecDev
+		}
+	}
+	b.toSite(p.spec.Name, p.site, p.spec.Pos)
+}
+
+func (b *builder) circuit(c *circuit) {
+	what := fmt.Sprintf("circuit %s (%s", c.spec.Name, c.model)
+	if c.spec.Bandwidth != "" {
+		what += ", " + c.spec.Bandwidth
+	}
+	what += ")"
+	if c.port == nil {
+		b.customerEdge(c.spec.Name, c.site, c.spec.Pos, what)
+		b.msee(c.spec.Name, c.spec.Pos, what)
+		defer b.toSite(c.spec.Name, c.site, c.spec.Pos)
+	}
+	for i := range 2 {
+		ce, ms := c.ce(i), c.msee(i)
+		var custIf, mseeIf func(vlan int) string // the peering's subinterface on each side
+		var cust string                          // who peers with the MSEE: the CE, or the provider's PE
+		switch c.model {
+		case CloudExchange, PointToPoint:
+			pe := fmt.Sprintf("%s-pe%d", c.spec.Name, i+1)
+			n := b.node(pe, c.spec.Pos, fmt.Sprintf("%s: the provider's %s switch", what, links[i]), nodeOut{Kind: "bridge", Group: groupProvider})
+			var lo linkOut
+			if c.spec.Bandwidth != "" {
+				lo.Impair = &impairOut{Rate: rate(c.spec.Bandwidth)}
+			}
+			pc, pp := b.connect(c.spec.Pos, fmt.Sprintf("%s: %s link, the customer's side", what, links[i]), ce, pe, lo)
+			pp2, pm := b.connect(c.spec.Pos, fmt.Sprintf("%s: %s link, toward the MSEE", what, links[i]), pe, ms, linkOut{})
+			vlans := c.vlans()
+			if c.model == CloudExchange {
+				// The provider's bridge pushes the circuit's S-tag (802.1ad)
+				// on what the customer sends tagged.
+				n.out.Bridge = &bridgeOut{VLANProtocol: "802.1ad"}
+				n.iface(pp, ifOut{Access: c.sTag})
+				n.iface(pp2, ifOut{Trunk: []int{c.sTag}})
+				outer := fmt.Sprintf("%s.%d", pm, c.sTag)
+				b.nodes[ms].iface(outer, ifOut{VLANProtocol: "802.1ad"})
+				mseeIf = func(v int) string { return fmt.Sprintf("%s.%d", outer, v) }
+			} else {
+				// A point-to-point Ethernet line carries the customer's
+				// 802.1Q tags as they are.
+				n.iface(pp, ifOut{Trunk: vlans})
+				n.iface(pp2, ifOut{Trunk: vlans})
+				mseeIf = func(v int) string { return fmt.Sprintf("%s.%d", pm, v) }
+			}
+			custIf = func(v int) string { return fmt.Sprintf("%s.%d", pc, v) }
+			cust = ce
+		case AnyToAny:
+			// The provider's PE routes: the customer's WAN link is the
+			// provider's, the peering's VLAN runs from the PE to the MSEE,
+			// and the PE is the MSEE's BGP peer (customer AS → provider
+			// AS → 12076).
+			pe := fmt.Sprintf("%s-pe%d", c.spec.Name, i+1)
+			b.node(pe, c.spec.Pos, fmt.Sprintf("%s: the provider's %s PE router (AS %d)", what, links[i], c.spec.ProviderASN),
+				nodeOut{Kind: "router", Group: groupProvider, BGP: &bgpOut{ASN: c.spec.ProviderASN}})
+			ceAddr, peAddr := b.wire(c.spec.Pos, fmt.Sprintf("%s: %s, the customer's WAN link", what, links[i]), ce, pe)
+			lp := c.localPref(i)
+			b.nodes[ce].neighbor(&nbrOut{Address: peAddr.String(), RemoteAS: c.spec.ProviderASN, Description: fmt.Sprintf("%s %s", c.spec.Name, links[i]),
+				Import: &policyOut{LocalPref: u32(lp)}, Export: &policyOut{Prepend: c.prepend(i), Prefixes: []prefixOut{{Prefix: c.site.network.String()}}}})
+			b.nodes[pe].neighbor(&nbrOut{Address: ceAddr.String(), RemoteAS: c.site.spec.ASN, Description: ce})
+			pp, pm := b.connect(c.spec.Pos, fmt.Sprintf("%s: %s, toward the MSEE", what, links[i]), pe, ms, linkOut{})
+			custIf = func(v int) string { return fmt.Sprintf("%s.%d", pp, v) }
+			mseeIf = func(v int) string { return fmt.Sprintf("%s.%d", pm, v) }
+			cust = pe
+		case Direct:
+			parent := c.port.parent
+			if c.port.encap == "qinq" {
+				// Both tags are 802.1Q (0x8100) on ExpressRoute Direct
+				// (model: "for QinQ both tags use EtherType 0x8100").
+				for side, node := range []string{ce, ms} {
+					b.nodes[node].iface(fmt.Sprintf("%s.%d", parent[side], c.sTag), ifOut{VLANProtocol: "802.1Q"})
+				}
+				custIf = func(v int) string { return inner(parent[0], c.sTag, v) }
+				mseeIf = func(v int) string { return inner(parent[1], c.sTag, v) }
+			} else {
+				custIf = func(v int) string { return fmt.Sprintf("%s.%d", parent[0], v) }
+				mseeIf = func(v int) string { return fmt.Sprintf("%s.%d", parent[1], v) }
+			}
+			cust = ce
+		}
+		for _, pr := range c.peerings {
+			sub := pr.subnets[i]
+			ca, ma := hosts30(sub)
+			vlan := pr.spec.VLAN
+			ci := ifOut{Addresses: []string{pfx(ca, 30)}, Peering: pr.kind}
+			mi := ifOut{Addresses: []string{pfx(ma, 30)}, Peering: pr.kind}
+			if c.port != nil && c.port.encap == "dot1q" && c.port.circuits > 1 {
+				// The peering label says one circuit per parent; a Dot1Q
+				// port pair carries several on one (checked above, by
+				// C-tag across the pair).
+				ci.Peering, mi.Peering = "", ""
+			}
+			if c.port != nil {
+				ci.MTU, mi.MTU = 1500, 1500 // model: "IP MTU 1500"
+			}
+			b.subif(cust, custIf(vlan), ci)
+			b.subif(ms, mseeIf(vlan), mi)
+			desc := fmt.Sprintf("%s %s %s", c.spec.Name, pr.kind, links[i])
+			b.nodes[ms].neighbor(msSession(&nbrOut{Address: ca.String(), RemoteAS: c.custASN(), Description: desc, Password: pr.spec.MD5,
+				MaxPrefixes: pr.limit, Export: &policyOut{Prefixes: b.toCustomer(c, pr)}}))
+			if c.model == AnyToAny {
+				b.nodes[cust].neighbor(msSession(&nbrOut{Address: ma.String(), RemoteAS: MicrosoftASN, Description: desc, Password: pr.spec.MD5}))
+				continue
+			}
+			exp := &policyOut{Prepend: c.prepend(i), Prefixes: []prefixOut{{Prefix: c.site.network.String()}}}
+			if pr.kind == "microsoft" {
+				exp.Prefixes = nil
+				for _, a := range pr.advertise {
+					exp.Prefixes = append(exp.Prefixes, prefixOut{Prefix: a.String()})
+				}
+			}
+			b.nodes[cust].neighbor(msSession(&nbrOut{Address: ma.String(), RemoteAS: MicrosoftASN, Description: desc, Password: pr.spec.MD5,
+				Import: &policyOut{LocalPref: u32(c.localPref(i))}, Export: exp}))
+		}
+	}
+}
+
+// inner names a QinQ C-tag subinterface PARENT.S.C.
+func inner(parent string, s, c int) string {
+	return fmt.Sprintf("%s.%d.%d", parent, s, c)
+}
+
+// subif adds a subinterface. A stacked name that would not fit Linux's 15
+// bytes (macsec0.4094.4094) becomes sSTAGcCTAG, its parent: and vlan: given.
+func (b *builder) subif(node, name string, i ifOut) {
+	if len(name) > 15 {
+		dot := strings.LastIndex(name, ".")
+		i.Parent = name[:dot]
+		fmt.Sscanf(name[dot+1:], "%d", &i.VLAN)
+		name = fmt.Sprintf("s%sc%d", i.Parent[strings.LastIndex(i.Parent, ".")+1:], i.VLAN)
+	}
+	b.nodes[node].iface(name, i)
+}
+
+// toCustomer is what an MSEE sends a circuit's customer: the address spaces
+// of the virtual networks connected to the circuit and, with Global Reach,
+// the other site's network. A shared Direct port pair does not leak one
+// circuit's routes to another's customer.
+func (b *builder) toCustomer(c *circuit, pr *peering) []prefixOut {
+	out := []prefixOut{} // an empty filter sends nothing
+	if pr.kind != "private" {
+		return out // no route filter is attached: Microsoft sends nothing
+	}
+	for _, v := range b.m.vnets {
+		for _, cn := range v.conns {
+			if cn.circuit == c {
+				out = append(out, prefixOut{Prefix: v.space.String()})
+			}
+		}
+	}
+	for _, r := range b.m.reach {
+		for k, rc := range r.circuits {
+			if rc == c {
+				out = append(out, prefixOut{Prefix: r.circuits[1-k].site.network.String()})
+			}
+		}
+	}
+	return out
+}
+
+func (b *builder) vnet(v *vnet) {
+	gw := v.spec.Name + "-gw"
+	vm := v.spec.Name + "-vm"
+	b.node(gw, v.spec.Pos, fmt.Sprintf("virtual network %s: its ExpressRoute gateway (AS 65515, %s)", v.spec.Name, v.sku),
+		nodeOut{Kind: "router", Group: groupAzure, BGP: &bgpOut{ASN: GatewayASN, Networks: []string{v.space.String()}}})
+	b.node(vm, v.spec.Pos, fmt.Sprintf("virtual network %s: a workload", v.spec.Name), nodeOut{Group: groupAzure})
+	pg, pv := b.connect(v.spec.Pos, "", gw, vm, linkOut{})
+	sub := v.subnet()
+	gwa := sub.Masked().Addr().Next()
+	vma := gwa
+	for range 3 {
+		vma = vma.Next() // Azure gives VMs .4 onward
+	}
+	b.nodes[gw].iface(pg, ifOut{Addresses: []string{pfx(gwa, sub.Bits())}})
+	b.nodes[vm].iface(pv, ifOut{Addresses: []string{pfx(vma, sub.Bits())}})
+	b.nodes[vm].out.Routes = []routeOut{{Dst: "default", Via: gwa.String()}}
+	for _, cn := range v.conns {
+		c := cn.circuit
+		for i := range 2 {
+			ms := c.msee(i)
+			ma, ga := b.wire(cn.spec.Pos, fmt.Sprintf("connection %s to circuit %s, %s MSEE", v.spec.Name, c.spec.Name, links[i]), ms, gw)
+			lp := uint32(100 + cn.spec.Weight) // model: connection weight first, then AS path
+			b.nodes[gw].neighbor(&nbrOut{Address: ma.String(), RemoteAS: MicrosoftASN, Description: fmt.Sprintf("%s %s", c.spec.Name, links[i]),
+				HoldTime: HoldTime, Keepalive: Keepalive, Import: &policyOut{LocalPref: u32(lp)}})
+			var imp *policyOut
+			if v.community != "" {
+				imp = &policyOut{Communities: []string{v.community}}
+			}
+			b.nodes[ms].neighbor(&nbrOut{Address: ga.String(), RemoteAS: GatewayASN, Description: gw,
+				HoldTime: HoldTime, Keepalive: Keepalive, Import: imp, Export: &policyOut{Prefixes: []prefixOut{{Prefix: c.site.network.String()}}}})
+		}
+	}
+}
+
+func (b *builder) globalReach(r *reach) {
+	a, z := r.circuits[0], r.circuits[1]
+	what := fmt.Sprintf("Global Reach %s to %s", a.spec.Name, z.spec.Name)
+	for i, sub := range halves(r.subnet) {
+		ma, mz := a.msee(i), z.msee(i)
+		pa, pz := b.connect(r.spec.Pos, fmt.Sprintf("%s, %s", what, links[i]), ma, mz, linkOut{})
+		xa, xz := hosts30(sub)
+		b.nodes[ma].iface(pa, ifOut{Addresses: []string{pfx(xa, 30)}})
+		b.nodes[mz].iface(pz, ifOut{Addresses: []string{pfx(xz, 30)}})
+		b.nodes[ma].neighbor(&nbrOut{Address: xz.String(), RemoteAS: MicrosoftASN, Description: what,
+			Export: &policyOut{NextHopSelf: true, Prefixes: []prefixOut{{Prefix: a.site.network.String()}}}})
+		b.nodes[mz].neighbor(&nbrOut{Address: xa.String(), RemoteAS: MicrosoftASN, Description: what,
+			Export: &policyOut{NextHopSelf: true, Prefixes: []prefixOut{{Prefix: z.site.network.String()}}}})
+	}
+}

@@ -1,0 +1,105 @@
+package expressroute_test
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/erlab-dev/erlab/lab"
+	"github.com/erlab-dev/erlab/lab/labtest"
+	"github.com/erlab-dev/erlab/lab/topo"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// scenarios are the shipped topologies written on the model.
+func scenarios(t *testing.T) []string {
+	files, _ := filepath.Glob("../../topologies/*.yml")
+	var out []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(b), "\nexpressroute:") {
+			out = append(out, f)
+		}
+	}
+	if len(out) == 0 {
+		t.Fatal("no shipped topology uses expressroute:")
+	}
+	return out
+}
+
+// TestExpandGolden: each scenario's expansion (erlab expand) is diffed
+// against testdata/NAME.yml (go test -update rewrites them), and the
+// expansion is a topology of its own that loads into the very lab the
+// declaration does: the same nodes, interfaces, addresses, links and every
+// feature's model, positions aside.
+func TestExpandGolden(t *testing.T) {
+	for _, f := range scenarios(t) {
+		name := strings.TrimSuffix(filepath.Base(f), ".yml")
+		t.Run(name, func(t *testing.T) {
+			path := labtest.WithKeys(t, f)
+			got, err := lab.Expand(path, lab.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(string(got), "expressroute:") {
+				t.Errorf("the expansion still holds the expressroute: key")
+			}
+			golden(t, name+".yml", got)
+			plain := filepath.Join(filepath.Dir(path), "plain.yml")
+			if err := os.WriteFile(plain, got, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			want, err := lab.Load(path, lab.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			from, err := lab.Load(plain, lab.Options{})
+			if err != nil {
+				t.Fatalf("the expansion does not load on its own: %v", err)
+			}
+			if len(from.Nodes) < 6 || len(from.Nodes) != len(want.Nodes) {
+				t.Fatalf("%d nodes from the expansion, %d from the declaration", len(from.Nodes), len(want.Nodes))
+			}
+			// Where things were written differs, of course: positions, and
+			// the lines drill steps keep for messages.
+			where := cmp.FilterPath(func(p cmp.Path) bool {
+				sf, ok := p.Last().(cmp.StructField)
+				return ok && (sf.Name() == "Line" || strings.HasSuffix(sf.Name(), "Pos"))
+			}, cmp.Ignore())
+			opts := cmp.Options{where, cmpopts.IgnoreTypes(topo.Pos{}), cmpopts.IgnoreFields(topo.Topology{}, "File"), cmpopts.EquateEmpty(), cmp.Exporter(func(reflect.Type) bool { return true })}
+			if diff := cmp.Diff(want, from, opts...); diff != "" {
+				t.Errorf("the expansion loads into another lab (-declared +expanded):\n%s", diff)
+			}
+		})
+	}
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if diff := cmp.Diff(string(want), string(got)); diff != "" {
+		t.Errorf("%s (-want +got):\n%s", name, diff)
+	}
+}

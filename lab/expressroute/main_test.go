@@ -1,0 +1,13 @@
+package expressroute_test
+
+import (
+	"os"
+	"testing"
+
+	"github.com/erlab-dev/erlab/lab"
+)
+
+func TestMain(m *testing.M) {
+	lab.MaybeRunHelper(lab.Options{}) // deploys re-execute this test binary as their helpers (agents, keepers)
+	os.Exit(m.Run())
+}

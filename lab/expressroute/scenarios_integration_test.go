@@ -1,0 +1,76 @@
+package expressroute_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/erlab-dev/erlab/lab"
+	"github.com/erlab-dev/erlab/lab/bgp"
+	"github.com/erlab-dev/erlab/lab/bridgevlan"
+	"github.com/erlab-dev/erlab/lab/labtest"
+	"github.com/erlab-dev/erlab/lab/labtest/tier"
+	"github.com/erlab-dev/erlab/lab/topo"
+	"github.com/erlab-dev/erlab/lab/vlan"
+)
+
+// deployScenario deploys a shipped scenario and checks what every one
+// claims: each subnet carries traffic (verify connectivity), and BGP
+// converges with every session up.
+func deployScenario(t *testing.T, file string) (*lab.Lab, *topo.Topology) {
+	t.Helper()
+	top := labtest.Load(t, "../../topologies/"+file)
+	began := time.Now()
+	l := labtest.Deploy(t, top)
+	t.Logf("%s: deployed in %s", file, time.Since(began).Round(time.Millisecond))
+	if err := bgp.WaitConverged(context.Background(), l, 90*time.Second); err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	res, err := l.VerifyConnectivity(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) == 0 {
+		t.Fatalf("%s: verify connectivity checked nothing", file)
+	}
+	for _, r := range res {
+		if !r.OK {
+			t.Errorf("%s: verify connectivity: %s → %s (%s): %s", file, r.From, r.To, r.Addr, r.Error)
+		}
+	}
+	return l, top
+}
+
+// TestIntegrationScenarioCircuitL2: the provider Layer 2 circuit, from its
+// declaration: the site reaches the VNet over the primary link, whose
+// frames on the MSEE's port are the circuit's S-tag (802.1ad) over the
+// peering's C-tag; the MSEE runs BFD with the customer and tags the VNet's
+// routes with East US's community; the provider's switch going silent
+// moves both directions to the secondary within BFD's time.
+func TestIntegrationScenarioCircuitL2(t *testing.T) {
+	tier.Integration(t)
+	tier.RequireFeatures(t, vlan.KernelDot1Q, vlan.KernelDot1ad, bridgevlan.KernelBridgeVLAN)
+	l, top := deployScenario(t, "er-circuit-l2.yml")
+	labtest.WaitPing(t, l, "onprem-host", "10.10.0.4", 10*time.Second)
+	if via := labtest.RouteVia(t, l, "onprem-core", "10.10.0.4"); via != "100.64.0.2" {
+		t.Errorf("the site's router sends to the VNet via %s; want contoso-ce1 (100.64.0.2), the primary", via)
+	}
+	out := labtest.Capture(t, l, "contoso-msee1", "eth1", 2, "vlan 30 and vlan 100 and icmp", func() {
+		labtest.TryExec(l, "onprem-host", "ping", "-c1", "-W2", "10.10.0.4")
+	})
+	if !strings.Contains(out, "ethertype 802.1Q-QinQ (0x88a8)") || !strings.Contains(out, "vlan 30, p 0, ethertype 802.1Q (0x8100), vlan 100") {
+		t.Errorf("frames on msee1's port are not S-tag 30 (802.1ad) over C-tag 100:\n%s", out)
+	}
+	routes := labtest.Exec(t, l, "contoso-ce1", "gobgp", "global", "rib", "-a", "ipv4", "10.10.0.0/16")
+	if !strings.Contains(routes, "12076:50004") || !strings.Contains(routes, "12076 65515") {
+		t.Errorf("ce1's route to the VNet lacks AS path 12076 65515 or East US's community 12076:50004:\n%s", routes)
+	}
+	nb := labtest.Exec(t, l, "contoso-msee1", "gobgp", "neighbor", "192.168.100.129")
+	for _, want := range []string{"Hold time is 180, keepalive interval is 60 seconds"} {
+		if !strings.Contains(nb, want) {
+			t.Errorf("msee1's session with ce1: %q missing:\n%s", want, nb)
+		}
+	}
+	labtest.RunDrills(t, l, top)
+}
