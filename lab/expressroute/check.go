@@ -274,6 +274,9 @@ func resolve(spec *Spec, r *counting) (*model, bool) {
 		default:
 			k.errorf(ps.SpeedPos, "%s: speed %q: ExpressRoute Direct ports are 10G or 100G", what, ps.Speed)
 		}
+		if ps.MACsec.IsZero() && !ps.MACsecSecondary.IsZero() {
+			k.errorf(ps.MACsecSecondary.Pos, "%s: macsec-secondary: without macsec: for the primary port; MACsec protects both ports or neither", what)
+		}
 		if !ps.MACsec.IsZero() {
 			p.macsecDev = "macsec0"
 			if dev, ok := ps.MACsec.Lookup("device"); ok {

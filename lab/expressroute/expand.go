@@ -3,6 +3,7 @@ package expressroute
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/erlab-dev/erlab/lab/topo"
@@ -244,8 +245,18 @@ func (m *model) expand(x *topo.Expansion) {
 }
 
 func (b *builder) site(s *site) {
+	nets := []string{s.network.String()}
+	for _, c := range b.m.circuits {
+		for _, pr := range c.peerings {
+			for _, a := range pr.advertise {
+				if c.site == s && !slices.Contains(nets, a.String()) {
+					nets = append(nets, a.String()) // the public prefixes Microsoft peering carries
+				}
+			}
+		}
+	}
 	core := b.node(s.core(), s.spec.Pos, fmt.Sprintf("site %s (AS %d): its router, meeting its customer edges over iBGP", s.spec.Name, s.spec.ASN),
-		nodeOut{Kind: "router", Group: groupOnPrem, BGP: &bgpOut{ASN: s.spec.ASN, Networks: []string{s.network.String()}}})
+		nodeOut{Kind: "router", Group: groupOnPrem, BGP: &bgpOut{ASN: s.spec.ASN, Networks: nets}})
 	host := b.node(s.host(), s.spec.Pos, fmt.Sprintf("site %s: a host on its network", s.spec.Name), nodeOut{Group: groupOnPrem})
 	pc, ph := b.connect(s.spec.Pos, "", s.core(), s.host(), linkOut{})
 	gw := s.network.Masked().Addr().Next()
@@ -293,7 +304,11 @@ func (b *builder) directPort(p *port) {
 	b.msee(p.spec.Name, p.spec.Pos, what)
 	for i := range 2 {
 		ce, ms := p.ce(i), p.msee(i)
-		pc, pm := b.connect(p.spec.Pos, fmt.Sprintf("%s: the %s port", what, links[i]), ce, ms, linkOut{MACsec: p.spec.MACsec})
+		sec := p.spec.MACsec
+		if i == 1 && !p.spec.MACsecSecondary.IsZero() {
+			sec = p.spec.MACsecSecondary
+		}
+		pc, pm := b.connect(p.spec.Pos, fmt.Sprintf("%s: the %s port", what, links[i]), ce, ms, linkOut{MACsec: sec})
 		// The circuits' tags ride on the MACsec device when the port
 		// has one (MACsec covers all traffic on the port, BGP included).
 		p.parent[0], p.parent[1] = pc, pm

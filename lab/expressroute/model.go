@@ -50,8 +50,10 @@ type PortSpec struct {
 	Speed            string   `yaml:"speed"`
 	SpeedPos         topo.Pos `yaml:"-"`
 	// MACsec is the MACsec feature's link block, put on both ports as
-	// written (keys included, by file or env).
-	MACsec topo.Raw `yaml:"macsec"`
+	// written (keys included, by file or env); MACsecSecondary, when
+	// given, is the secondary port's instead (keys of its own).
+	MACsec          topo.Raw `yaml:"macsec"`
+	MACsecSecondary topo.Raw `yaml:"macsec-secondary"`
 }
 
 // CircuitSpec is an ExpressRoute circuit.

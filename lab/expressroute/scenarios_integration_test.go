@@ -11,6 +11,7 @@ import (
 	"github.com/erlab-dev/erlab/lab/bridgevlan"
 	"github.com/erlab-dev/erlab/lab/labtest"
 	"github.com/erlab-dev/erlab/lab/labtest/tier"
+	"github.com/erlab-dev/erlab/lab/macsec"
 	"github.com/erlab-dev/erlab/lab/topo"
 	"github.com/erlab-dev/erlab/lab/vlan"
 )
@@ -20,7 +21,7 @@ import (
 // converges with every session up.
 func deployScenario(t *testing.T, file string) (*lab.Lab, *topo.Topology) {
 	t.Helper()
-	top := labtest.Load(t, "../../topologies/"+file)
+	top := labtest.Load(t, labtest.WithKeys(t, "../../topologies/"+file))
 	began := time.Now()
 	l := labtest.Deploy(t, top)
 	t.Logf("%s: deployed in %s", file, time.Since(began).Round(time.Millisecond))
@@ -71,6 +72,56 @@ func TestIntegrationScenarioCircuitL2(t *testing.T) {
 		if !strings.Contains(nb, want) {
 			t.Errorf("msee1's session with ce1: %q missing:\n%s", want, nb)
 		}
+	}
+	labtest.RunDrills(t, l, top)
+}
+
+// TestIntegrationScenarioDirectCircuits: ExpressRoute Direct from its
+// declaration: a QinQ port pair under MACsec XPN-256 carrying two circuits
+// that reuse C-tag 100 in S-tags 10 and 20. Each circuit's customer gets
+// only its own VNet; Microsoft peering carries the customer's public
+// prefix in and nothing out (no route filter); the ports verify as
+// encrypted; the primary port going down moves both ways to the secondary.
+func TestIntegrationScenarioDirectCircuits(t *testing.T) {
+	tier.Integration(t)
+	tier.RequireFeatures(t, vlan.KernelDot1Q, macsec.KernelMACsec)
+	l, top := deployScenario(t, "er-direct-circuits.yml")
+	labtest.WaitPing(t, l, "hq-host", "10.10.0.4", 10*time.Second)
+	labtest.WaitPing(t, l, "hq-host", "10.20.0.4", 10*time.Second)
+	for nb, want := range map[string]string{"192.168.100.130": "10.10.0.0/16", "192.168.200.130": "10.20.0.0/16"} {
+		got := labtest.Exec(t, l, "direct-ce1", "gobgp", "neighbor", nb, "adj-in")
+		other := map[string]string{"10.10.0.0/16": "10.20.0.0/16", "10.20.0.0/16": "10.10.0.0/16"}[want]
+		if !strings.Contains(got, want) || strings.Contains(got, other) {
+			t.Errorf("ce1 from %s: want %s only:\n%s", nb, want, got)
+		}
+	}
+	if got, _, _ := labtest.TryExec(l, "direct-ce1", "gobgp", "neighbor", "203.0.113.2", "adj-in"); strings.Contains(got, "/") {
+		t.Errorf("Microsoft sent routes over Microsoft peering with no route filter attached:\n%s", got)
+	}
+	if got := labtest.Exec(t, l, "direct-msee1", "gobgp", "neighbor", "203.0.113.1", "adj-in"); !strings.Contains(got, "198.51.100.0/24") {
+		t.Errorf("the MSEE did not get the customer's public prefix over Microsoft peering:\n%s", got)
+	}
+	enc, err := l.VerifyEncryption(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for _, e := range enc {
+		if e.Checked {
+			checked++
+			if !e.Pass {
+				t.Errorf("not encrypted: %+v", e)
+			}
+		}
+	}
+	if checked != 2 {
+		t.Errorf("verify encryption checked %d links, want the two ports", checked)
+	}
+	out := labtest.Capture(t, l, "direct-msee1", "eth1", 1, "ether proto 0x88e5", func() {
+		labtest.TryExec(l, "hq-host", "ping", "-c1", "-W2", "10.20.0.4")
+	})
+	if !strings.Contains(out, "MACsec") && !strings.Contains(out, "0x88e5") {
+		t.Errorf("no MACsec frame on the primary port:\n%s", out)
 	}
 	labtest.RunDrills(t, l, top)
 }
