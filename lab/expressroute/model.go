@@ -74,7 +74,6 @@ type CircuitSpec struct {
 	BandwidthPos   topo.Pos `yaml:"-"`
 	SKU            string   `yaml:"sku"`
 	SKUPos         topo.Pos `yaml:"-"`
-	Location       string   `yaml:"location"`
 	// Prepend is how many times the customer prepends its AS toward
 	// Microsoft on this circuit (the secondary link one more).
 	Prepend int `yaml:"prepend"`
