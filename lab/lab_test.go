@@ -3,8 +3,6 @@ package lab_test
 import (
 	"bytes"
 	"errors"
-	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,27 +14,9 @@ import (
 
 	"github.com/erlab-dev/erlab/lab"
 	"github.com/erlab-dev/erlab/lab/kernel"
+	"github.com/erlab-dev/erlab/lab/labtest"
 	"github.com/erlab-dev/erlab/lab/topo"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("%s (-want +got):\n%s", name, diff)
-	}
-}
 
 func TestGraph(t *testing.T) {
 	top, err := lab.Load("../topologies/er-peerings-vlan.yml", lab.Options{})
@@ -48,7 +28,7 @@ func TestGraph(t *testing.T) {
 		if err := lab.Graph(&b, top, format); err != nil {
 			t.Fatal(err)
 		}
-		golden(t, "er-peerings-vlan."+format, b.Bytes())
+		labtest.Golden(t, "er-peerings-vlan."+format, b.Bytes())
 	}
 	if err := lab.Graph(&bytes.Buffer{}, top, "svg"); err == nil || !strings.Contains(err.Error(), "mermaid, dot") {
 		t.Errorf("unknown format: %v", err)

@@ -40,7 +40,7 @@ func TestPlanGolden(t *testing.T) {
 					t.Fatalf("the plan of %s shows a key", name)
 				}
 			}
-			golden(t, filepath.Join("plan", name+".txt"), []byte(got))
+			labtest.Golden(t, filepath.Join("plan", name+".txt"), []byte(got))
 		})
 	}
 }

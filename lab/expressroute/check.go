@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/erlab-dev/erlab/lab/macsec"
 	"github.com/erlab-dev/erlab/lab/topo"
 )
 
@@ -278,7 +279,7 @@ func resolve(spec *Spec, r *counting) (*model, bool) {
 			k.errorf(ps.MACsecSecondary.Pos, "%s: macsec-secondary: without macsec: for the primary port; MACsec protects both ports or neither", what)
 		}
 		if !ps.MACsec.IsZero() {
-			p.macsecDev = "macsec0"
+			p.macsecDev = macsec.DefaultDevice
 			if dev, ok := ps.MACsec.Lookup("device"); ok {
 				p.macsecDev = dev
 			}
@@ -464,7 +465,7 @@ func resolve(spec *Spec, r *counting) (*model, bool) {
 			case cn.Circuit == "":
 				k.errorf(cn.Pos, "%s: connections[%d]: circuit: required", what, j)
 			case !ok:
-				if _, declared := seen2(spec, cn.Circuit); !declared {
+				if !declaredCircuit(spec, cn.Circuit) {
 					k.errorf(or(cn.CircuitPos, cn.Pos), "%s: connections[%d]: circuit %q is not declared", what, j, cn.Circuit)
 				}
 			case cseen[cn.Circuit]:
@@ -493,7 +494,7 @@ func resolve(spec *Spec, r *counting) (*model, bool) {
 			c, found := circuits[name]
 			switch {
 			case !found:
-				if _, declared := seen2(spec, name); !declared {
+				if !declaredCircuit(spec, name) {
 					k.errorf(or(rs.CircuitsPos, rs.Pos), "%s: circuit %q is not declared", what, name)
 				}
 				ok = false
@@ -541,10 +542,7 @@ func resolve(spec *Spec, r *counting) (*model, bool) {
 			}
 		}
 	}
-	for _, p := range k.m.ports {
-		_ = p
-		need += 2
-	}
+	need += 2 * len(k.m.ports)
 	for _, v := range k.m.vnets {
 		need += 2 * len(v.conns)
 	}
@@ -713,15 +711,15 @@ func mapKeys(m map[string]int) []string {
 	return out
 }
 
-// seen2 reports whether a circuit of that name is declared, resolved or not
+// declaredCircuit reports whether a circuit of that name is declared, resolved or not
 // (one that failed its own checks is not reported again where it is used).
-func seen2(spec *Spec, name string) (int, bool) {
-	for i, c := range spec.Circuits {
+func declaredCircuit(spec *Spec, name string) bool {
+	for _, c := range spec.Circuits {
 		if c.Name == name {
-			return i, true
+			return true
 		}
 	}
-	return 0, false
+	return false
 }
 
 func or(p, q topo.Pos) topo.Pos {

@@ -171,7 +171,6 @@ func (b *builder) emit(x *topo.Expansion) {
 // pool numbers the internal links, /30 after /30.
 type pool struct {
 	next30 netip.Addr
-	end    netip.Prefix
 }
 
 func (p *pool) next() netip.Prefix {
@@ -225,7 +224,7 @@ var links = [2]string{"primary", "secondary"}
 
 // expand writes the model's plain topology.
 func (m *model) expand(x *topo.Expansion) {
-	b := &builder{m: m, nodes: map[string]*nodeB{}, pool: &pool{next30: m.internal.Addr(), end: m.internal}}
+	b := &builder{m: m, nodes: map[string]*nodeB{}, pool: &pool{next30: m.internal.Addr()}}
 	for _, s := range m.sites {
 		b.site(s)
 	}

@@ -1,7 +1,6 @@
 package expressroute_test
 
 import (
-	"flag"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -15,8 +14,6 @@ import (
 	"github.com/erlab-dev/erlab/lab/labtest"
 	"github.com/erlab-dev/erlab/lab/topo"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 // scenarios are the shipped topologies written on the model.
 func scenarios(t *testing.T) []string {
@@ -54,7 +51,7 @@ func TestExpandGolden(t *testing.T) {
 			if strings.Contains(string(got), "expressroute:") {
 				t.Errorf("the expansion still holds the expressroute: key")
 			}
-			golden(t, name+".yml", got)
+			labtest.Golden(t, name+".yml", got)
 			plain := filepath.Join(filepath.Dir(path), "plain.yml")
 			if err := os.WriteFile(plain, got, 0o600); err != nil {
 				t.Fatal(err)
@@ -81,25 +78,5 @@ func TestExpandGolden(t *testing.T) {
 				t.Errorf("the expansion loads into another lab (-declared +expanded):\n%s", diff)
 			}
 		})
-	}
-}
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("%s (-want +got):\n%s", name, diff)
 	}
 }

@@ -115,8 +115,6 @@ func TestRules(t *testing.T) {
 			`lab.yml:8:46: expressroute: port pair "d2": encapsulation "802.1ad": dot1q (one tag) or qinq (two tags, both 0x8100)`},
 		{"MACsec on both ports or neither", "{ name: d2, site: west, encapsulation: dot1q }", "{ name: d2, site: west, encapsulation: dot1q, macsec-secondary: { cipher: GCM-AES-128 } }",
 			`lab.yml:8:71: expressroute: port pair "d2": macsec-secondary: without macsec: for the primary port`},
-		{"a model's node name is free", "  circuits:\n", "  circuits:\n",
-			``},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			src := strings.Replace(base, c.from, c.to, 1)

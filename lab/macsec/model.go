@@ -119,6 +119,9 @@ type Feature struct{}
 func (Feature) Name() string { return Name }
 
 // Keys implements topo.KeysHook.
+// DefaultDevice is a link's MACsec device unless device: names another.
+const DefaultDevice = "macsec0"
+
 func (Feature) Keys() []topo.Key {
 	return []topo.Key{
 		{Scope: topo.ScopeLink, Name: "macsec", Spec: (*Spec)(nil)},
@@ -142,7 +145,7 @@ func (Feature) Resolve(t *topo.Topology, r topo.Reporter) {
 // from the first.
 func resolve(t *topo.Topology, spec *Spec, i int, r topo.Reporter) *Config {
 	where := fmt.Sprintf("links[%d]: macsec", i)
-	m := &Config{Cipher: "GCM-AES-128", Device: "macsec0", Encrypt: true, ReplayProtect: true, Validate: "strict", IncludeSCI: true, Window: spec.Window, MKA: spec.MKA}
+	m := &Config{Cipher: "GCM-AES-128", Device: DefaultDevice, Encrypt: true, ReplayProtect: true, Validate: "strict", IncludeSCI: true, Window: spec.Window, MKA: spec.MKA}
 	if spec.Cipher != "" {
 		norm := strings.ToUpper(spec.Cipher)
 		if _, ok := Ciphers[norm]; !ok {

@@ -60,13 +60,6 @@ func (x *Expansion) key() string {
 	return x.d.expandKey
 }
 
-// Declared reports whether the file declares a node of that name itself
-// (the user's nodes may sit beside the model's and connect to them).
-func (x *Expansion) Declared(name string) (Pos, bool) {
-	p, ok := x.declared[name]
-	return p, ok
-}
-
 // AddNode adds a node; spec is anything that encodes to a node's YAML (a
 // struct with yaml tags, a map). comment is written above it in `erlab
 // expand`'s output. A name taken by the file's own nodes or by the model
@@ -92,16 +85,6 @@ func (x *Expansion) AddLink(at Pos, comment string, spec any) {
 	v := x.encode(spec, at)
 	v.HeadComment = comment
 	x.links.Content = append(x.links.Content, v)
-}
-
-// Added lists the nodes the model made, in order.
-func (x *Expansion) Added() []string {
-	out := make([]string, 0, len(x.added))
-	for k := range x.added {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func (x *Expansion) encode(spec any, at Pos) *yaml.Node {
@@ -257,8 +240,8 @@ func depth(n *yaml.Node) int {
 	return d + 1
 }
 
-// Raw is a value a model passes on as written (a MACsec block, a password
-// given as ${VAR}), with its position: it is decoded where it lands.
+// Raw is a value a model passes on as written (another feature's block, a
+// password given as ${VAR}), with its position: it is decoded where it lands.
 type Raw struct {
 	Pos  Pos
 	node *yaml.Node
@@ -283,14 +266,6 @@ func (r Raw) Lookup(key string) (string, bool) {
 		return v.Value, true
 	}
 	return "", false
-}
-
-// Scalar returns the value when it is a scalar, as written.
-func (r Raw) Scalar() (string, bool) {
-	if r.node == nil || r.node.Kind != yaml.ScalarNode {
-		return "", false
-	}
-	return r.node.Value, true
 }
 
 // expandModels runs the model hooks on the file's tree.
