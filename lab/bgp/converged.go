@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -85,11 +86,23 @@ func routingSnapshot(ctx context.Context, l feature.Lab) (snap, why string) {
 			}
 			fmt.Fprintf(&b, "%s %s %s %d;", n.Name, nb.Address, nb.State, nb.Accepted)
 		}
-		routes, err := Routes(ctx, l, n.Name, false)
+		routes, err := Routes(ctx, l, n.Name, true)
 		if err != nil {
 			return "", err.Error()
 		}
+		// What the router originates must be in its table before anything
+		// can be said delivered: the agent adds its networks once GoBGP runs,
+		// and in the slow microVM a session came up and stayed quiet for a
+		// second before they were there (advertised 0, received 0).
+		for _, p := range Of(n).Networks {
+			if !slices.ContainsFunc(routes, func(r RouteInfo) bool { return r.Local && r.Prefix == p }) {
+				return "", fmt.Sprintf("%s does not originate %s yet", n.Name, p)
+			}
+		}
 		for _, r := range routes {
+			if !r.Multipath {
+				continue
+			}
 			if !r.Local && !r.Installed {
 				return "", fmt.Sprintf("%s has not installed its route to %s via %s", n.Name, r.Prefix, r.NextHop)
 			}
