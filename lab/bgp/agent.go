@@ -22,6 +22,9 @@ const ConfigEnv = "ERLAB_AGENT_CONFIG"
 // GRPCAddress is where the agent serves GoBGP's API, inside its namespace.
 const GRPCAddress = "127.0.0.1:50051"
 
+// agentConfigFile is the agent's configuration, in its node's directory.
+const agentConfigFile = "agent.json"
+
 // AgentConfig is what deploy hands an agent.
 type AgentConfig struct {
 	Lab  string `json:"lab"`

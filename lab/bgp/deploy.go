@@ -40,7 +40,7 @@ func start(ctx context.Context, n *nodes.Node) error {
 	if err := n.MakeDir(); err != nil {
 		return err
 	}
-	cfgPath := filepath.Join(n.Dir, "agent.json")
+	cfgPath := filepath.Join(n.Dir, agentConfigFile)
 	logPath := filepath.Join(n.Dir, "agent.log")
 	return n.Exec("erlab bgp agent (GoBGP, API "+GRPCAddress+")", func() error {
 		if err := WriteConfig(cfgPath, AgentConfig{Lab: n.Lab, Node: n.Spec.Name, BGP: *Of(n.Spec), Dir: n.Dir}); err != nil {

@@ -23,7 +23,7 @@ func (Feature) Name() string { return Name }
 
 // Keys implements topo.KeysHook.
 func (Feature) Keys() []topo.Key {
-	return []topo.Key{{Scope: topo.ScopeNode, Name: "bgp", Spec: (*Spec)(nil)}}
+	return append([]topo.Key{{Scope: topo.ScopeNode, Name: "bgp", Spec: (*Spec)(nil)}}, actionKeys()...)
 }
 
 // CheckNode implements topo.NodeHook: the bgp: block, once the node's

@@ -102,7 +102,9 @@ func startSpeakers(t *testing.T, cfgs ...Config) []*testSpeaker {
 		// The speaker's networks, originated as runSpeaker does: before
 		// any session is up.
 		for _, p := range c.Networks {
-			sp.announce(t, p.String())
+			if _, err := sp.client.AddPath(context.Background(), &api.AddPathRequest{TableType: api.TableType_TABLE_TYPE_GLOBAL, Path: originPath(p, c.Tags[p])}); err != nil {
+				t.Fatal(err)
+			}
 		}
 		out = append(out, sp)
 	}
@@ -138,7 +140,7 @@ func freePort(t *testing.T, a netip.Addr) uint32 {
 func (sp *testSpeaker) announce(t *testing.T, prefixes ...string) {
 	t.Helper()
 	for _, p := range prefixes {
-		if _, err := sp.client.AddPath(context.Background(), &api.AddPathRequest{TableType: api.TableType_TABLE_TYPE_GLOBAL, Path: originPath(netip.MustParsePrefix(p))}); err != nil {
+		if _, err := sp.client.AddPath(context.Background(), &api.AddPathRequest{TableType: api.TableType_TABLE_TYPE_GLOBAL, Path: originPath(netip.MustParsePrefix(p), nil)}); err != nil {
 			t.Fatalf("speaker %s: announce %s: %v", sp.cfg.RouterID, p, err)
 		}
 	}
@@ -148,7 +150,7 @@ func (sp *testSpeaker) announce(t *testing.T, prefixes ...string) {
 func (sp *testSpeaker) withdraw(t *testing.T, prefixes ...string) {
 	t.Helper()
 	for _, p := range prefixes {
-		if _, err := sp.client.DeletePath(context.Background(), &api.DeletePathRequest{TableType: api.TableType_TABLE_TYPE_GLOBAL, Path: originPath(netip.MustParsePrefix(p))}); err != nil {
+		if _, err := sp.client.DeletePath(context.Background(), &api.DeletePathRequest{TableType: api.TableType_TABLE_TYPE_GLOBAL, Path: originPath(netip.MustParsePrefix(p), nil)}); err != nil {
 			t.Fatalf("speaker %s: withdraw %s: %v", sp.cfg.RouterID, p, err)
 		}
 	}

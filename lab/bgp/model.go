@@ -26,31 +26,43 @@ const (
 // Spec is a node's bgp: block as written.
 type Spec struct {
 	Pos       topo.Pos
-	ASN       *uint32         `yaml:"asn"`
-	RouterID  *string         `yaml:"router-id"`
-	Multipath *bool           `yaml:"multipath"`
-	Networks  []topo.AddrSpec `yaml:"networks"`
-	Neighbors []NeighborSpec  `yaml:"neighbors"`
+	ASN       *uint32        `yaml:"asn"`
+	RouterID  *string        `yaml:"router-id"`
+	Multipath *bool          `yaml:"multipath"`
+	Networks  []NetworkSpec  `yaml:"networks"`
+	Neighbors []NeighborSpec `yaml:"neighbors"`
+}
+
+// NetworkSpec is a prefix the node originates, written as the prefix alone
+// or with the communities its routes carry: {prefix: P, communities: [...]}.
+type NetworkSpec struct {
+	Pos         topo.Pos
+	Prefix      topo.AddrSpec `yaml:"prefix" short:"true"`
+	Communities []string      `yaml:"communities"`
 }
 
 // NeighborSpec is one BGP neighbour as written.
 type NeighborSpec struct {
 	Pos          topo.Pos
-	Address      string      `yaml:"address"`
-	Interface    string      `yaml:"interface"`
-	RemoteAS     uint32      `yaml:"remote-as"`
-	Description  string      `yaml:"description"`
-	HoldTime     *int        `yaml:"hold-time"`
-	HoldTimePos  topo.Pos    `yaml:"-"`
-	Keepalive    *int        `yaml:"keepalive"`
-	Passive      *bool       `yaml:"passive"`
-	Password     string      `yaml:"password"`
-	Multihop     int         `yaml:"multihop"`
-	LocalAddress string      `yaml:"local-address"`
-	BFD          *BFDSpec    `yaml:"bfd"`
-	MaxPrefixes  int         `yaml:"max-prefixes"`
-	Import       *PolicySpec `yaml:"import"`
-	Export       *PolicySpec `yaml:"export"`
+	Address      string   `yaml:"address"`
+	Interface    string   `yaml:"interface"`
+	RemoteAS     uint32   `yaml:"remote-as"`
+	Description  string   `yaml:"description"`
+	HoldTime     *int     `yaml:"hold-time"`
+	HoldTimePos  topo.Pos `yaml:"-"`
+	Keepalive    *int     `yaml:"keepalive"`
+	Passive      *bool    `yaml:"passive"`
+	Password     string   `yaml:"password"`
+	Multihop     int      `yaml:"multihop"`
+	LocalAddress string   `yaml:"local-address"`
+	BFD          *BFDSpec `yaml:"bfd"`
+	MaxPrefixes  int      `yaml:"max-prefixes"`
+	// RemovePrivateAS takes private AS numbers out of the AS path of what
+	// is sent to this (external) neighbour, as Microsoft does to what it
+	// receives over Microsoft peering.
+	RemovePrivateAS bool        `yaml:"remove-private-as"`
+	Import          *PolicySpec `yaml:"import"`
+	Export          *PolicySpec `yaml:"export"`
 }
 
 // BFDSpec turns BFD on for a neighbour; intervals in milliseconds.
@@ -72,6 +84,14 @@ type PolicySpec struct {
 	Prepend     int               `yaml:"prepend"`
 	Communities []string          `yaml:"communities"`
 	NextHopSelf bool              `yaml:"next-hop-self"`
+	// MatchCommunities passes only routes that carry one of these
+	// communities (and the prefix filter, if any); an empty list passes
+	// none, until it is changed while the lab runs (SetCommunityMatch): an
+	// ExpressRoute route filter.
+	MatchCommunities []string `yaml:"match-communities"`
+	// Deny rejects what it matches before anything else is looked at, so
+	// that a filter may pass a range but some prefixes in it.
+	Deny []PrefixMatchSpec `yaml:"deny"`
 }
 
 // PrefixMatchSpec matches a prefix, and optionally longer ones (ge/le).
@@ -88,7 +108,9 @@ type Config struct {
 	RouterID  netip.Addr     `json:"router_id"`
 	Multipath bool           `json:"multipath"`
 	Networks  []netip.Prefix `json:"networks,omitempty"`
-	Neighbors []Neighbor     `json:"neighbors"`
+	// Tags are the communities originated networks carry, by network.
+	Tags      map[netip.Prefix][]string `json:"tags,omitempty"`
+	Neighbors []Neighbor                `json:"neighbors"`
 }
 
 // Neighbor is a validated BGP neighbour.
@@ -101,15 +123,16 @@ type Neighbor struct {
 	// Passive makes this end wait for the peer to connect. When both ends
 	// of a session are erlab routers and neither says, one of them is made
 	// passive (see passiveRule): AutoPassive says this one was.
-	Passive      bool       `json:"passive,omitempty"`
-	AutoPassive  bool       `json:"auto_passive,omitempty"`
-	Password     string     `json:"password,omitempty"`
-	Multihop     int        `json:"multihop,omitempty"`
-	LocalAddress netip.Addr `json:"local_address,omitzero"`
-	BFD          *BFD       `json:"bfd,omitempty"`
-	MaxPrefixes  int        `json:"max_prefixes,omitempty"`
-	Import       *Policy    `json:"import,omitempty"`
-	Export       *Policy    `json:"export,omitempty"`
+	Passive         bool       `json:"passive,omitempty"`
+	AutoPassive     bool       `json:"auto_passive,omitempty"`
+	Password        string     `json:"password,omitempty"`
+	Multihop        int        `json:"multihop,omitempty"`
+	LocalAddress    netip.Addr `json:"local_address,omitzero"`
+	BFD             *BFD       `json:"bfd,omitempty"`
+	MaxPrefixes     int        `json:"max_prefixes,omitempty"`
+	RemovePrivateAS bool       `json:"remove_private_as,omitempty"`
+	Import          *Policy    `json:"import,omitempty"`
+	Export          *Policy    `json:"export,omitempty"`
 	// Interface is the node's interface whose subnet holds the neighbour,
 	// for a directly connected one ("" for multihop).
 	Interface string `json:"interface,omitempty"`
@@ -136,6 +159,11 @@ type Policy struct {
 	// NextHopSelf (export only) advertises this router as the next hop,
 	// as an iBGP speaker must for routes learned over eBGP.
 	NextHopSelf bool `json:"next_hop_self,omitempty"`
+	// ByCommunity says the policy matches communities (MatchCommunities,
+	// which may be empty: then nothing passes).
+	ByCommunity      bool          `json:"by_community,omitempty"`
+	MatchCommunities []string      `json:"match_communities,omitempty"`
+	Deny             []PrefixMatch `json:"deny,omitempty"`
 }
 
 // PrefixMatch matches Prefix and, with GE/LE, longer prefixes inside it.
@@ -167,13 +195,22 @@ func resolve(n *topo.Node, spec *Spec, ps topo.Reporter) *Config {
 	} else {
 		ps.Errorf(spec.Pos, "%s: router-id: required, as the node has no IPv4 address to take it from", where)
 	}
-	for _, a := range spec.Networks {
-		if a.Prefix.IsValid() {
-			if a.Prefix != a.Prefix.Masked() {
-				ps.Errorf(a.Pos, "%s: network %s has host bits set; did you mean %s?", where, a.Prefix, a.Prefix.Masked())
-				continue
+	for _, ns := range spec.Networks {
+		a := ns.Prefix
+		if !a.Prefix.IsValid() {
+			ps.Errorf(ns.Pos, "%s: networks: a prefix, or {prefix: P, communities: [...]}", where)
+			continue
+		}
+		if a.Prefix != a.Prefix.Masked() {
+			ps.Errorf(a.Pos, "%s: network %s has host bits set; did you mean %s?", where, a.Prefix, a.Prefix.Masked())
+			continue
+		}
+		b.Networks = append(b.Networks, a.Prefix)
+		if len(ns.Communities) > 0 && checkCommunities(ns.Communities, fmt.Sprintf("%s: network %s", where, a.Prefix), ns.Pos, ps) {
+			if b.Tags == nil {
+				b.Tags = map[netip.Prefix][]string{}
 			}
-			b.Networks = append(b.Networks, a.Prefix)
+			b.Tags[a.Prefix] = ns.Communities
 		}
 	}
 	seen := map[netip.Addr]bool{}
@@ -222,7 +259,7 @@ func defaultRouterID(n *topo.Node) (netip.Addr, bool) {
 
 func resolveNeighbor(n *topo.Node, asn uint32, ns NeighborSpec, where string, ps topo.Reporter) (Neighbor, bool) {
 	nb := Neighbor{RemoteAS: ns.RemoteAS, Description: ns.Description, Passive: ns.Passive != nil && *ns.Passive, explicit: ns.Passive != nil, Password: ns.Password,
-		Multihop: ns.Multihop, MaxPrefixes: ns.MaxPrefixes, HoldTime: DefaultHoldTime, Keepalive: DefaultKeepalive}
+		Multihop: ns.Multihop, MaxPrefixes: ns.MaxPrefixes, HoldTime: DefaultHoldTime, Keepalive: DefaultKeepalive, RemovePrivateAS: ns.RemovePrivateAS}
 	if ns.Address == "" && ns.Interface != "" {
 		peer, msg := peerOnLink(n, ns.Interface)
 		if msg != "" {
@@ -279,6 +316,10 @@ func resolveNeighbor(n *topo.Node, asn uint32, ns NeighborSpec, where string, ps
 		ps.Errorf(ns.Pos, "%s: %s is on no subnet of node %q; a neighbour further away needs multihop: TTL", where, a, n.Name)
 		ok = false
 	}
+	if ns.RemovePrivateAS && ns.RemoteAS == asn {
+		ps.Errorf(ns.Pos, "%s: remove-private-as acts on what is sent to an external neighbour; %s is internal (AS %d)", where, a, asn)
+		ok = false
+	}
 	if ns.MaxPrefixes < 0 {
 		ps.Errorf(ns.Pos, "%s: max-prefixes %d is negative", where, ns.MaxPrefixes)
 		ok = false
@@ -318,39 +359,58 @@ func resolvePolicy(spec *PolicySpec, where string, ps topo.Reporter) (*Policy, b
 	if spec == nil {
 		return nil, true
 	}
-	p := &Policy{LocalPref: spec.LocalPref, MED: spec.MED, Prepend: spec.Prepend, Communities: spec.Communities, NextHopSelf: spec.NextHopSelf}
+	p := &Policy{LocalPref: spec.LocalPref, MED: spec.MED, Prepend: spec.Prepend, Communities: spec.Communities, NextHopSelf: spec.NextHopSelf,
+		ByCommunity: spec.MatchCommunities != nil, MatchCommunities: spec.MatchCommunities}
 	ok := true
 	p.Nothing = spec.Prefixes != nil && len(spec.Prefixes) == 0
 	if spec.NextHopSelf && strings.HasSuffix(where, "import") {
 		ps.Errorf(spec.Pos, "%s: next-hop-self applies to routes sent (export), not received", where)
 		ok = false
 	}
-	for i, m := range spec.Prefixes {
+	ok = checkCommunities(spec.Communities, where, spec.Pos, ps) && ok
+	ok = checkCommunities(spec.MatchCommunities, where+": match-communities", spec.Pos, ps) && ok
+	var pok bool
+	p.Prefixes, pok = prefixMatches(spec.Prefixes, where+": prefixes", ps)
+	ok = pok && ok
+	p.Deny, pok = prefixMatches(spec.Deny, where+": deny", ps)
+	ok = pok && ok
+	if spec.Prepend < 0 || spec.Prepend > 16 {
+		ps.Errorf(spec.Pos, "%s: prepend %d: 0 to 16 times", where, spec.Prepend)
+		ok = false
+	}
+	return p, ok
+}
+
+func prefixMatches(specs []PrefixMatchSpec, where string, ps topo.Reporter) ([]PrefixMatch, bool) {
+	var out []PrefixMatch
+	ok := true
+	for i, m := range specs {
 		pre, err := netip.ParsePrefix(m.Prefix)
 		if err != nil || pre != pre.Masked() {
-			ps.Errorf(m.Pos, "%s: prefixes[%d]: %q is not a prefix such as 10.0.0.0/8", where, i, m.Prefix)
+			ps.Errorf(m.Pos, "%s[%d]: %q is not a prefix such as 10.0.0.0/8", where, i, m.Prefix)
 			ok = false
 			continue
 		}
 		maxLen := pre.Addr().BitLen()
 		if (m.GE != 0 && (m.GE < pre.Bits() || m.GE > maxLen)) || (m.LE != 0 && (m.LE < pre.Bits() || m.LE > maxLen)) || (m.GE != 0 && m.LE != 0 && m.GE > m.LE) {
-			ps.Errorf(m.Pos, "%s: prefixes[%d]: ge/le must satisfy %d <= ge <= le <= %d", where, i, pre.Bits(), maxLen)
+			ps.Errorf(m.Pos, "%s[%d]: ge/le must satisfy %d <= ge <= le <= %d", where, i, pre.Bits(), maxLen)
 			ok = false
 			continue
 		}
-		p.Prefixes = append(p.Prefixes, PrefixMatch{Prefix: pre, GE: m.GE, LE: m.LE})
+		out = append(out, PrefixMatch{Prefix: pre, GE: m.GE, LE: m.LE})
 	}
-	if spec.Prepend < 0 || spec.Prepend > 16 {
-		ps.Errorf(spec.Pos, "%s: prepend %d: 0 to 16 times", where, spec.Prepend)
-		ok = false
-	}
-	for _, c := range spec.Communities {
+	return out, ok
+}
+
+func checkCommunities(cs []string, where string, at topo.Pos, ps topo.Reporter) bool {
+	ok := true
+	for _, c := range cs {
 		if !validCommunity(c) {
-			ps.Errorf(spec.Pos, "%s: community %q is not ASN:VALUE (each 0-65535), such as 12076:50004", where, c)
+			ps.Errorf(at, "%s: community %q is not ASN:VALUE (each 0-65535), such as 12076:50004", where, c)
 			ok = false
 		}
 	}
-	return p, ok
+	return ok
 }
 
 func validCommunity(c string) bool {

@@ -22,7 +22,7 @@ topology:
         lo: {addresses: [10.255.0.9/32, 10.255.0.1/32]}
       bgp:
         asn: 65010
-        networks: [10.1.0.0/24]
+        networks: [10.1.0.0/24, {prefix: 198.51.100.0/24, communities: ["65010:1"]}]
         neighbors:
           - {interface: eth1, remote-as: 12076, bfd: {}}
           - {address: "2001:db8::2", remote-as: 12076, hold-time: 9, import: {prefixes: [{prefix: 10.0.0.0/8, le: 24}], local-pref: 150}}
@@ -36,6 +36,10 @@ topology:
 	b := bgp.Of(top.Node("ce"))
 	if b.ASN != 65010 || b.RouterID != netip.MustParseAddr("10.255.0.9") || !top.Node("ce").Forward {
 		t.Errorf("global: asn %d, router-id %s (want the highest loopback), forward %v", b.ASN, b.RouterID, top.Node("ce").Forward)
+	}
+	site := netip.MustParsePrefix("198.51.100.0/24")
+	if diff := cmp.Diff([]netip.Prefix{netip.MustParsePrefix("10.1.0.0/24"), site}, b.Networks, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" || len(b.Tags) != 1 || b.Tags[site][0] != "65010:1" {
+		t.Errorf("networks (-want +got):\n%s; tags %v", diff, b.Tags)
 	}
 	n0, n1 := b.Neighbors[0], b.Neighbors[1]
 	if n0.Address != netip.MustParseAddr("192.168.100.130") || n0.Interface != "eth1" || n0.HoldTime != 180 || n0.Keepalive != 60 {
@@ -66,6 +70,8 @@ topology:
           - {interface: eth2, remote-as: 1}
           - {address: 10.0.0.2, remote-as: 1, multihop: 2, bfd: {}}
           - {address: 10.0.0.3, remote-as: 1, import: {next-hop-self: true, communities: ["x"], prefixes: [{prefix: 10.0.0.0/8, ge: 4}]}}
+          - {address: 10.0.0.4, remote-as: 65010, remove-private-as: true, export: {match-communities: ["12076:5010", "12076"]}}
+        networks: [10.1.0.1/24, {prefix: 10.2.0.0/24, communities: ["12076:70000"]}, {communities: ["1:1"]}]
     n:
       bgp: {asn: 1}
   links:
@@ -80,7 +86,12 @@ topology:
 		`lab.yml:16:55: node "ce": bgp: neighbors[4]: import: next-hop-self applies to routes sent (export), not received`,
 		`lab.yml:16:55: node "ce": bgp: neighbors[4]: import: community "x" is not ASN:VALUE (each 0-65535), such as 12076:50004`,
 		`lab.yml:16:108: node "ce": bgp: neighbors[4]: import: prefixes[0]: ge/le must satisfy 8 <= ge <= le <= 32`,
-		`lab.yml:18:12: node "n": bgp: router-id: required, as the node has no IPv4 address to take it from`,
+		`lab.yml:17:13: node "ce": bgp: neighbors[5]: remove-private-as acts on what is sent to an external neighbour; 10.0.0.4 is internal (AS 65010)`,
+		`lab.yml:17:84: node "ce": bgp: neighbors[5]: export: match-communities: community "12076" is not ASN:VALUE (each 0-65535), such as 12076:50004`,
+		`lab.yml:18:20: node "ce": bgp: network 10.1.0.1/24 has host bits set; did you mean 10.1.0.0/24?`,
+		`lab.yml:18:33: node "ce": bgp: network 10.2.0.0/24: community "12076:70000" is not ASN:VALUE (each 0-65535), such as 12076:50004`,
+		`lab.yml:18:86: node "ce": bgp: networks: a prefix, or {prefix: P, communities: [...]}`,
+		`lab.yml:20:12: node "n": bgp: router-id: required, as the node has no IPv4 address to take it from`,
 	}
 	if diff := cmp.Diff(want, labtest.Problems(err)); diff != "" {
 		t.Errorf("problems (-want +got):\n%s", diff)
@@ -162,5 +173,25 @@ topology:
 	}
 	if diff := cmp.Diff(want, passive); diff != "" {
 		t.Errorf("passive (-want +got):\n%s", diff)
+	}
+}
+
+func TestSplit(t *testing.T) {
+	for _, tc := range []struct {
+		p      string
+		length int
+		n      int
+		first  string
+		last   string
+	}{
+		{"10.1.0.0/16", 28, 4096, "10.1.0.0/28", "10.1.255.240/28"},
+		{"10.1.0.0/24", 24, 1, "10.1.0.0/24", "10.1.0.0/24"},
+		{"10.0.0.0/15", 16, 2, "10.0.0.0/16", "10.1.0.0/16"},
+		{"2001:db8::/48", 64, 65536, "2001:db8::/64", "2001:db8:0:ffff::/64"},
+	} {
+		got := bgp.Split(netip.MustParsePrefix(tc.p), tc.length)
+		if len(got) != tc.n || got[0].String() != tc.first || got[len(got)-1].String() != tc.last {
+			t.Errorf("Split(%s, %d): %d prefixes, %s ... %s; want %d, %s ... %s", tc.p, tc.length, len(got), got[0], got[len(got)-1], tc.n, tc.first, tc.last)
+		}
 	}
 }

@@ -88,15 +88,53 @@ func statements(ctx context.Context, s *server.BgpServer, name, nset string, p *
 	}
 	match := &api.MatchSet{Type: api.MatchSet_TYPE_ANY, Name: nset}
 	if p.Nothing {
-		reject := &api.Actions{RouteAction: api.RouteAction_ROUTE_ACTION_REJECT}
-		return []*api.Statement{{Name: name, Conditions: &api.Conditions{NeighborSet: match}, Actions: reject}}, nil
+		return []*api.Statement{{Name: name, Conditions: &api.Conditions{NeighborSet: match}, Actions: &api.Actions{RouteAction: api.RouteAction_ROUTE_ACTION_REJECT}}}, nil
+	}
+	// A community filter is a set of its own, which may be empty (nothing
+	// passes) and changes while the lab runs (SetCommunityMatch).
+	var cset *api.MatchSet
+	if p.ByCommunity {
+		cname := communitySetName(name)
+		if err := s.AddDefinedSet(ctx, &api.AddDefinedSetRequest{DefinedSet: &api.DefinedSet{
+			DefinedType: api.DefinedType_DEFINED_TYPE_COMMUNITY, Name: cname, List: p.MatchCommunities,
+		}}); err != nil {
+			return nil, fmt.Errorf("community set %s: %w", cname, err)
+		}
+		cset = &api.MatchSet{Type: api.MatchSet_TYPE_ANY, Name: cname}
+	}
+	reject := &api.Actions{RouteAction: api.RouteAction_ROUTE_ACTION_REJECT}
+	rest := &api.Statement{Name: name + "-rest", Conditions: &api.Conditions{NeighborSet: match}, Actions: reject}
+	// What deny: names is rejected first.
+	denied, err := prefixSets(ctx, s, name+"-deny", p.Deny)
+	if err != nil {
+		return nil, err
+	}
+	var out []*api.Statement
+	for _, set := range denied {
+		out = append(out, &api.Statement{Name: set.Name, Conditions: &api.Conditions{NeighborSet: match, PrefixSet: set}, Actions: reject})
 	}
 	if len(p.Prefixes) == 0 {
-		return []*api.Statement{{Name: name, Conditions: &api.Conditions{NeighborSet: match}, Actions: actions}}, nil
+		out = append(out, &api.Statement{Name: name, Conditions: &api.Conditions{NeighborSet: match, CommunitySet: cset}, Actions: actions})
+		if cset != nil {
+			out = append(out, rest)
+		}
+		return out, nil
 	}
-	// A prefix set holds one family: one accepting statement per family.
+	permitted, err := prefixSets(ctx, s, name, p.Prefixes)
+	if err != nil {
+		return nil, err
+	}
+	for _, set := range permitted {
+		out = append(out, &api.Statement{Name: set.Name, Conditions: &api.Conditions{NeighborSet: match, PrefixSet: set, CommunitySet: cset}, Actions: actions})
+	}
+	return append(out, rest), nil
+}
+
+// prefixSets defines the prefix sets of a filter, one per family (a set
+// holds one), named NAME-v4 and NAME-v6, and returns them as conditions.
+func prefixSets(ctx context.Context, s *server.BgpServer, name string, ms []PrefixMatch) ([]*api.MatchSet, error) {
 	byFamily := map[bool][]*api.Prefix{}
-	for _, m := range p.Prefixes {
+	for _, m := range ms {
 		lo, hi := m.Prefix.Bits(), m.Prefix.Bits()
 		switch {
 		case m.GE != 0 && m.LE != 0:
@@ -109,7 +147,7 @@ func statements(ctx context.Context, s *server.BgpServer, name, nset string, p *
 		v6 := is6(m.Prefix.Addr())
 		byFamily[v6] = append(byFamily[v6], &api.Prefix{IpPrefix: m.Prefix.String(), MaskLengthMin: uint32(lo), MaskLengthMax: uint32(hi)})
 	}
-	var out []*api.Statement
+	var out []*api.MatchSet
 	for _, v6 := range []bool{false, true} {
 		prefixes := byFamily[v6]
 		if len(prefixes) == 0 {
@@ -121,11 +159,11 @@ func statements(ctx context.Context, s *server.BgpServer, name, nset string, p *
 		}}); err != nil {
 			return nil, fmt.Errorf("prefix set %s: %w", pset, err)
 		}
-		out = append(out, &api.Statement{Name: pset, Conditions: &api.Conditions{
-			NeighborSet: match, PrefixSet: &api.MatchSet{Type: api.MatchSet_TYPE_ANY, Name: pset},
-		}, Actions: actions})
+		out = append(out, &api.MatchSet{Type: api.MatchSet_TYPE_ANY, Name: pset})
 	}
-	out = append(out, &api.Statement{Name: name + "-rest", Conditions: &api.Conditions{NeighborSet: match},
-		Actions: &api.Actions{RouteAction: api.RouteAction_ROUTE_ACTION_REJECT}})
 	return out, nil
 }
+
+// communitySetName names the community filter of a neighbour's policy:
+// "export-nbr3" → "export-nbr3-comm".
+func communitySetName(policy string) string { return policy + "-comm" }

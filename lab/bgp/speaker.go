@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"os"
 	"runtime/debug"
+	"strconv"
+	"strings"
 	"time"
 
 	api "github.com/osrg/gobgp/v4/api"
@@ -65,7 +67,7 @@ func runSpeaker(ctx context.Context, cfg AgentConfig, log *slog.Logger) error {
 	defer conn.Close()
 	client := api.NewGoBgpServiceClient(conn)
 	for _, p := range cfg.BGP.Networks {
-		if _, err := client.AddPath(ctx, &api.AddPathRequest{TableType: api.TableType_TABLE_TYPE_GLOBAL, Path: originPath(p)}); err != nil {
+		if _, err := client.AddPath(ctx, &api.AddPathRequest{TableType: api.TableType_TABLE_TYPE_GLOBAL, Path: originPath(p, cfg.BGP.Tags[p])}); err != nil {
 			return fmt.Errorf("originate %s: %w", p, err)
 		}
 	}
@@ -128,6 +130,9 @@ func peer(b Config, n Neighbor) *api.Peer {
 		}},
 		Transport: &api.Transport{PassiveMode: n.Passive},
 	}
+	if n.RemovePrivateAS {
+		p.Conf.RemovePrivate = api.RemovePrivate_REMOVE_PRIVATE_ALL
+	}
 	if n.LocalAddress.IsValid() {
 		p.Transport.LocalAddress = n.LocalAddress.String()
 	}
@@ -157,14 +162,31 @@ func peer(b Config, n Neighbor) *api.Peer {
 	return p
 }
 
-// originPath is a locally originated prefix: origin IGP, next hop self.
-func originPath(p netip.Prefix) *api.Path {
+// originPath is a locally originated prefix: origin IGP, next hop self,
+// with the communities given.
+func originPath(p netip.Prefix, communities []string) *api.Path {
 	nlri := &api.NLRI{Nlri: &api.NLRI_Prefix{Prefix: &api.IPAddressPrefix{Prefix: p.Addr().String(), PrefixLen: uint32(p.Bits())}}}
-	origin := &api.Attribute{Attr: &api.Attribute_Origin{Origin: &api.OriginAttribute{Origin: 0}}}
+	attrs := []*api.Attribute{{Attr: &api.Attribute_Origin{Origin: &api.OriginAttribute{Origin: 0}}}}
+	if len(communities) > 0 {
+		var cs []uint32
+		for _, c := range communities {
+			cs = append(cs, communityValue(c))
+		}
+		attrs = append(attrs, &api.Attribute{Attr: &api.Attribute_Communities{Communities: &api.CommunitiesAttribute{Communities: cs}}})
+	}
 	if is6(p.Addr()) {
 		mp := &api.Attribute{Attr: &api.Attribute_MpReach{MpReach: &api.MpReachNLRIAttribute{Family: familyV6, NextHops: []string{"::"}, Nlris: []*api.NLRI{nlri}}}}
-		return &api.Path{Family: familyV6, Nlri: nlri, Pattrs: []*api.Attribute{origin, mp}}
+		return &api.Path{Family: familyV6, Nlri: nlri, Pattrs: append(attrs, mp)}
 	}
 	nh := &api.Attribute{Attr: &api.Attribute_NextHop{NextHop: &api.NextHopAttribute{NextHop: "0.0.0.0"}}}
-	return &api.Path{Family: familyV4, Nlri: nlri, Pattrs: []*api.Attribute{origin, nh}}
+	return &api.Path{Family: familyV4, Nlri: nlri, Pattrs: append(attrs, nh)}
+}
+
+// communityValue is ASN:VALUE (checked when the file was read) as BGP
+// carries it.
+func communityValue(c string) uint32 {
+	a, v, _ := strings.Cut(c, ":")
+	hi, _ := strconv.ParseUint(a, 10, 16)
+	lo, _ := strconv.ParseUint(v, 10, 16)
+	return uint32(hi)<<16 | uint32(lo)
 }

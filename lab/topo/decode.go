@@ -114,6 +114,21 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, what string) {
 }
 
 func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, what string) {
+	if n.Kind == yaml.ScalarNode {
+		// A struct with a field tagged short:"true" may be written as
+		// that field's value alone: "10.1.0.0/24" for {prefix: 10.1.0.0/24}.
+		t := v.Type()
+		for i := 0; i < t.NumField(); i++ {
+			if t.Field(i).Tag.Get("short") != "true" {
+				continue
+			}
+			if pf, ok := t.FieldByName("Pos"); ok && pf.Type == posType {
+				v.FieldByIndex(pf.Index).Set(reflect.ValueOf(posOf(n)))
+			}
+			d.decode(n, v.Field(i), what)
+			return
+		}
+	}
 	if n.Kind != yaml.MappingNode {
 		d.ps.errorf(posOf(n), "%sexpected a mapping, got %s", prefix(what), describe(n))
 		return
