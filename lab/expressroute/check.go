@@ -1,9 +1,11 @@
 package expressroute
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/erlab-dev/erlab/lab/macsec"
@@ -13,12 +15,16 @@ import (
 // The resolved model: the declaration with its references followed and
 // Azure's rules checked.
 type model struct {
-	internal netip.Prefix
-	sites    []*site
-	ports    []*port
-	circuits []*circuit
-	vnets    []*vnet
-	reach    []*reach
+	internal   netip.Prefix
+	internalAt topo.Pos
+	// msAt is where the first Microsoft peering was declared, for the
+	// node that stands for Microsoft's network.
+	msAt topo.Pos
+	sites      []*site
+	ports      []*port
+	circuits   []*circuit
+	vnets      []*vnet
+	reach      []*reach
 }
 
 type site struct {
@@ -26,8 +32,22 @@ type site struct {
 	network netip.Prefix
 }
 
-func (s *site) core() string { return s.spec.Name + "-core" }
-func (s *site) host() string { return s.spec.Name + "-host" }
+func (s *site) core() string   { return s.spec.Name + "-core" }
+func (s *site) host() string   { return s.spec.Name + "-host" }
+func (s *site) public() string { return s.spec.Name + "-public" }
+
+// hostAddr is the site host's address: the tenth of the network.
+func (s *site) hostAddr() netip.Addr {
+	a := s.network.Masked().Addr().Next()
+	for range 9 {
+		a = a.Next()
+	}
+	return a
+}
+
+// MicrosoftNode is the node that stands for Microsoft's global network
+// behind the MSEEs, made when a circuit has Microsoft peering.
+const MicrosoftNode = "microsoft"
 
 type port struct {
 	spec      *PortSpec
@@ -104,6 +124,10 @@ type peering struct {
 	subnets   [2]netip.Prefix
 	advertise []netip.Prefix
 	limit     int
+	// filter is the route filter's communities (Microsoft peering), nil
+	// when none is declared; attached says it is attached at deploy.
+	filter   []string
+	attached bool
 }
 
 type vnet struct {
@@ -112,6 +136,39 @@ type vnet struct {
 	sku       string
 	community string
 	conns     []*conn
+	vpns      []*vpnConn
+}
+
+func (v *vnet) gw() string    { return v.spec.Name + "-gw" }
+func (v *vnet) vpngw() string { return v.spec.Name + "-vpngw" }
+
+// vmAddr is the workload's address: Azure gives VMs .4 onward.
+func (v *vnet) vmAddr() netip.Addr {
+	a := v.subnet().Masked().Addr()
+	for range 4 {
+		a = a.Next()
+	}
+	return a
+}
+
+// gatewaySubnet is where the virtual network's gateways meet: the address
+// space's last /27 (Azure's GatewaySubnet, /27 as Microsoft recommends).
+func (v *vnet) gatewaySubnet() netip.Prefix {
+	b := v.space.Masked().Addr().As4()
+	n := binary.BigEndian.Uint32(b[:]) | (1<<(32-v.space.Bits()) - 1) // the last address
+	binary.BigEndian.PutUint32(b[:], n&^31)
+	return netip.PrefixFrom(netip.AddrFrom4(b), 27)
+}
+
+// vpnConn is a site-to-site VPN connection of a virtual network's VPN
+// gateway.
+type vpnConn struct {
+	spec *VPNSpec
+	site *site
+	over *circuit // nil: over the internet
+	// end is the site router's end of a tunnel over a circuit: a /32 of
+	// the internal pool, which the circuit carries.
+	end netip.Addr
 }
 
 // subnet is the workload subnet: the address space's first /24, or the
@@ -413,6 +470,9 @@ func resolve(spec *Spec, r *counting) (*model, bool) {
 				cTags[c.port][pr.spec.VLAN] = fmt.Sprintf("circuit %q's %s peering", cs.Name, pk.kind)
 			}
 			c.peerings = append(c.peerings, pr)
+			if pk.kind == "microsoft" && k.m.msAt == (topo.Pos{}) {
+				k.m.msAt = pr.spec.Pos
+			}
 		}
 		// One VLAN per peering within a circuit (model: "no two peerings
 		// of one circuit use the same VLAN"); across circuits on QinQ they
@@ -479,6 +539,7 @@ func resolve(spec *Spec, r *counting) (*model, bool) {
 				v.conns = append(v.conns, &conn{spec: cn, circuit: c})
 			}
 		}
+		k.vpnConnections(v, spec, circuits, siteOf)
 		k.m.vnets = append(k.m.vnets, v)
 	}
 	for i := range spec.GlobalReach {
@@ -533,23 +594,66 @@ func resolve(spec *Spec, r *counting) (*model, bool) {
 	}
 	// The internal pool last, so that a clash names the user's range.
 	k.claim(k.m.internal, "the internal pool (expressroute: internal:)", or(posOf(spec.Internal), spec.Pos))
-	need := 0
-	for _, c := range k.m.circuits {
-		if c.port == nil {
-			need += 2 // CE to site
-			if c.model == AnyToAny {
-				need += 2
+	k.m.internalAt = or(posOf(spec.Internal), spec.Pos)
+	return k.m, r.errs == before
+}
+
+// vpnConnections checks a virtual network's site-to-site connections
+// (model: "Coexistence: route-based VPN only, both gateways in the same
+// virtual network"; "IPsec over ExpressRoute (Virtual WAN): the hub VPN
+// gateway uses private addresses reached over the circuit").
+func (k *checker) vpnConnections(v *vnet, spec *Spec, circuits map[string]*circuit, siteOf func(string, topo.Pos, string) *site) {
+	what := fmt.Sprintf("vnet %q", v.spec.Name)
+	if len(v.spec.VPN) > 0 && v.space.IsValid() && v.space.Bits() > 23 {
+		k.errorf(v.spec.AddressSpace.Pos, "%s: address-space %s: with a VPN gateway, a /23 or shorter: the workloads' /24 and the GatewaySubnet (its last /27) apart", what, v.space)
+	}
+	seen := map[string]bool{}
+	for j := range v.spec.VPN {
+		vs := &v.spec.VPN[j]
+		cw := fmt.Sprintf("%s: vpn-connections[%d]", what, j)
+		vc := &vpnConn{spec: vs, site: siteOf(vs.Site, or(vs.SitePos, vs.Pos), cw)}
+		if vc.site == nil {
+			continue
+		}
+		if vs.Over != "" {
+			c, ok := circuits[vs.Over]
+			switch {
+			case !ok:
+				if !declaredCircuit(spec, vs.Over) {
+					k.errorf(vs.OverPos, "%s: over: circuit %q is not declared", cw, vs.Over)
+				}
+				continue
+			case c.private() == nil:
+				k.errorf(vs.OverPos, "%s: over: circuit %q has no private peering, which IPsec over ExpressRoute runs on", cw, vs.Over)
+				continue
+			case c.site != vc.site:
+				k.errorf(vs.OverPos, "%s: over: circuit %q is site %q's, not %q's", cw, vs.Over, c.site.spec.Name, vc.site.spec.Name)
+				continue
+			case !slices.ContainsFunc(v.conns, func(cn *conn) bool { return cn.circuit == c }):
+				k.errorf(vs.OverPos, "%s: over: circuit %q is not connected to %s (connections:): the tunnel's far end is reached over it", cw, vs.Over, v.spec.Name)
+				continue
+			}
+			vc.over = c
+		}
+		key := vc.site.spec.Name + " " + vs.Over
+		if seen[key] {
+			k.errorf(vs.Pos, "%s: site %q is connected twice %s", cw, vc.site.spec.Name, map[bool]string{true: "over the internet", false: "over " + vs.Over}[vs.Over == ""])
+			continue
+		}
+		seen[key] = true
+		if vs.PSK.IsZero() {
+			k.errorf(vs.Pos, "%s: psk: required, the connection's pre-shared key ({file: keys/s2s.psk}, or {env: VAR})", cw)
+			continue
+		}
+		if vs.Over == "" {
+			for _, c := range k.m.circuits {
+				if c.site == vc.site && c.spec.LocalPref != nil && *c.spec.LocalPref <= VPNLocalPref {
+					k.errorf(c.spec.Pos, "circuit %q: local-pref %d: site %q has a VPN connection to %s, whose routes get %d; ExpressRoute's must be preferred", c.spec.Name, *c.spec.LocalPref, vc.site.spec.Name, v.spec.Name, VPNLocalPref)
+				}
 			}
 		}
+		v.vpns = append(v.vpns, vc)
 	}
-	need += 2 * len(k.m.ports)
-	for _, v := range k.m.vnets {
-		need += 2 * len(v.conns)
-	}
-	if have := 1 << (32 - k.m.internal.Bits()) / 4; need > have {
-		k.errorf(or(posOf(spec.Internal), spec.Pos), "internal: %s holds %d /30s; the lab needs %d", k.m.internal, have, need)
-	}
-	return k.m, r.errs == before
 }
 
 func (c *circuit) private() *peering {
@@ -641,6 +745,16 @@ func (k *checker) peering(c *circuit, kind string, ps *PeeringSpec, circuitWhat 
 			k.claim(s, fmt.Sprintf("%s %s's %s subnet", circuitWhat, kind+" peering", links[j]), at)
 		}
 	}
+	if rf := ps.RouteFilter; rf != nil {
+		if kind == "private" {
+			k.errorf(rf.Pos, "%s: route-filter: is for Microsoft peering; private peering carries the virtual networks' routes without one", what)
+			ok = false
+		} else if f, fok := k.routeFilter(rf, what); fok {
+			pr.filter, pr.attached = f, rf.Attached == nil || *rf.Attached
+		} else {
+			ok = false
+		}
+	}
 	if kind == "private" && len(ps.Advertise) > 0 {
 		k.errorf(ps.Advertise[0].Pos, "%s: advertise: is for Microsoft peering; over private peering the site's network is advertised", what)
 		ok = false
@@ -665,6 +779,44 @@ func (k *checker) peering(c *circuit, kind string, ps *PeeringSpec, circuitWhat 
 		return nil
 	}
 	return pr
+}
+
+// routeFilter resolves a route filter's communities: services by name, or
+// Microsoft's service (12076:5xxx) and regional Microsoft peering
+// (12076:51xxx) values. A private peering's regional community (50xxx)
+// would let the virtual networks' routes out over Microsoft peering.
+func (k *checker) routeFilter(rf *RouteFilterSpec, what string) ([]string, bool) {
+	if len(rf.Communities) == 0 {
+		k.errorf(rf.Pos, "%s: route-filter: communities: required, the services whose routes Microsoft sends (%s), or values such as 12076:5010", what, strings.Join(serviceNames(), ", "))
+		return nil, false
+	}
+	var out []string
+	ok := true
+	for _, c := range rf.Communities {
+		if i := slices.IndexFunc(services, func(s service) bool { return s.name == c }); i >= 0 {
+			c = services[i].community
+		} else {
+			asn, v, found := strings.Cut(c, ":")
+			n, err := strconv.Atoi(v)
+			if !found || asn != "12076" || err != nil || !(n >= 5000 && n <= 5999 || n >= 51000 && n <= 51999) {
+				k.errorf(rf.Pos, "%s: route-filter: %q is neither a service (%s) nor a Microsoft peering community (12076:5000-5999 for services, 12076:51000-51999 for regions)", what, c, strings.Join(serviceNames(), ", "))
+				ok = false
+				continue
+			}
+		}
+		if !slices.Contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	return out, ok
+}
+
+func serviceNames() []string {
+	var out []string
+	for _, s := range services {
+		out = append(out, s.name)
+	}
+	return out
 }
 
 func (k *checker) vlanID(id int, at topo.Pos, what string) bool {

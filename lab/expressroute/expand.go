@@ -1,6 +1,7 @@
 package expressroute
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -43,8 +44,13 @@ type routeOut struct {
 
 type bgpOut struct {
 	ASN       uint32    `yaml:"asn"`
-	Networks  []string  `yaml:"networks,omitempty"`
+	Networks  []any     `yaml:"networks,omitempty"` // a prefix, or a networkOut
 	Neighbors []*nbrOut `yaml:"neighbors"`
+}
+
+type networkOut struct {
+	Prefix      string   `yaml:"prefix"`
+	Communities []string `yaml:"communities"`
 }
 
 type nbrOut struct {
@@ -56,6 +62,7 @@ type nbrOut struct {
 	Password    topo.Raw   `yaml:"password,omitempty"`
 	BFD         *bfdOut    `yaml:"bfd,omitempty"`
 	MaxPrefixes int        `yaml:"max-prefixes,omitempty"`
+	RemovePriv  bool       `yaml:"remove-private-as,omitempty"`
 	Import      *policyOut `yaml:"import,omitempty"`
 	Export      *policyOut `yaml:"export,omitempty"`
 }
@@ -68,20 +75,52 @@ type bfdOut struct {
 
 type policyOut struct {
 	Prefixes    []prefixOut `yaml:"prefixes,omitempty"`
+	Deny        []prefixOut `yaml:"deny,omitempty"`
 	LocalPref   *uint32     `yaml:"local-pref,omitempty"`
 	Prepend     int         `yaml:"prepend,omitempty"`
 	Communities []string    `yaml:"communities,omitempty"`
 	NextHopSelf bool        `yaml:"next-hop-self,omitempty"`
+	// Match is a route filter: nil writes nothing, an empty list [].
+	Match *[]string `yaml:"match-communities,omitempty"`
 }
 
 type prefixOut struct {
 	Prefix string `yaml:"prefix"`
+	LE     int    `yaml:"le,omitempty"`
 }
+
+// within is a prefix and everything inside it.
+func within(p netip.Prefix) prefixOut { return prefixOut{Prefix: p.String(), LE: p.Addr().BitLen()} }
+
+func exact(p netip.Prefix) prefixOut { return prefixOut{Prefix: p.String()} }
 
 type linkOut struct {
 	Endpoints []string   `yaml:"endpoints"`
 	Impair    *impairOut `yaml:"impair,omitempty"`
 	MACsec    topo.Raw   `yaml:"macsec,omitempty"`
+}
+
+type tunnelOut struct {
+	Name      string      `yaml:"name"`
+	Endpoints []tunEndOut `yaml:"endpoints"`
+	Algorithm string      `yaml:"algorithm"`
+	IKE       ikeOut      `yaml:"ike"`
+	Verify    verifyOut   `yaml:"verify"`
+}
+
+type tunEndOut struct {
+	Node      string `yaml:"node"`
+	Local     string `yaml:"local"`
+	Interface string `yaml:"interface"`
+}
+
+type ikeOut struct {
+	PSK topo.Raw `yaml:"psk"`
+}
+
+type verifyOut struct {
+	From string `yaml:"from"`
+	To   string `yaml:"to"`
 }
 
 type impairOut struct {
@@ -99,11 +138,22 @@ const (
 // builder collects the expansion before it is handed to the loader, so that
 // nodes are written whole, in a stable order.
 type builder struct {
-	m     *model
-	order []string
-	nodes map[string]*nodeB
-	links []linkB
-	pool  *pool
+	m       *model
+	order   []string
+	nodes   map[string]*nodeB
+	links   []linkB
+	tunnels []tunnelB
+	pool    *pool
+	// toMicrosoft is, per MSEE that carries Microsoft peering, the
+	// customers' public prefixes it passes on to Microsoft's network.
+	toMicrosoft map[string][]netip.Prefix
+	mseeOrder   []string
+	// tunnelEnds counts each node's tunnels, to name their interfaces.
+	tunnelEnds map[string]int
+	// siteExtra is what a site's customer edges send Microsoft beside the
+	// site's network (a VPN tunnel's end), and siteDeny what they keep
+	// back (the more-specifics a tunnel over the circuit carries).
+	siteExtra, siteDeny map[*site][]netip.Prefix
 }
 
 type nodeB struct {
@@ -117,6 +167,12 @@ type linkB struct {
 	at      topo.Pos
 	comment string
 	out     linkOut
+}
+
+type tunnelB struct {
+	at      topo.Pos
+	comment string
+	out     tunnelOut
 }
 
 func (b *builder) node(name string, at topo.Pos, comment string, out nodeOut) *nodeB {
@@ -137,7 +193,23 @@ func (n *nodeB) iface(name string, i ifOut) {
 	n.out.Interfaces = append(n.out.Interfaces, topo.KV{K: name, V: i})
 }
 
+// addAddress adds an address to an interface the node has already, or to a
+// new one.
+func (n *nodeB) addAddress(name string, addr string) {
+	for k, kv := range n.out.Interfaces {
+		if kv.K == name {
+			i := kv.V.(ifOut)
+			i.Addresses = append(i.Addresses, addr)
+			n.out.Interfaces[k].V = i
+			return
+		}
+	}
+	n.iface(name, ifOut{Addresses: []string{addr}})
+}
+
 func (n *nodeB) neighbor(nb *nbrOut) { n.out.BGP.Neighbors = append(n.out.BGP.Neighbors, nb) }
+
+func (n *nodeB) network(p any) { n.out.BGP.Networks = append(n.out.BGP.Networks, p) }
 
 // connect links a's and b's next ports and returns their names.
 func (b *builder) connect(at topo.Pos, comment, x, y string, extra linkOut) (string, string) {
@@ -150,7 +222,12 @@ func (b *builder) connect(at topo.Pos, comment, x, y string, extra linkOut) (str
 // wire links x and y over a /30 of the internal pool, x taking the first
 // usable address; it returns both addresses.
 func (b *builder) wire(at topo.Pos, comment, x, y string) (netip.Addr, netip.Addr) {
-	px, py := b.connect(at, comment, x, y, linkOut{})
+	return b.wireWith(at, comment, x, y, linkOut{})
+}
+
+// wireWith is wire with more on the link (a rate limit).
+func (b *builder) wireWith(at topo.Pos, comment, x, y string, extra linkOut) (netip.Addr, netip.Addr) {
+	px, py := b.connect(at, comment, x, y, extra)
 	p := b.pool.next()
 	ax, ay := hosts30(p)
 	b.nodes[x].iface(px, ifOut{Addresses: []string{pfx(ax, 30)}})
@@ -166,14 +243,29 @@ func (b *builder) emit(x *topo.Expansion) {
 	for _, l := range b.links {
 		x.AddLink(l.at, l.comment, l.out)
 	}
+	for _, t := range b.tunnels {
+		x.AddItem("tunnels", t.at, t.comment, t.out)
+	}
 }
 
-// pool numbers the internal links, /30 after /30.
+// pool numbers the internal links, /30 after /30, and counts what it was
+// asked for beyond its end.
 type pool struct {
 	next30 netip.Addr
+	left   int
+	over   int
+}
+
+func newPool(p netip.Prefix) *pool {
+	return &pool{next30: p.Masked().Addr(), left: 1 << (32 - p.Bits()) / 4}
 }
 
 func (p *pool) next() netip.Prefix {
+	if p.left == 0 {
+		p.over++
+	} else {
+		p.left--
+	}
 	n := netip.PrefixFrom(p.next30, 30)
 	a := p.next30
 	for range 4 {
@@ -192,14 +284,15 @@ func hosts30(p netip.Prefix) (netip.Addr, netip.Addr) {
 func pfx(a netip.Addr, bits int) string { return netip.PrefixFrom(a, bits).String() }
 
 // halves splits a /29 into its two /30s (model: "the first /30 is the
-// primary link, the second the secondary").
+// primary link, the second the secondary"), or any prefix into its two
+// halves.
 func halves(p netip.Prefix) [2]netip.Prefix {
-	first := netip.PrefixFrom(p.Masked().Addr(), 30)
-	a := first.Addr()
-	for range 4 {
-		a = a.Next()
-	}
-	return [2]netip.Prefix{first, netip.PrefixFrom(a, 30)}
+	bits := p.Bits() + 1
+	first := netip.PrefixFrom(p.Masked().Addr(), bits)
+	b := first.Addr().As4()
+	n := binary.BigEndian.Uint32(b[:]) + 1<<(32-bits)
+	binary.BigEndian.PutUint32(b[:], n)
+	return [2]netip.Prefix{first, netip.PrefixFrom(netip.AddrFrom4(b), bits)}
 }
 
 // rate is a bandwidth as tc writes it: 200Mbps → 200mbit.
@@ -224,7 +317,20 @@ var links = [2]string{"primary", "secondary"}
 
 // expand writes the model's plain topology.
 func (m *model) expand(x *topo.Expansion) {
-	b := &builder{m: m, nodes: map[string]*nodeB{}, pool: &pool{next30: m.internal.Addr()}}
+	b := &builder{m: m, nodes: map[string]*nodeB{}, pool: newPool(m.internal), toMicrosoft: map[string][]netip.Prefix{},
+		tunnelEnds: map[string]int{}, siteExtra: map[*site][]netip.Prefix{}, siteDeny: map[*site][]netip.Prefix{}}
+	// What the VPN connections over a circuit add to what the sites'
+	// edges send, before the edges are written.
+	for _, v := range m.vnets {
+		for _, vc := range v.vpns {
+			if vc.over != nil {
+				vc.end = b.pool.next().Addr().Next() // a /32 of its own, outside the site's network
+				b.siteExtra[vc.site] = append(b.siteExtra[vc.site], netip.PrefixFrom(vc.end, 32))
+				h := halves(vc.site.network)
+				b.siteDeny[vc.site] = append(b.siteDeny[vc.site], h[0], h[1])
+			}
+		}
+	}
 	for _, s := range m.sites {
 		b.site(s)
 	}
@@ -240,36 +346,70 @@ func (m *model) expand(x *topo.Expansion) {
 	for _, r := range m.reach {
 		b.globalReach(r)
 	}
+	if len(b.mseeOrder) > 0 {
+		b.microsoftNetwork()
+	}
+	for _, v := range m.vnets {
+		if len(v.vpns) > 0 {
+			b.vpnGateway(v)
+		}
+	}
+	if b.pool.over > 0 {
+		have := 1 << (32 - m.internal.Bits()) / 4
+		x.Reporter().Errorf(m.internalAt, "expressroute: internal: %s holds %d /30s; the lab needs %d (give a larger internal: pool)", m.internal, have, have+b.pool.over)
+		return
+	}
 	b.emit(x)
 }
 
-func (b *builder) site(s *site) {
-	nets := []string{s.network.String()}
+// publics is what a site advertises over Microsoft peering.
+func (b *builder) publics(s *site) []netip.Prefix {
+	var out []netip.Prefix
 	for _, c := range b.m.circuits {
 		for _, pr := range c.peerings {
 			for _, a := range pr.advertise {
-				if c.site == s && !slices.Contains(nets, a.String()) {
-					nets = append(nets, a.String()) // the public prefixes Microsoft peering carries
+				if c.site == s && !slices.Contains(out, a) {
+					out = append(out, a)
 				}
 			}
 		}
 	}
+	return out
+}
+
+func (b *builder) site(s *site) {
 	core := b.node(s.core(), s.spec.Pos, fmt.Sprintf("site %s (AS %d): its router, meeting its customer edges over iBGP", s.spec.Name, s.spec.ASN),
-		nodeOut{Kind: "router", Group: groupOnPrem, BGP: &bgpOut{ASN: s.spec.ASN, Networks: nets}})
+		nodeOut{Kind: "router", Group: groupOnPrem, BGP: &bgpOut{ASN: s.spec.ASN}})
+	core.network(s.network.String())
 	host := b.node(s.host(), s.spec.Pos, fmt.Sprintf("site %s: a host on its network", s.spec.Name), nodeOut{Group: groupOnPrem})
 	pc, ph := b.connect(s.spec.Pos, "", s.core(), s.host(), linkOut{})
 	gw := s.network.Masked().Addr().Next()
-	hostAddr := gw
-	for range 9 {
-		hostAddr = hostAddr.Next()
-	}
 	core.iface(pc, ifOut{Addresses: []string{pfx(gw, s.network.Bits())}})
-	host.iface(ph, ifOut{Addresses: []string{pfx(hostAddr, s.network.Bits())}})
+	host.iface(ph, ifOut{Addresses: []string{pfx(s.hostAddr(), s.network.Bits())}})
 	host.out.Routes = []routeOut{{Dst: "default", Via: gw.String()}}
+	// The public prefixes Microsoft peering carries: the site's router
+	// originates them, and a host on the first stands for what the site
+	// sends Microsoft from public addresses (Microsoft peering takes no
+	// private source; a NAT pool in a real site).
+	pubs := b.publics(s)
+	for _, p := range pubs {
+		core.network(p.String())
+	}
+	if len(pubs) > 0 && pubs[0].Bits() <= 30 {
+		pub := b.node(s.public(), s.spec.Pos, fmt.Sprintf("site %s: a host on its public prefix %s, which Microsoft peering carries", s.spec.Name, pubs[0]), nodeOut{Group: groupOnPrem})
+		pc, pp := b.connect(s.spec.Pos, "", s.core(), s.public(), linkOut{})
+		a := pubs[0].Masked().Addr().Next()
+		core.iface(pc, ifOut{Addresses: []string{pfx(a, pubs[0].Bits())}})
+		pub.iface(pp, ifOut{Addresses: []string{pfx(a.Next(), pubs[0].Bits())}})
+		pub.out.Routes = []routeOut{{Dst: "default", Via: a.String()}}
+	}
+	for _, e := range b.siteExtra[s] {
+		core.network(e.String())
+		core.addAddress("lo", e.String())
+	}
 }
 
-// customerEdge makes the CE pair of a circuit (or of a Direct port pair)
-// and meets each with its site's router over iBGP.
+// customerEdge makes the CE pair of a circuit (or of a Direct port pair).
 func (b *builder) customerEdge(prefix string, s *site, at topo.Pos, what string) {
 	for i := range 2 {
 		ce := fmt.Sprintf("%s-ce%d", prefix, i+1)
@@ -318,6 +458,22 @@ func (b *builder) directPort(p *port) {
 	b.toSite(p.spec.Name, p.site, p.spec.Pos)
 }
 
+// siteExport is what a customer edge sends Microsoft over private peering:
+// the site's network and anything in it (a leak of more-specifics counts
+// against the MSEE's prefix limit), less what a tunnel over the circuit
+// carries, plus the tunnel's end.
+func (b *builder) siteExport(s *site) ([]prefixOut, []prefixOut) {
+	out := []prefixOut{within(s.network)}
+	for _, e := range b.siteExtra[s] {
+		out = append(out, exact(e))
+	}
+	var deny []prefixOut
+	for _, d := range b.siteDeny[s] {
+		deny = append(deny, exact(d))
+	}
+	return out, deny
+}
+
 func (b *builder) circuit(c *circuit) {
 	what := fmt.Sprintf("circuit %s (%s", c.spec.Name, c.model)
 	if c.spec.Bandwidth != "" {
@@ -329,6 +485,7 @@ func (b *builder) circuit(c *circuit) {
 		b.msee(c.spec.Name, c.spec.Pos, what)
 		defer b.toSite(c.spec.Name, c.site, c.spec.Pos)
 	}
+	siteOut, siteDeny := b.siteExport(c.site)
 	for i := range 2 {
 		ce, ms := c.ce(i), c.msee(i)
 		var custIf, mseeIf func(vlan int) string // the peering's subinterface on each side
@@ -337,11 +494,7 @@ func (b *builder) circuit(c *circuit) {
 		case CloudExchange, PointToPoint:
 			pe := fmt.Sprintf("%s-pe%d", c.spec.Name, i+1)
 			n := b.node(pe, c.spec.Pos, fmt.Sprintf("%s: the provider's %s switch", what, links[i]), nodeOut{Kind: "bridge", Group: groupProvider})
-			var lo linkOut
-			if c.spec.Bandwidth != "" {
-				lo.Impair = &impairOut{Rate: rate(c.spec.Bandwidth)}
-			}
-			pc, pp := b.connect(c.spec.Pos, fmt.Sprintf("%s: %s link, the customer's side", what, links[i]), ce, pe, lo)
+			pc, pp := b.connect(c.spec.Pos, fmt.Sprintf("%s: %s link, the customer's side", what, links[i]), ce, pe, c.rateLimit())
 			pp2, pm := b.connect(c.spec.Pos, fmt.Sprintf("%s: %s link, toward the MSEE", what, links[i]), pe, ms, linkOut{})
 			vlans := c.vlans()
 			if c.model == CloudExchange {
@@ -370,10 +523,10 @@ func (b *builder) circuit(c *circuit) {
 			pe := fmt.Sprintf("%s-pe%d", c.spec.Name, i+1)
 			b.node(pe, c.spec.Pos, fmt.Sprintf("%s: the provider's %s PE router (AS %d)", what, links[i], c.spec.ProviderASN),
 				nodeOut{Kind: "router", Group: groupProvider, BGP: &bgpOut{ASN: c.spec.ProviderASN}})
-			ceAddr, peAddr := b.wire(c.spec.Pos, fmt.Sprintf("%s: %s, the customer's WAN link", what, links[i]), ce, pe)
+			ceAddr, peAddr := b.wireWith(c.spec.Pos, fmt.Sprintf("%s: %s, the customer's WAN link", what, links[i]), ce, pe, c.rateLimit())
 			lp := c.localPref(i)
 			b.nodes[ce].neighbor(&nbrOut{Address: peAddr.String(), RemoteAS: c.spec.ProviderASN, Description: fmt.Sprintf("%s %s", c.spec.Name, links[i]),
-				Import: &policyOut{LocalPref: u32(lp)}, Export: &policyOut{Prepend: c.prepend(i), Prefixes: []prefixOut{{Prefix: c.site.network.String()}}}})
+				Import: &policyOut{LocalPref: u32(lp)}, Export: &policyOut{Prepend: c.prepend(i), Prefixes: siteOut, Deny: siteDeny}})
 			b.nodes[pe].neighbor(&nbrOut{Address: ceAddr.String(), RemoteAS: c.site.spec.ASN, Description: ce})
 			pp, pm := b.connect(c.spec.Pos, fmt.Sprintf("%s: %s, toward the MSEE", what, links[i]), pe, ms, linkOut{})
 			custIf = func(v int) string { return fmt.Sprintf("%s.%d", pp, v) }
@@ -413,23 +566,83 @@ func (b *builder) circuit(c *circuit) {
 			b.subif(cust, custIf(vlan), ci)
 			b.subif(ms, mseeIf(vlan), mi)
 			desc := fmt.Sprintf("%s %s %s", c.spec.Name, pr.kind, links[i])
+			toCust := &policyOut{Prefixes: b.toCustomer(c, pr)}
+			if pr.kind == "microsoft" {
+				b.toMS(ms, pr.advertise)
+				if pr.filter != nil {
+					// The route filter: Microsoft's service routes whose
+					// community it lists; detached, an empty list.
+					f := []string{}
+					if pr.attached {
+						f = pr.filter
+					}
+					toCust = &policyOut{Match: &f}
+				}
+			}
 			b.nodes[ms].neighbor(msSession(&nbrOut{Address: ca.String(), RemoteAS: c.custASN(), Description: desc, Password: pr.spec.MD5,
-				MaxPrefixes: pr.limit, Export: &policyOut{Prefixes: b.toCustomer(c, pr)}}))
+				MaxPrefixes: pr.limit, Export: toCust}))
 			if c.model == AnyToAny {
 				b.nodes[cust].neighbor(msSession(&nbrOut{Address: ma.String(), RemoteAS: MicrosoftASN, Description: desc, Password: pr.spec.MD5}))
 				continue
 			}
-			exp := &policyOut{Prepend: c.prepend(i), Prefixes: []prefixOut{{Prefix: c.site.network.String()}}}
+			exp := &policyOut{Prepend: c.prepend(i), Prefixes: siteOut, Deny: siteDeny}
 			if pr.kind == "microsoft" {
-				exp.Prefixes = nil
+				exp = &policyOut{Prepend: c.prepend(i)}
 				for _, a := range pr.advertise {
-					exp.Prefixes = append(exp.Prefixes, prefixOut{Prefix: a.String()})
+					exp.Prefixes = append(exp.Prefixes, exact(a))
 				}
 			}
 			b.nodes[cust].neighbor(msSession(&nbrOut{Address: ma.String(), RemoteAS: MicrosoftASN, Description: desc, Password: pr.spec.MD5,
 				Import: &policyOut{LocalPref: u32(c.localPref(i))}, Export: exp}))
 		}
 	}
+}
+
+// toMS notes what an MSEE passes on to Microsoft's network: the public
+// prefixes its Microsoft peering customers advertise.
+func (b *builder) toMS(msee string, adv []netip.Prefix) {
+	if _, ok := b.toMicrosoft[msee]; !ok {
+		b.mseeOrder = append(b.mseeOrder, msee)
+		b.toMicrosoft[msee] = []netip.Prefix{}
+	}
+	for _, a := range adv {
+		if !slices.Contains(b.toMicrosoft[msee], a) {
+			b.toMicrosoft[msee] = append(b.toMicrosoft[msee], a)
+		}
+	}
+}
+
+// microsoftNetwork is what Microsoft peering reaches: Microsoft's global
+// network behind the MSEEs, originating the services' prefixes tagged with
+// their communities, and taking the customers' public prefixes with their
+// private AS numbers removed (expressroute-routing.md: "we remove private
+// AS numbers in the AS PATH for the received prefixes").
+func (b *builder) microsoftNetwork() {
+	n := b.node(MicrosoftNode, b.m.msAt, fmt.Sprintf("Microsoft's global network (AS %d): the services Microsoft peering reaches, their prefixes tagged with their communities", MicrosoftNetworkASN),
+		nodeOut{Kind: "router", Group: groupMicrosoft, BGP: &bgpOut{ASN: MicrosoftNetworkASN}})
+	for _, sv := range services {
+		n.network(networkOut{Prefix: sv.prefix.String(), Communities: []string{sv.community}})
+		n.addAddress("lo", pfx(sv.prefix.Addr().Next(), 32))
+	}
+	for _, ms := range b.mseeOrder {
+		na, ma := b.wire(b.nodes[ms].at, fmt.Sprintf("%s to Microsoft's network", ms), MicrosoftNode, ms)
+		n.neighbor(&nbrOut{Address: ma.String(), RemoteAS: MicrosoftASN, Description: ms})
+		exp := &policyOut{Prefixes: []prefixOut{}}
+		for _, p := range b.toMicrosoft[ms] {
+			exp.Prefixes = append(exp.Prefixes, exact(p))
+		}
+		b.nodes[ms].neighbor(&nbrOut{Address: na.String(), RemoteAS: MicrosoftNetworkASN, Description: "Microsoft's network", RemovePriv: true, Export: exp})
+	}
+}
+
+// rateLimit is the circuit's bandwidth as a rate limit (tbf) on the
+// customer's link to the provider. A Direct circuit's shares its port
+// with the other circuits on the pair and is not limited.
+func (c *circuit) rateLimit() linkOut {
+	if c.spec.Bandwidth == "" {
+		return linkOut{}
+	}
+	return linkOut{Impair: &impairOut{Rate: rate(c.spec.Bandwidth)}}
 }
 
 // inner names a QinQ C-tag subinterface PARENT.S.C.
@@ -449,10 +662,10 @@ func (b *builder) subif(node, name string, i ifOut) {
 	b.nodes[node].iface(name, i)
 }
 
-// toCustomer is what an MSEE sends a circuit's customer: the address spaces
-// of the virtual networks connected to the circuit and, with Global Reach,
-// the other site's network. A shared Direct port pair does not leak one
-// circuit's routes to another's customer.
+// toCustomer is what an MSEE sends a circuit's customer over private
+// peering: the address spaces of the virtual networks connected to the
+// circuit and, with Global Reach, the other site's network. A shared Direct
+// port pair does not leak one circuit's routes to another's customer.
 func (b *builder) toCustomer(c *circuit, pr *peering) []prefixOut {
 	out := []prefixOut{} // an empty filter sends nothing
 	if pr.kind != "private" {
@@ -461,14 +674,14 @@ func (b *builder) toCustomer(c *circuit, pr *peering) []prefixOut {
 	for _, v := range b.m.vnets {
 		for _, cn := range v.conns {
 			if cn.circuit == c {
-				out = append(out, prefixOut{Prefix: v.space.String()})
+				out = append(out, exact(v.space))
 			}
 		}
 	}
 	for _, r := range b.m.reach {
 		for k, rc := range r.circuits {
 			if rc == c {
-				out = append(out, prefixOut{Prefix: r.circuits[1-k].site.network.String()})
+				out = append(out, within(r.circuits[1-k].site.network))
 			}
 		}
 	}
@@ -476,35 +689,33 @@ func (b *builder) toCustomer(c *circuit, pr *peering) []prefixOut {
 }
 
 func (b *builder) vnet(v *vnet) {
-	gw := v.spec.Name + "-gw"
+	gw := v.gw()
 	vm := v.spec.Name + "-vm"
 	b.node(gw, v.spec.Pos, fmt.Sprintf("virtual network %s: its ExpressRoute gateway (AS 65515, %s)", v.spec.Name, v.sku),
-		nodeOut{Kind: "router", Group: groupAzure, BGP: &bgpOut{ASN: GatewayASN, Networks: []string{v.space.String()}}})
+		nodeOut{Kind: "router", Group: groupAzure, BGP: &bgpOut{ASN: GatewayASN, Networks: []any{v.space.String()}}})
 	b.node(vm, v.spec.Pos, fmt.Sprintf("virtual network %s: a workload", v.spec.Name), nodeOut{Group: groupAzure})
 	pg, pv := b.connect(v.spec.Pos, "", gw, vm, linkOut{})
 	sub := v.subnet()
 	gwa := sub.Masked().Addr().Next()
-	vma := gwa
-	for range 3 {
-		vma = vma.Next() // Azure gives VMs .4 onward
-	}
 	b.nodes[gw].iface(pg, ifOut{Addresses: []string{pfx(gwa, sub.Bits())}})
-	b.nodes[vm].iface(pv, ifOut{Addresses: []string{pfx(vma, sub.Bits())}})
+	b.nodes[vm].iface(pv, ifOut{Addresses: []string{pfx(v.vmAddr(), sub.Bits())}})
 	b.nodes[vm].out.Routes = []routeOut{{Dst: "default", Via: gwa.String()}}
 	for _, cn := range v.conns {
 		c := cn.circuit
+		siteOut, _ := b.siteExport(c.site)
 		for i := range 2 {
 			ms := c.msee(i)
 			ma, ga := b.wire(cn.spec.Pos, fmt.Sprintf("connection %s to circuit %s, %s MSEE", v.spec.Name, c.spec.Name, links[i]), ms, gw)
 			lp := uint32(100 + cn.spec.Weight) // model: connection weight first, then AS path
+			// The gateway advertises its virtual network's address space.
 			b.nodes[gw].neighbor(&nbrOut{Address: ma.String(), RemoteAS: MicrosoftASN, Description: fmt.Sprintf("%s %s", c.spec.Name, links[i]),
-				HoldTime: HoldTime, Keepalive: Keepalive, Import: &policyOut{LocalPref: u32(lp)}})
+				HoldTime: HoldTime, Keepalive: Keepalive, Import: &policyOut{LocalPref: u32(lp)}, Export: &policyOut{Prefixes: []prefixOut{exact(v.space)}}})
 			var imp *policyOut
 			if v.community != "" {
 				imp = &policyOut{Communities: []string{v.community}}
 			}
 			b.nodes[ms].neighbor(&nbrOut{Address: ga.String(), RemoteAS: GatewayASN, Description: gw,
-				HoldTime: HoldTime, Keepalive: Keepalive, Import: imp, Export: &policyOut{Prefixes: []prefixOut{{Prefix: c.site.network.String()}}}})
+				HoldTime: HoldTime, Keepalive: Keepalive, Import: imp, Export: &policyOut{Prefixes: siteOut}})
 		}
 	}
 }
@@ -519,8 +730,85 @@ func (b *builder) globalReach(r *reach) {
 		b.nodes[ma].iface(pa, ifOut{Addresses: []string{pfx(xa, 30)}})
 		b.nodes[mz].iface(pz, ifOut{Addresses: []string{pfx(xz, 30)}})
 		b.nodes[ma].neighbor(&nbrOut{Address: xz.String(), RemoteAS: MicrosoftASN, Description: what,
-			Export: &policyOut{NextHopSelf: true, Prefixes: []prefixOut{{Prefix: a.site.network.String()}}}})
+			Export: &policyOut{NextHopSelf: true, Prefixes: []prefixOut{within(a.site.network)}}})
 		b.nodes[mz].neighbor(&nbrOut{Address: xa.String(), RemoteAS: MicrosoftASN, Description: what,
-			Export: &policyOut{NextHopSelf: true, Prefixes: []prefixOut{{Prefix: z.site.network.String()}}}})
+			Export: &policyOut{NextHopSelf: true, Prefixes: []prefixOut{within(z.site.network)}}})
 	}
+}
+
+// vpnGateway is a virtual network's VPN gateway beside its ExpressRoute
+// gateway (model: "Coexistence: route-based VPN only, both gateways in the
+// same virtual network"; the Azure VPN gateway keeps 60/180 s timers and
+// runs no BFD), and its site-to-site connections: IKEv2 with a pre-shared
+// key, a route-based tunnel (an xfrm interface each end), BGP over it on
+// APIPA addresses.
+func (b *builder) vpnGateway(v *vnet) {
+	gw, vpn := v.gw(), v.vpngw()
+	b.node(vpn, v.spec.Pos, fmt.Sprintf("virtual network %s: its VPN gateway (AS 65515), beside the ExpressRoute gateway", v.spec.Name),
+		nodeOut{Kind: "router", Group: groupAzure, BGP: &bgpOut{ASN: GatewayASN}})
+	// The two gateways share the GatewaySubnet and exchange routes (iBGP,
+	// each the next hop of what it learned).
+	pg, pv := b.connect(v.spec.Pos, fmt.Sprintf("virtual network %s: the GatewaySubnet", v.spec.Name), gw, vpn, linkOut{})
+	ga, va := hosts30(netip.PrefixFrom(v.gatewaySubnet().Addr(), 30))
+	b.nodes[gw].iface(pg, ifOut{Addresses: []string{pfx(ga, 30)}})
+	b.nodes[vpn].iface(pv, ifOut{Addresses: []string{pfx(va, 30)}})
+	b.nodes[gw].neighbor(&nbrOut{Address: va.String(), RemoteAS: GatewayASN, Description: vpn, Export: &policyOut{NextHopSelf: true}})
+	b.nodes[vpn].neighbor(&nbrOut{Address: ga.String(), RemoteAS: GatewayASN, Description: gw, Export: &policyOut{NextHopSelf: true}})
+	for k, vc := range v.vpns {
+		s := vc.site
+		core := s.core()
+		var coreEnd, vpnEnd netip.Addr
+		name := fmt.Sprintf("%s-%s", v.spec.Name, s.spec.Name)
+		what := fmt.Sprintf("site-to-site VPN connection %s: %s to %s's VPN gateway over the internet", name, s.spec.Name, v.spec.Name)
+		// Over the internet the tunnel carries the same prefixes as
+		// ExpressRoute, and the lower preference keeps it the backup;
+		// over a circuit it must carry more-specifics, or Azure would send
+		// the traffic over ExpressRoute without IPsec (model: "advertise
+		// more-specific (or disjoint) prefixes over the tunnel").
+		siteNets, vnetNets := []prefixOut{exact(s.network)}, []prefixOut{exact(v.space)}
+		lp := u32(VPNLocalPref)
+		if vc.over == nil {
+			coreEnd, vpnEnd = b.wire(vc.spec.Pos, fmt.Sprintf("%s: the internet", what), core, vpn)
+		} else {
+			name += "-over-" + vc.over.spec.Name
+			what = fmt.Sprintf("IPsec over ExpressRoute %s: %s to %s's VPN gateway over circuit %s's private peering", name, s.spec.Name, v.spec.Name, vc.over.spec.Name)
+			coreEnd, vpnEnd = vc.end, va
+			h := halves(s.network)
+			siteNets = []prefixOut{exact(h[0]), exact(h[1])}
+			vnetNets = []prefixOut{exact(v.subnet())}
+			for _, p := range h {
+				b.nodes[core].network(p.String())
+			}
+			lp = nil
+		}
+		ci, vi := b.tunnelIface(core), b.tunnelIface(vpn)
+		base := netip.MustParseAddr("169.254.21.0") // Azure's APIPA range for BGP over VPN
+		for range 4 * k {
+			base = base.Next()
+		}
+		ca, va2 := hosts30(netip.PrefixFrom(base, 30))
+		b.nodes[core].addAddress(ci, pfx(ca, 30))
+		b.nodes[vpn].addAddress(vi, pfx(va2, 30))
+		b.nodes[core].neighbor(&nbrOut{Address: va2.String(), RemoteAS: GatewayASN, Description: name, HoldTime: HoldTime, Keepalive: Keepalive,
+			Import: &policyOut{LocalPref: lp}, Export: &policyOut{Prefixes: siteNets}})
+		b.nodes[vpn].neighbor(&nbrOut{Address: ca.String(), RemoteAS: s.spec.ASN, Description: name, HoldTime: HoldTime, Keepalive: Keepalive,
+			Import: &policyOut{LocalPref: lp}, Export: &policyOut{Prefixes: vnetNets}})
+		b.tunnels = append(b.tunnels, tunnelB{at: vc.spec.Pos, comment: what, out: tunnelOut{
+			Name: name,
+			Endpoints: []tunEndOut{
+				{Node: core, Local: coreEnd.String(), Interface: ci},
+				{Node: vpn, Local: vpnEnd.String(), Interface: vi},
+			},
+			Algorithm: "aes256gcm16", // GCMAES256, of Azure's IPsec policies
+			IKE:       ikeOut{PSK: vc.spec.PSK},
+			Verify:    verifyOut{From: s.host(), To: v.vmAddr().String()},
+		}})
+	}
+}
+
+// tunnelIface names a node's next tunnel interface: ipsec0, ipsec1, ...
+func (b *builder) tunnelIface(node string) string {
+	n := b.tunnelEnds[node]
+	b.tunnelEnds[node]++
+	return fmt.Sprintf("ipsec%d", n)
 }

@@ -30,6 +30,17 @@ func (Feature) Expand(x *topo.Expansion) {
 		return
 	}
 	m.expand(x)
+	x.Keep(m)
+}
+
+// modelOf is the declaration a topology was expanded from, nil when it has
+// none (a plain topology, erlab expand's among them).
+func modelOf(t *topo.Topology) *model {
+	if t == nil {
+		return nil
+	}
+	m, _ := t.Ext[Name].(*model)
+	return m
 }
 
 // counting counts the errors reported through it.

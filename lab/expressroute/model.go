@@ -99,6 +99,18 @@ type PeeringSpec struct {
 	// Advertise (Microsoft peering) are the public prefixes the customer
 	// announces.
 	Advertise []topo.AddrSpec `yaml:"advertise"`
+	// RouteFilter (Microsoft peering) is what Microsoft sends: nothing
+	// until a route filter is attached.
+	RouteFilter *RouteFilterSpec `yaml:"route-filter"`
+}
+
+// RouteFilterSpec is a route filter on Microsoft peering: the BGP
+// communities whose routes Microsoft sends, as services (exchange-online)
+// or values (12076:5010, 12076:51004), attached unless attached: false.
+type RouteFilterSpec struct {
+	Pos         topo.Pos
+	Communities []string `yaml:"communities"`
+	Attached    *bool    `yaml:"attached"`
 }
 
 // VNetSpec is a virtual network with its ExpressRoute gateway.
@@ -111,6 +123,24 @@ type VNetSpec struct {
 	Gateway      string           `yaml:"gateway"`
 	GatewayPos   topo.Pos         `yaml:"-"`
 	Connections  []ConnectionSpec `yaml:"connections"`
+	// VPN are the site-to-site connections of a VPN gateway beside the
+	// ExpressRoute one (coexistence), over the internet or, with over:, over
+	// a circuit's private peering (IPsec over ExpressRoute).
+	VPN []VPNSpec `yaml:"vpn-connections"`
+}
+
+// VPNSpec is a site-to-site VPN connection: IKEv2 with a pre-shared key,
+// route-based, BGP over the tunnel.
+type VPNSpec struct {
+	Pos     topo.Pos
+	Site    string   `yaml:"site"`
+	SitePos topo.Pos `yaml:"-"`
+	// Over is a circuit whose private peering carries the tunnel (Virtual
+	// WAN's IPsec over ExpressRoute); the internet when empty.
+	Over    string   `yaml:"over"`
+	OverPos topo.Pos `yaml:"-"`
+	// PSK is the IPsec feature's key source, passed on as written.
+	PSK topo.Raw `yaml:"psk"`
 }
 
 // ConnectionSpec connects a virtual network's gateway to a circuit.
@@ -135,6 +165,15 @@ type ReachSpec struct {
 const (
 	MicrosoftASN  = 12076
 	GatewayASN    = 65515
+	// MicrosoftNetworkASN is Microsoft's global network, behind the MSEEs,
+	// where the services Microsoft peering reaches are announced from.
+	MicrosoftNetworkASN = 8075
+	// VPNLocalPref is what each end gives routes learned over a VPN
+	// connection: below any ExpressRoute route's, as Microsoft's
+	// coexistence guidance has it (model: "ExpressRoute is preferred";
+	// on-premises 150 for ExpressRoute against 100 in Microsoft's example,
+	// where erlab's secondary link has 100 already).
+	VPNLocalPref = 50
 	Keepalive     = 60
 	HoldTime      = 180
 	BFDInterval   = 300 // ms, TX and RX
@@ -178,6 +217,24 @@ var (
 		"100G": {"5Gbps", "10Gbps", "40Gbps", "100Gbps"},
 	}
 )
+
+// A Microsoft service reached over Microsoft peering: the community
+// Microsoft tags its prefixes with (expressroute-routing.md, "Support for
+// BGP communities": Exchange Online 12076:5010, SharePoint Online
+// 12076:5020, Skype for Business Online 12076:5030) and one of the
+// prefixes the service publishes, which the lab's Microsoft network
+// originates (one address of it answers pings).
+type service struct {
+	name      string
+	community string
+	prefix    netip.Prefix
+}
+
+var services = []service{
+	{"exchange-online", "12076:5010", netip.MustParsePrefix("40.96.0.0/13")},
+	{"sharepoint-online", "12076:5020", netip.MustParsePrefix("13.107.136.0/22")},
+	{"skype-for-business-online", "12076:5030", netip.MustParsePrefix("52.112.0.0/14")},
+}
 
 // regionCommunity is the regional community value Microsoft tags a
 // region's private peering routes with (12076:50xxx; 51xxx on Microsoft

@@ -125,3 +125,34 @@ func TestIntegrationScenarioDirectCircuits(t *testing.T) {
 	}
 	labtest.RunDrills(t, l, top)
 }
+
+// TestIntegrationScenarioCircuitL3: the any-to-any circuit from its
+// declaration: the provider's PEs, not the customer's routers, peer with
+// the MSEEs (the MSEE's neighbour is AS 64500), so the VNet reaches the
+// site with AS path 64500 12076 65515; the provider's PE cut off from
+// msee1 moves both directions to the secondary, BFD and the provider's
+// withdrawal between them.
+func TestIntegrationScenarioCircuitL3(t *testing.T) {
+	tier.Integration(t)
+	tier.RequireFeatures(t, vlan.KernelDot1Q)
+	l, top := deployScenario(t, "er-circuit-l3.yml")
+	labtest.WaitPing(t, l, "onprem-host", "10.10.0.4", 10*time.Second)
+	nbs, err := bgp.Neighbors(context.Background(), l, "fabrikam-msee1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, nb := range nbs {
+		if nb.Address == "192.168.100.129" {
+			found = nb.RemoteAS == 64500 && nb.State == "established"
+		}
+	}
+	if !found {
+		t.Errorf("msee1 has no established session with the provider's PE (AS 64500) at 192.168.100.129: %+v", nbs)
+	}
+	routes := labtest.Exec(t, l, "fabrikam-ce1", "gobgp", "global", "rib", "-a", "ipv4", "10.10.0.0/16")
+	if !strings.Contains(routes, "64500 12076 65515") {
+		t.Errorf("ce1's route to the VNet lacks AS path 64500 12076 65515:\n%s", routes)
+	}
+	labtest.RunDrills(t, l, top)
+}

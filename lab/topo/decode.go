@@ -24,6 +24,9 @@ type decoder struct {
 	keys map[Scope]map[string]Key
 	// expandKey is the model key being expanded, for messages.
 	expandKey string
+	// kept is what models keep of their declaration, by key, for the
+	// topology's Ext.
+	kept map[string]any
 }
 
 var scopeNames = map[string]Scope{"topology": ScopeTopology, "node": ScopeNode, "link": ScopeLink, "interface": ScopeInterface, "file": ScopeFile, "action": ScopeAction}

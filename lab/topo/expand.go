@@ -38,6 +38,7 @@ type Expansion struct {
 	At    Pos
 	d     *decoder
 	val   *yaml.Node
+	top   *yaml.Node // the file's top mapping
 	nodes *yaml.Node // topology.nodes
 	links *yaml.Node // topology.links
 	// declared are the nodes the file writes itself; added, the model's.
@@ -85,6 +86,30 @@ func (x *Expansion) AddLink(at Pos, comment string, spec any) {
 	v := x.encode(spec, at)
 	v.HeadComment = comment
 	x.links.Content = append(x.links.Content, v)
+}
+
+// Keep keeps a value the model resolved from its declaration in the
+// topology's Ext, under the key's name, for the feature's actions and views
+// (the plain topology of erlab expand has none: it is written out).
+func (x *Expansion) Keep(v any) {
+	if x.d.kept == nil {
+		x.d.kept = map[string]any{}
+	}
+	x.d.kept[x.key()] = v
+}
+
+// AddItem adds an entry to a list under topology: that a feature reads
+// (tunnels:), making the list when the file has none.
+func (x *Expansion) AddItem(key string, at Pos, comment string, spec any) {
+	body := child(x.top, "topology", yaml.MappingNode)
+	list := child(body, key, yaml.SequenceNode)
+	if list == nil {
+		x.d.ps.errorf(at, "%s: topology: %s: is not a list in this file; the model adds to it", x.key(), key)
+		return
+	}
+	v := x.encode(spec, at)
+	v.HeadComment = comment
+	list.Content = append(list.Content, v)
 }
 
 func (x *Expansion) encode(spec any, at Pos) *yaml.Node {
@@ -287,7 +312,7 @@ func expandModels(top *yaml.Node, d *decoder, exts []Extension) {
 		}
 		k, val := top.Content[idx], top.Content[idx+1]
 		top.Content = append(top.Content[:idx], top.Content[idx+2:]...)
-		x := &Expansion{At: posOf(k), d: d, val: val, declared: map[string]Pos{}, added: map[string]Pos{}}
+		x := &Expansion{At: posOf(k), d: d, val: val, top: top, declared: map[string]Pos{}, added: map[string]Pos{}}
 		x.nodes, x.links = bodyOf(top)
 		if x.nodes == nil {
 			continue // topology: or its nodes are not mappings: decode says so

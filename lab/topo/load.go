@@ -135,6 +135,9 @@ func Parse(data []byte, file string, opts Options) (*Topology, error) {
 	if len(ps.errs) > 0 {
 		return nil, sorted(ps.errs)
 	}
+	for k, v := range d.kept {
+		t.Ext[k] = v
+	}
 	t.Warnings = sorted(ps.warnings)
 	return t, nil
 }
