@@ -87,8 +87,25 @@ func (f *fib) run(ctx context.Context, client api.GoBgpServiceClient, multipath 
 		batch := f.pending
 		f.pending = map[netip.Prefix]bool{}
 		f.mu.Unlock()
+		// A burst (a session's first table, a leak of thousands) is read
+		// back in one pass over the table rather than one query per
+		// prefix: 4,096 queries took most of a minute in the microVM.
+		var table map[netip.Prefix][]PathInfo
+		if len(batch) > bulkSync {
+			var err error
+			if table, err = readTable(ctx, client, batch); err != nil && ctx.Err() == nil {
+				f.log.Warn("read the table; syncing prefix by prefix", "err", err)
+				table = nil
+			}
+		}
 		for p := range batch {
-			if err := f.sync(ctx, client, p, multipath); err != nil && ctx.Err() == nil {
+			var err error
+			if table != nil {
+				err = f.apply(p, table[p], multipath)
+			} else {
+				err = f.sync(ctx, client, p, multipath)
+			}
+			if err != nil && ctx.Err() == nil {
 				// Tried again in a second: the kernel stays wrong only
 				// until then, not until the prefix's next change.
 				f.log.Warn("sync route; retrying in 1 s", "prefix", p, "err", err)
@@ -109,11 +126,54 @@ func NextHops(paths []PathInfo) []netip.Addr {
 	return nhs
 }
 
+// bulkSync is the number of pending prefixes from which the FIB reads the
+// whole table back instead of each prefix.
+const bulkSync = 64
+
+// readTable reads every path of the families the batch has prefixes of.
+func readTable(ctx context.Context, client api.GoBgpServiceClient, batch map[netip.Prefix]bool) (map[netip.Prefix][]PathInfo, error) {
+	fams := map[bool]bool{}
+	for p := range batch {
+		fams[is6(p.Addr())] = true
+	}
+	out := map[netip.Prefix][]PathInfo{}
+	for v6 := range fams {
+		fam := familyV4
+		if v6 {
+			fam = familyV6
+		}
+		stream, err := client.ListPath(ctx, &api.ListPathRequest{TableType: api.TableType_TABLE_TYPE_GLOBAL, Family: fam})
+		if err != nil {
+			return nil, err
+		}
+		for {
+			r, err := stream.Recv()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return nil, err
+			}
+			for _, path := range r.GetDestination().GetPaths() {
+				pi := DescribePath(r.GetDestination().GetPrefix(), path)
+				out[pi.Prefix] = append(out[pi.Prefix], pi)
+			}
+		}
+	}
+	return out, nil
+}
+
 func (f *fib) sync(ctx context.Context, client api.GoBgpServiceClient, p netip.Prefix, multipath bool) error {
 	paths, err := ListPaths(ctx, client, p)
 	if err != nil {
 		return err
 	}
+	return f.apply(p, paths, multipath)
+}
+
+// apply makes the kernel's route to p what its paths say: the best path's
+// next hop, the ECMP set, or none.
+func (f *fib) apply(p netip.Prefix, paths []PathInfo, multipath bool) error {
 	MarkMultipath(paths, multipath)
 	nhs := NextHops(paths)
 	if len(nhs) == 0 {

@@ -251,3 +251,27 @@ func TestFIBSyncMultipathTwoASes(t *testing.T) {
 	})
 	settled(t, f, k, r, "10.5.0.0/24", []string{"10.5.0.0/24 proto bgp via " + paths[0].NextHop.String()})
 }
+
+// TestFIBSyncBurst: a burst of thousands of prefixes (a leak) is read
+// back from the table in one pass, and every route reaches the kernel;
+// their withdrawal, another burst, takes every one out again.
+func TestFIBSyncBurst(t *testing.T) {
+	sp := startSpeakers(t,
+		Config{ASN: 65001, RouterID: netip.MustParseAddr("127.0.0.1"), Neighbors: []Neighbor{neighbor("127.0.0.2", 65002, false)}},
+		Config{ASN: 65002, RouterID: netip.MustParseAddr("127.0.0.2"), Neighbors: []Neighbor{neighbor("127.0.0.1", 65001, true)}},
+	)
+	r, s := sp[0], sp[1]
+	_, k := runFIB(t, r)
+	leak := Split(netip.MustParsePrefix("10.1.0.0/16"), 28)
+	var names []string
+	for _, p := range leak {
+		names = append(names, p.String())
+	}
+	s.announce(t, names...)
+	waitFor(t, 30*time.Second, "every leaked prefix in the kernel", func() string { return diff(len(leak), len(k.table())) })
+	if got := k.opsOn("10.1.255.240/28"); len(got) != 1 || got[0] != "ip route replace 10.1.255.240/28 proto bgp via 127.0.0.2" {
+		t.Errorf("writes to the last prefix: %q", got)
+	}
+	s.withdraw(t, names...)
+	waitFor(t, 30*time.Second, "every leaked prefix out of the kernel", func() string { return diff(0, len(k.table())) })
+}
