@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/erlab-dev/erlab/lab/macsec"
@@ -796,9 +795,7 @@ func (k *checker) routeFilter(rf *RouteFilterSpec, what string) ([]string, bool)
 		if i := slices.IndexFunc(services, func(s service) bool { return s.name == c }); i >= 0 {
 			c = services[i].community
 		} else {
-			asn, v, found := strings.Cut(c, ":")
-			n, err := strconv.Atoi(v)
-			if !found || asn != "12076" || err != nil || !(n >= 5000 && n <= 5999 || n >= 51000 && n <= 51999) {
+			if !filterCommunity(c) {
 				k.errorf(rf.Pos, "%s: route-filter: %q is neither a service (%s) nor a Microsoft peering community (12076:5000-5999 for services, 12076:51000-51999 for regions)", what, c, strings.Join(serviceNames(), ", "))
 				ok = false
 				continue

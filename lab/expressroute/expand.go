@@ -143,6 +143,7 @@ type builder struct {
 	nodes   map[string]*nodeB
 	links   []linkB
 	tunnels []tunnelB
+	filters []filterB
 	pool    *pool
 	// toMicrosoft is, per MSEE that carries Microsoft peering, the
 	// customers' public prefixes it passes on to Microsoft's network.
@@ -167,6 +168,19 @@ type linkB struct {
 	at      topo.Pos
 	comment string
 	out     linkOut
+}
+
+type filterB struct {
+	at      topo.Pos
+	comment string
+	out     filterOut
+}
+
+type filterOut struct {
+	Circuit     string   `yaml:"circuit"`
+	Communities []string `yaml:"communities"`
+	Attached    bool     `yaml:"attached"`
+	Sessions    []string `yaml:"sessions"`
 }
 
 type tunnelB struct {
@@ -245,6 +259,9 @@ func (b *builder) emit(x *topo.Expansion) {
 	}
 	for _, t := range b.tunnels {
 		x.AddItem("tunnels", t.at, t.comment, t.out)
+	}
+	for _, f := range b.filters {
+		x.AddItem(FiltersKey, f.at, f.comment, f.out)
 	}
 }
 
@@ -577,6 +594,7 @@ func (b *builder) circuit(c *circuit) {
 						f = pr.filter
 					}
 					toCust = &policyOut{Match: &f}
+					b.filterSession(c, pr, fmt.Sprintf("%s:%s", ms, ca))
 				}
 			}
 			b.nodes[ms].neighbor(msSession(&nbrOut{Address: ca.String(), RemoteAS: c.custASN(), Description: desc, Password: pr.spec.MD5,
@@ -596,6 +614,19 @@ func (b *builder) circuit(c *circuit) {
 				Import: &policyOut{LocalPref: u32(c.localPref(i))}, Export: exp}))
 		}
 	}
+}
+
+// filterSession notes an MSEE session a circuit's route filter is on.
+func (b *builder) filterSession(c *circuit, pr *peering, session string) {
+	for i := range b.filters {
+		if b.filters[i].out.Circuit == c.spec.Name {
+			b.filters[i].out.Sessions = append(b.filters[i].out.Sessions, session)
+			return
+		}
+	}
+	b.filters = append(b.filters, filterB{at: pr.spec.RouteFilter.Pos,
+		comment: fmt.Sprintf("circuit %s's route filter on Microsoft peering, which route-filter-attach/-detach: %s change", c.spec.Name, c.spec.Name),
+		out:     filterOut{Circuit: c.spec.Name, Communities: pr.filter, Attached: pr.attached, Sessions: []string{session}}})
 }
 
 // toMS notes what an MSEE passes on to Microsoft's network: the public

@@ -3,6 +3,8 @@ package expressroute
 import (
 	"context"
 	"fmt"
+	"net/netip"
+	"strconv"
 	"strings"
 
 	"github.com/erlab-dev/erlab/lab/bgp"
@@ -21,43 +23,151 @@ const (
 	DetachAction = "route-filter-detach"
 )
 
-// Keys implements topo.KeysHook: the drill steps.
+// Keys implements topo.KeysHook: the route filters of a plain topology
+// (what the model writes for each Microsoft peering's filter), and the
+// drill steps.
 func (Feature) Keys() []topo.Key {
 	return []topo.Key{
+		{Scope: topo.ScopeTopology, Name: FiltersKey, Spec: []FilterSpec(nil)},
 		{Scope: topo.ScopeAction, Name: AttachAction, Spec: ""},
 		{Scope: topo.ScopeAction, Name: DetachAction, Spec: ""},
 	}
 }
 
-// filtered is a circuit whose Microsoft peering has a route filter, and
-// that peering.
-func filtered(t *topo.Topology, name string) (*circuit, *peering, error) {
-	m := modelOf(t)
-	if m == nil {
-		return nil, nil, fmt.Errorf("the lab declares no expressroute: circuits (a route filter is the model's; in a plain topology change the MSEE's match-communities)")
+// FiltersKey is the key under topology: where the route filters are.
+const FiltersKey = "route-filters"
+
+// FilterSpec is a route filter as a plain topology writes it: the
+// circuit's name, the communities it passes, whether it is attached at
+// deploy, and the MSEE sessions it is on (NODE:NEIGHBOUR, the MSEE and the
+// customer's address), whose export policy matches communities.
+type FilterSpec struct {
+	Pos         topo.Pos
+	Circuit     string   `yaml:"circuit"`
+	Communities []string `yaml:"communities"`
+	Attached    bool     `yaml:"attached"`
+	Sessions    []string `yaml:"sessions"`
+}
+
+// Filter is a checked route filter.
+type Filter struct {
+	Circuit     string
+	Communities []string
+	Attached    bool
+	Sessions    []Session
+}
+
+// Session is an MSEE's session with a customer.
+type Session struct {
+	Node     string
+	Neighbor netip.Addr
+}
+
+const filtersExt = Name + "." + FiltersKey
+
+// Filters returns the topology's route filters.
+func Filters(t *topo.Topology) []*Filter {
+	if t == nil {
+		return nil
 	}
-	var known []string
-	for _, c := range m.circuits {
-		for _, pr := range c.peerings {
-			if pr.kind != "microsoft" || pr.filter == nil {
-				continue
+	f, _ := t.Ext[filtersExt].([]*Filter)
+	return f
+}
+
+// CheckTopology implements topo.TopologyHook: each route filter's
+// communities, and its sessions: an MSEE's neighbours whose export policy
+// matches communities.
+func (Feature) CheckTopology(t *topo.Topology, r topo.Reporter) {
+	specs, _, ok := topo.SpecOf[[]FilterSpec](t.Specs, FiltersKey)
+	if !ok {
+		return
+	}
+	var out []*Filter
+	seen := map[string]bool{}
+	for i, fs := range specs {
+		where := fmt.Sprintf("%s[%d]", FiltersKey, i)
+		f := &Filter{Circuit: fs.Circuit, Communities: fs.Communities, Attached: fs.Attached}
+		ok := true
+		switch {
+		case fs.Circuit == "":
+			r.Errorf(fs.Pos, "%s: circuit: required (the drill steps and erlab route-filter name it)", where)
+			ok = false
+		case seen[fs.Circuit]:
+			r.Errorf(fs.Pos, "%s: circuit %q has a route filter already", where, fs.Circuit)
+			ok = false
+		}
+		seen[fs.Circuit] = true
+		for _, c := range fs.Communities {
+			if !filterCommunity(c) {
+				r.Errorf(fs.Pos, "%s: community %q: a Microsoft peering community (12076:5000-5999 for services, 12076:51000-51999 for regions)", where, c)
+				ok = false
 			}
-			if c.spec.Name == name {
-				return c, pr, nil
+		}
+		if len(fs.Sessions) == 0 {
+			r.Errorf(fs.Pos, "%s: sessions: required, the MSEE sessions it is on (NODE:NEIGHBOUR)", where)
+			ok = false
+		}
+		for _, at := range fs.Sessions {
+			node, addr, _ := strings.Cut(at, ":")
+			a, err := netip.ParseAddr(addr)
+			n := t.Node(node)
+			var nb *bgp.Neighbor
+			if n != nil && err == nil {
+				if c := bgp.Of(n); c != nil {
+					for k := range c.Neighbors {
+						if c.Neighbors[k].Address == a {
+							nb = &c.Neighbors[k]
+						}
+					}
+				}
 			}
-			known = append(known, c.spec.Name)
+			switch {
+			case nb == nil:
+				r.Errorf(fs.Pos, "%s: session %q: no router of the lab has that neighbour (NODE:NEIGHBOUR-ADDRESS)", where, at)
+				ok = false
+			case nb.Export == nil || !nb.Export.ByCommunity:
+				r.Errorf(fs.Pos, "%s: session %q: its export policy matches no communities (export: {match-communities: [...]})", where, at)
+				ok = false
+			default:
+				f.Sessions = append(f.Sessions, Session{Node: node, Neighbor: a})
+			}
+		}
+		if ok {
+			out = append(out, f)
 		}
 	}
-	if len(known) == 0 {
-		return nil, nil, fmt.Errorf("circuit %q: no circuit of the lab has a route filter on Microsoft peering (microsoft-peering: route-filter:)", name)
+	t.Ext[filtersExt] = out
+}
+
+// filterCommunity says whether a route filter may list a community: a
+// service's (12076:5xxx) or a region's on Microsoft peering (12076:51xxx).
+// A private peering's regional community (50xxx) would let the virtual
+// networks' routes out over Microsoft peering.
+func filterCommunity(c string) bool {
+	asn, v, found := strings.Cut(c, ":")
+	n, err := strconv.Atoi(v)
+	return found && asn == "12076" && err == nil && (n >= 5000 && n <= 5999 || n >= 51000 && n <= 51999)
+}
+
+// filterOf finds a circuit's route filter.
+func filterOf(t *topo.Topology, name string) (*Filter, error) {
+	var known []string
+	for _, f := range Filters(t) {
+		if f.Circuit == name {
+			return f, nil
+		}
+		known = append(known, f.Circuit)
 	}
-	return nil, nil, fmt.Errorf("circuit %q has no route filter on Microsoft peering; circuits that do: %s", name, strings.Join(known, ", "))
+	if len(known) == 0 {
+		return nil, fmt.Errorf("circuit %q: the lab has no route filter (microsoft-peering: route-filter: in expressroute:, or topology.route-filters)", name)
+	}
+	return nil, fmt.Errorf("circuit %q has no route filter; circuits that do: %s", name, strings.Join(known, ", "))
 }
 
 // CheckAction implements feature.ActionHook.
 func (Feature) CheckAction(t *topo.Topology, _ string, spec topo.Spec, where string, r topo.Reporter) (any, bool) {
 	name, _ := spec.Value.(string)
-	if _, _, err := filtered(t, name); err != nil {
+	if _, err := filterOf(t, name); err != nil {
 		r.Errorf(spec.Pos, "%s: %v", where, err)
 		return nil, false
 	}
@@ -73,11 +183,11 @@ func (Feature) Act(ctx context.Context, l feature.Lab, key string, v any) (strin
 		return "", nil, err
 	}
 	undo := func(ctx context.Context) error {
-		_, pr, err := filtered(l.Topology(), name)
+		f, err := filterOf(l.Topology(), name)
 		if err != nil {
 			return err
 		}
-		_, err = SetRouteFilter(ctx, l, name, pr.attached)
+		_, err = SetRouteFilter(ctx, l, name, f.Attached)
 		return err
 	}
 	return did, undo, nil
@@ -86,22 +196,21 @@ func (Feature) Act(ctx context.Context, l feature.Lab, key string, v any) (strin
 // SetRouteFilter attaches a circuit's route filter to its Microsoft peering
 // (attach true) or detaches it, on both MSEEs, and says what it did.
 func SetRouteFilter(ctx context.Context, l feature.Lab, circuitName string, attach bool) (string, error) {
-	c, pr, err := filtered(l.Topology(), circuitName)
+	f, err := filterOf(l.Topology(), circuitName)
 	if err != nil {
 		return "", err
 	}
 	list := []string{}
 	if attach {
-		list = pr.filter
+		list = f.Communities
 	}
-	for i := range 2 {
-		cust, _ := hosts30(pr.subnets[i])
-		if err := bgp.SetCommunityMatch(ctx, l, c.msee(i), cust, true, list); err != nil {
+	for _, s := range f.Sessions {
+		if err := bgp.SetCommunityMatch(ctx, l, s.Node, s.Neighbor, true, list); err != nil {
 			return "", err
 		}
 	}
 	if !attach {
 		return fmt.Sprintf("route filter detached from circuit %s's Microsoft peering: the MSEEs send it nothing", circuitName), nil
 	}
-	return fmt.Sprintf("route filter attached to circuit %s's Microsoft peering: %s", circuitName, strings.Join(pr.filter, ", ")), nil
+	return fmt.Sprintf("route filter attached to circuit %s's Microsoft peering: %s", circuitName, strings.Join(f.Communities, ", ")), nil
 }

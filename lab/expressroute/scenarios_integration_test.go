@@ -2,6 +2,7 @@ package expressroute_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -153,6 +154,66 @@ func TestIntegrationScenarioCircuitL3(t *testing.T) {
 	routes := labtest.Exec(t, l, "fabrikam-ce1", "gobgp", "global", "rib", "-a", "ipv4", "10.10.0.0/16")
 	if !strings.Contains(routes, "64500 12076 65515") {
 		t.Errorf("ce1's route to the VNet lacks AS path 64500 12076 65515:\n%s", routes)
+	}
+	labtest.RunDrills(t, l, top)
+}
+
+// TestIntegrationScenarioMicrosoftPeering: Microsoft peering with a route
+// filter, from its declaration. The customer's edge gets the prefixes of
+// the services the filter lists, with their communities, and not the one
+// it leaves out; Microsoft's network gets the customer's public prefix
+// with the private AS removed; the public host reaches Exchange Online;
+// the drill detaches and attaches the filter.
+func TestIntegrationScenarioMicrosoftPeering(t *testing.T) {
+	tier.Integration(t)
+	tier.RequireFeatures(t, vlan.KernelDot1Q, bridgevlan.KernelBridgeVLAN)
+	l, top := deployScenario(t, "er-microsoft-peering.yml")
+	labtest.WaitPing(t, l, "onprem-public", "40.96.0.1", 10*time.Second)
+	rib := labtest.Exec(t, l, "contoso-ce1", "gobgp", "neighbor", "203.0.113.2", "adj-in")
+	for _, want := range []string{"40.96.0.0/13", "13.107.136.0/22"} {
+		if !strings.Contains(rib, want) {
+			t.Errorf("ce1 did not get %s over Microsoft peering:\n%s", want, rib)
+		}
+	}
+	if strings.Contains(rib, "52.112.0.0/14") {
+		t.Errorf("ce1 got Skype for Business Online's prefix, which the route filter leaves out:\n%s", rib)
+	}
+	if got := labtest.Exec(t, l, "contoso-ce1", "gobgp", "global", "rib", "-a", "ipv4", "40.96.0.0/13"); !strings.Contains(got, "12076:5010") {
+		t.Errorf("Exchange Online's route lacks its community 12076:5010:\n%s", got)
+	}
+	paths, err := bgp.Routes(context.Background(), l, "microsoft", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	for _, p := range paths {
+		if p.Prefix.String() == "198.51.100.0/24" {
+			seen++
+			if fmt.Sprint(p.ASPath) != "[12076]" {
+				t.Errorf("Microsoft's network has the customer's prefix with AS path %v; want 12076 alone (private AS removed)", p.ASPath)
+			}
+		}
+	}
+	if seen != 2 {
+		t.Errorf("Microsoft's network has %d paths to the customer's public prefix; want one from each MSEE", seen)
+	}
+	if got, _, _ := labtest.TryExec(l, "contoso-ce1", "gobgp", "neighbor", "192.168.100.130", "adj-in"); strings.Contains(got, "40.96.0.0") {
+		t.Errorf("Microsoft's services came over private peering:\n%s", got)
+	}
+	labtest.RunDrills(t, l, top)
+}
+
+// TestIntegrationScenarioPrefixLimit: a leak past the Standard SKU's
+// 4,000 prefixes drops the MSEE's session with the leaking edge, which
+// stays down, naming the prefix limit, until the drill resets it; the
+// secondary carries the traffic meanwhile.
+func TestIntegrationScenarioPrefixLimit(t *testing.T) {
+	tier.Integration(t)
+	tier.RequireFeatures(t, vlan.KernelDot1Q, bridgevlan.KernelBridgeVLAN)
+	l, top := deployScenario(t, "er-prefix-limit.yml")
+	nb := labtest.Exec(t, l, "contoso-msee1", "gobgp", "neighbor", "192.168.100.129")
+	if !strings.Contains(nb, "4000") {
+		t.Errorf("msee1's session with ce1 shows no prefix limit of 4000:\n%s", nb)
 	}
 	labtest.RunDrills(t, l, top)
 }
