@@ -791,6 +791,7 @@ func (b *builder) vpnGateway(v *vnet) {
 		var coreEnd, vpnEnd netip.Addr
 		name := fmt.Sprintf("%s-%s", v.spec.Name, s.spec.Name)
 		what := fmt.Sprintf("site-to-site VPN connection %s: %s to %s's VPN gateway over the internet", name, s.spec.Name, v.spec.Name)
+		underlay := fmt.Sprintf("site-to-site VPN connection %s: the internet between %s and %s", name, core, vpn)
 		// Over the internet the tunnel carries the same prefixes as
 		// ExpressRoute, and the lower preference keeps it the backup;
 		// over a circuit it must carry more-specifics, or Azure would send
@@ -799,7 +800,7 @@ func (b *builder) vpnGateway(v *vnet) {
 		siteNets, vnetNets := []prefixOut{exact(s.network)}, []prefixOut{exact(v.space)}
 		lp := u32(VPNLocalPref)
 		if vc.over == nil {
-			coreEnd, vpnEnd = b.wire(vc.spec.Pos, fmt.Sprintf("%s: the internet", what), core, vpn)
+			coreEnd, vpnEnd = b.wire(vc.spec.Pos, underlay, core, vpn)
 		} else {
 			name += "-over-" + vc.over.spec.Name
 			what = fmt.Sprintf("IPsec over ExpressRoute %s: %s to %s's VPN gateway over circuit %s's private peering", name, s.spec.Name, v.spec.Name, vc.over.spec.Name)

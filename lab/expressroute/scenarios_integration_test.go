@@ -2,6 +2,7 @@ package expressroute_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -10,6 +11,8 @@ import (
 	"github.com/erlab-dev/erlab/lab"
 	"github.com/erlab-dev/erlab/lab/bgp"
 	"github.com/erlab-dev/erlab/lab/bridgevlan"
+	"github.com/erlab-dev/erlab/lab/ike"
+	"github.com/erlab-dev/erlab/lab/ipsec"
 	"github.com/erlab-dev/erlab/lab/labtest"
 	"github.com/erlab-dev/erlab/lab/labtest/tier"
 	"github.com/erlab-dev/erlab/lab/macsec"
@@ -216,4 +219,38 @@ func TestIntegrationScenarioPrefixLimit(t *testing.T) {
 		t.Errorf("msee1's session with ce1 shows no prefix limit of 4000:\n%s", nb)
 	}
 	labtest.RunDrills(t, l, top)
+}
+
+// TestIntegrationScenarioVPNCoexistence: ExpressRoute with a site-to-site
+// VPN beside it, from the declaration: the drills pull both of
+// ExpressRoute's links (traffic moves into the tunnel, encrypted, and back
+// in clear), rekey the tunnel's CHILD and IKE SAs under traffic, and kill
+// the site's charon; afterwards inspect shows both IKE ends established.
+func TestIntegrationScenarioVPNCoexistence(t *testing.T) {
+	tier.Integration(t)
+	tier.RequireFeatures(t, vlan.KernelDot1Q, bridgevlan.KernelBridgeVLAN, ipsec.KernelESP, ipsec.KernelXfrmi)
+	l, top := deployScenario(t, "er-vpn-coexistence.yml")
+	// Both ends prefer ExpressRoute: the VNet via the primary CE, the site
+	// via msee1.
+	if via := labtest.RouteVia(t, l, "onprem-core", "10.10.0.4"); via != "100.64.0.2" {
+		t.Errorf("the site's router sends to the VNet via %s; want contoso-ce1 (100.64.0.2), over ExpressRoute", via)
+	}
+	if via := labtest.RouteVia(t, l, "hub-gw", "10.1.0.10"); via != "100.64.0.9" {
+		t.Errorf("the ExpressRoute gateway sends to the site via %s; want msee1 (100.64.0.9)", via)
+	}
+	labtest.RunDrills(t, l, top)
+	info, err := l.Inspect(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ikes, _ := info.Features[ike.Name].([]ike.TunnelInfo)
+	for _, tu := range ikes {
+		if tu.Error != "" || tu.IKEState != "ESTABLISHED" || tu.ChildState != "INSTALLED" {
+			b, _ := json.Marshal(tu)
+			t.Errorf("%s: tunnel as inspect shows it: %s", tu.Node, b)
+		}
+	}
+	if len(ikes) != 2 {
+		t.Errorf("inspect shows %d IKE tunnel ends, want 2", len(ikes))
+	}
 }

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/erlab-dev/erlab/lab/bgp"
-	"github.com/erlab-dev/erlab/lab/ike"
 	"github.com/erlab-dev/erlab/lab/ipsec"
 	"github.com/erlab-dev/erlab/lab/macsec"
 
@@ -176,37 +175,6 @@ func TestIntegrationTunnelPolicy(t *testing.T) {
 		t.Errorf("verify encryption: %+v", res)
 	} else {
 		t.Logf("verify: %s", res[0].Reason)
-	}
-}
-
-// The coexistence drill: ExpressRoute with a site-to-site VPN as its
-// failover. Pulling the ExpressRoute link moves host ↔ vm into the tunnel
-// (and verify encryption then passes for it); restoring it moves traffic
-// back. Probe streams both ways measure the two outages.
-func TestIntegrationERVPNCoexistence(t *testing.T) {
-	labtest.Integration(t)
-	labtest.RequireFeatures(t, ipsec.KernelESP, ipsec.KernelXfrmi)
-	top := labtest.Load(t, labtest.WithKeys(t, "../../topologies/er-vpn-coexistence.yml"))
-	l := labtest.Deploy(t, top)
-	ctx := context.Background()
-	// The shipped drills: ExpressRoute pulled and restored while streams
-	// run both ways (into the tunnel and back, encrypted then not, the
-	// path counted in ce and azure), a CHILD SA and IKE SA rekey under
-	// traffic through the tunnel, and ce's charon killed.
-	labtest.RunDrills(t, l, top, "expressroute-lost", "vpn-rekey", "charon-killed")
-	info, err := l.Inspect(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ikes, _ := info.Features[ike.Name].([]ike.TunnelInfo)
-	for _, tu := range ikes {
-		if tu.Error != "" || tu.IKEState != "ESTABLISHED" || tu.ChildState != "INSTALLED" {
-			b, _ := json.Marshal(tu)
-			t.Errorf("%s: tunnel as inspect shows it: %s", tu.Node, b)
-		}
-	}
-	if len(ikes) != 2 {
-		t.Errorf("inspect shows %d IKE tunnel ends, want 2", len(ikes))
 	}
 }
 
