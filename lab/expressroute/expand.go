@@ -443,7 +443,9 @@ func (b *builder) toSite(prefix string, s *site, at topo.Pos) {
 		coreAddr, ceAddr := b.wire(at, "", s.core(), ce)
 		b.nodes[ce].neighbor(&nbrOut{Address: coreAddr.String(), RemoteAS: s.spec.ASN, Description: s.spec.Name,
 			Export: &policyOut{NextHopSelf: true}})
-		b.nodes[s.core()].neighbor(&nbrOut{Address: ceAddr.String(), RemoteAS: s.spec.ASN, Description: ce})
+		// The site's router is the next hop of what it tells its edges
+		// (a route over a VPN tunnel among it).
+		b.nodes[s.core()].neighbor(&nbrOut{Address: ceAddr.String(), RemoteAS: s.spec.ASN, Description: ce, Export: &policyOut{NextHopSelf: true}})
 	}
 }
 
@@ -798,7 +800,7 @@ func (b *builder) vpnGateway(v *vnet) {
 		// the traffic over ExpressRoute without IPsec (model: "advertise
 		// more-specific (or disjoint) prefixes over the tunnel").
 		siteNets, vnetNets := []prefixOut{exact(s.network)}, []prefixOut{exact(v.space)}
-		lp := u32(VPNLocalPref)
+		imp := &policyOut{LocalPref: u32(VPNLocalPref)}
 		if vc.over == nil {
 			coreEnd, vpnEnd = b.wire(vc.spec.Pos, underlay, core, vpn)
 		} else {
@@ -811,7 +813,12 @@ func (b *builder) vpnGateway(v *vnet) {
 			for _, p := range h {
 				b.nodes[core].network(p.String())
 			}
-			lp = nil
+			// The VPN gateway originates the workload subnet, which it
+			// reaches through the ExpressRoute gateway's /16.
+			if !slices.Contains(b.nodes[vpn].out.BGP.Networks, any(v.subnet().String())) {
+				b.nodes[vpn].network(v.subnet().String())
+			}
+			imp = nil // the more-specifics win by length
 		}
 		ci, vi := b.tunnelIface(core), b.tunnelIface(vpn)
 		base := netip.MustParseAddr("169.254.21.0") // Azure's APIPA range for BGP over VPN
@@ -822,9 +829,9 @@ func (b *builder) vpnGateway(v *vnet) {
 		b.nodes[core].addAddress(ci, pfx(ca, 30))
 		b.nodes[vpn].addAddress(vi, pfx(va2, 30))
 		b.nodes[core].neighbor(&nbrOut{Address: va2.String(), RemoteAS: GatewayASN, Description: name, HoldTime: HoldTime, Keepalive: Keepalive,
-			Import: &policyOut{LocalPref: lp}, Export: &policyOut{Prefixes: siteNets}})
+			Import: imp, Export: &policyOut{Prefixes: siteNets}})
 		b.nodes[vpn].neighbor(&nbrOut{Address: ca.String(), RemoteAS: s.spec.ASN, Description: name, HoldTime: HoldTime, Keepalive: Keepalive,
-			Import: &policyOut{LocalPref: lp}, Export: &policyOut{Prefixes: vnetNets}})
+			Import: imp, Export: &policyOut{Prefixes: vnetNets}})
 		b.tunnels = append(b.tunnels, tunnelB{at: vc.spec.Pos, comment: what, out: tunnelOut{
 			Name: name,
 			Endpoints: []tunEndOut{

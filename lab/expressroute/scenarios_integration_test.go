@@ -105,20 +105,7 @@ func TestIntegrationScenarioDirectCircuits(t *testing.T) {
 	if got := labtest.Exec(t, l, "direct-msee1", "gobgp", "neighbor", "203.0.113.1", "adj-in"); !strings.Contains(got, "198.51.100.0/24") {
 		t.Errorf("the MSEE did not get the customer's public prefix over Microsoft peering:\n%s", got)
 	}
-	enc, err := l.VerifyEncryption(context.Background(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	checked := 0
-	for _, e := range enc {
-		if e.Checked {
-			checked++
-			if !e.Pass {
-				t.Errorf("not encrypted: %+v", e)
-			}
-		}
-	}
-	if checked != 2 {
+	if checked := verified(t, l); checked != 2 {
 		t.Errorf("verify encryption checked %d links, want the two ports", checked)
 	}
 	out := labtest.Capture(t, l, "direct-msee1", "eth1", 1, "ether proto 0x88e5", func() {
@@ -253,4 +240,52 @@ func TestIntegrationScenarioVPNCoexistence(t *testing.T) {
 	if len(ikes) != 2 {
 		t.Errorf("inspect shows %d IKE tunnel ends, want 2", len(ikes))
 	}
+}
+
+// TestIntegrationScenarioIPsecOverER: IPsec over the circuit's private
+// peering, from the declaration: the circuit carries the site's /24 and
+// the tunnel's ends but not the more-specifics the tunnel carries, verify
+// encryption passes for site ↔ VNet, and the primary link's silent failure
+// moves the tunnel to the secondary, encrypted throughout.
+func TestIntegrationScenarioIPsecOverER(t *testing.T) {
+	tier.Integration(t)
+	tier.RequireFeatures(t, vlan.KernelDot1Q, bridgevlan.KernelBridgeVLAN, ipsec.KernelESP, ipsec.KernelXfrmi)
+	l, top := deployScenario(t, "er-ipsec-over-er.yml")
+	adj := labtest.Exec(t, l, "contoso-msee1", "gobgp", "neighbor", "192.168.100.129", "adj-in")
+	for _, want := range []string{"10.1.0.0/24", "100.64.0.1/32"} {
+		if !strings.Contains(adj, want) {
+			t.Errorf("msee1 lacks %s from the customer:\n%s", want, adj)
+		}
+	}
+	if strings.Contains(adj, "/25") {
+		t.Errorf("the circuit carries the tunnel's more-specifics, which would pull the traffic out of IPsec:\n%s", adj)
+	}
+	if via := labtest.RouteVia(t, l, "onprem-core", "10.10.0.4"); via != "169.254.21.2" {
+		t.Errorf("the site's router sends to the VNet's workload via %s; want the tunnel (169.254.21.2)", via)
+	}
+	if checked := verified(t, l); checked != 1 {
+		t.Errorf("verify encryption checked %d links and tunnels, want the tunnel", checked)
+	}
+	labtest.RunDrills(t, l, top)
+}
+
+// verified runs verify encryption on the lab, fails the test for each
+// check that does not pass, and returns how many it checked (the links
+// declared plaintext are not).
+func verified(t *testing.T, l *lab.Lab) int {
+	t.Helper()
+	enc, err := l.VerifyEncryption(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for _, e := range enc {
+		if e.Checked {
+			checked++
+			if !e.Pass {
+				t.Errorf("not encrypted: %s: %s", e.Link, e.Reason)
+			}
+		}
+	}
+	return checked
 }

@@ -49,8 +49,13 @@ func (Feature) Steps(d feature.Deployment) []feature.Step {
 		if Of(t, tu) == nil {
 			continue
 		}
+		// The wait comes after both nodes' processes have started: the
+		// ends of a tunnel over routed paths (IPsec over ExpressRoute)
+		// reach each other only once the routers' agents have converged,
+		// and those start after a node's exec step, which otherwise waits
+		// for every step of the node.
 		out = append(out, feature.Step{ID: "ike/wait/" + tu.Name, Group: "Waiting for IKE to establish tunnels", Node: tu.A.Node,
-			After: []string{startStep(tu.A.Node), startStep(tu.B.Node)},
+			After: []string{startStep(tu.A.Node), startStep(tu.B.Node), feature.ExecStep(tu.A.Node), feature.ExecStep(tu.B.Node)},
 			Run: func(ctx context.Context) error {
 				rn := d.Node(tu.A.Node) // the initiator
 				return rn.Wait("IKE tunnel "+tu.Name+" established", func() error {
