@@ -289,3 +289,54 @@ func verified(t *testing.T, l *lab.Lab) int {
 	}
 	return checked
 }
+
+// TestIntegrationScenarioCircuitWeights: two circuits to two VNets. hub's
+// gateway, which weighs chicago 100, sends to the site over chicago though
+// the customer prepends there; spoke's, with equal weights, over seattle,
+// the shorter AS path; the drill fails chicago's provider and brings it
+// back.
+func TestIntegrationScenarioCircuitWeights(t *testing.T) {
+	tier.Integration(t)
+	tier.RequireFeatures(t, vlan.KernelDot1Q, bridgevlan.KernelBridgeVLAN)
+	l, top := deployScenario(t, "er-circuit-weights.yml")
+	best := func(node string) bgp.RouteInfo {
+		routes, err := bgp.Routes(context.Background(), l, node, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range routes {
+			if r.Prefix.String() == "10.1.0.0/24" {
+				return r
+			}
+		}
+		t.Fatalf("%s has no route to the site", node)
+		return bgp.RouteInfo{}
+	}
+	// hub-gw's links: eth2/eth3 to seattle's MSEEs, eth4/eth5 to chicago's
+	// (100.64.0.25 is chicago-msee1's end).
+	if r := best("hub-gw"); r.NextHop.String() != "100.64.0.25" || r.LocalPref != 200 || len(r.ASPath) != 4 {
+		t.Errorf("hub-gw's best path to the site: %+v; want chicago-msee1 (100.64.0.25), local preference 200 from weight 100, over AS path 12076 65010 65010 65010", r)
+	}
+	if r := best("spoke-gw"); fmt.Sprint(r.ASPath) != "[12076 65010]" {
+		t.Errorf("spoke-gw's best path to the site: %+v; want seattle's, AS path 12076 65010 (equal weights: the shorter path)", r)
+	}
+	labtest.RunDrills(t, l, top)
+}
+
+// TestIntegrationScenarioGlobalReach: two sites reach each other through
+// Microsoft's network: each site's edge has the other's network with AS
+// path 12076 and the other's AS, and the drill moves both directions to the
+// secondary Global Reach link while seattle's primary is silent.
+func TestIntegrationScenarioGlobalReach(t *testing.T) {
+	tier.Integration(t)
+	tier.RequireFeatures(t, vlan.KernelDot1Q, vlan.KernelDot1ad, bridgevlan.KernelBridgeVLAN)
+	l, top := deployScenario(t, "er-global-reach.yml")
+	labtest.WaitPing(t, l, "seattle-host", "10.2.0.10", 10*time.Second)
+	for node, want := range map[string]string{"sea-ce1": "12076 65020", "dal-ce1": "12076 65010"} {
+		other := map[string]string{"sea-ce1": "10.2.0.0/24", "dal-ce1": "10.1.0.0/24"}[node]
+		if got := labtest.Exec(t, l, node, "gobgp", "global", "rib", "-a", "ipv4", other); !strings.Contains(got, want) {
+			t.Errorf("%s's route to %s lacks AS path %s:\n%s", node, other, want, got)
+		}
+	}
+	labtest.RunDrills(t, l, top)
+}
