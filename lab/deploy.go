@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -270,8 +271,10 @@ func (d *deployment) plan() (*feature.Plan, error) {
 			barrier[s.Node] = append(barrier[s.Node], s.ID)
 		}
 	}
-	for node, ids := range barrier {
-		p.Add(feature.Step{ID: "ready/" + node, Node: node, After: ids, Before: []string{feature.ExecStep(node)}})
+	// In the nodes' order, so that the plan is the same every time (its
+	// golden files are; a map's order is not).
+	for _, node := range slices.Sorted(maps.Keys(barrier)) {
+		p.Add(feature.Step{ID: "ready/" + node, Node: node, After: barrier[node], Before: []string{feature.ExecStep(node)}})
 	}
 	if d.only != nil {
 		p.Prune()
