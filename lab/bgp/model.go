@@ -500,8 +500,8 @@ func checkPeeringAddresses(n *topo.Node, asn uint32, nb Neighbor, where string, 
 	}
 	// Only the peering between a customer (or provider) edge and an MSEE
 	// follows the rule; Azure's own links (MSEE to gateway) do not.
-	if asn == VNetGatewayASN || nb.RemoteAS == VNetGatewayASN {
-		return
+	if asn == VNetGatewayASN || nb.RemoteAS == VNetGatewayASN || asn == nb.RemoteAS {
+		return // and between two MSEEs (Global Reach), over iBGP
 	}
 	weAreMSEE := asn == MicrosoftASN
 	switch {

@@ -108,8 +108,15 @@ topology:
         eth1: {addresses: [192.168.100.130/30]}
       bgp: {asn: 65010, neighbors: [{interface: eth1, remote-as: 12076}]}
     msee: {kind: router}
+    msee2:
+      kind: router
+      interfaces:
+        eth1: {addresses: [192.168.99.2/30]}
+      bgp: {asn: 12076, neighbors: [{interface: eth1, remote-as: 12076}]}   # Global Reach: two MSEEs, no rule
+    msee3: {kind: router}
   links:
     - endpoints: ["ce:eth1", "msee:eth1"]
+    - endpoints: ["msee2:eth1", "msee3:eth1"]
 `, nil)
 	if err != nil {
 		t.Fatal(err)

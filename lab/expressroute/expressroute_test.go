@@ -64,6 +64,9 @@ func TestExpandGolden(t *testing.T) {
 			if err != nil {
 				t.Fatalf("the expansion does not load on its own: %v", err)
 			}
+			if len(want.Warnings) > 0 {
+				t.Errorf("a shipped scenario loads with warnings: %v", want.Warnings)
+			}
 			if len(from.Nodes) < 6 || len(from.Nodes) != len(want.Nodes) {
 				t.Fatalf("%d nodes from the expansion, %d from the declaration", len(from.Nodes), len(want.Nodes))
 			}
