@@ -202,3 +202,45 @@ func TestSplit(t *testing.T) {
 		}
 	}
 }
+
+// TestAnnounceSteps: a bgp-announce step names a router and a range whose
+// split stays within 65,536 prefixes; each mistake is refused where it is.
+func TestAnnounceSteps(t *testing.T) {
+	_, err := labtest.ParseFile(t, `name: a
+topology:
+  nodes:
+    r:
+      kind: router
+      interfaces:
+        eth1: {addresses: [10.0.0.1/30]}
+      bgp: {asn: 65010, neighbors: [{address: 10.0.0.2, remote-as: 65020}]}
+    h:
+      interfaces:
+        eth1: {addresses: [10.0.0.2/30]}
+  links:
+    - endpoints: [r:eth1, h:eth1]
+drills:
+  d:
+    description: d
+    flows: [{from: h, to: 10.0.0.1}]
+    steps:
+      - {do: {bgp-announce: {node: r, prefix: 10.1.0.0/16, length: 28}}}
+      - {do: {bgp-announce: {node: r, prefix: 10.0.0.0/8, length: 28}}}
+      - {do: {bgp-announce: {node: h, prefix: 10.1.0.0/16}}}
+      - {do: {bgp-announce: {node: x, prefix: 10.1.0.0/16}}}
+      - {do: {bgp-withdraw: {node: r, prefix: 10.1.0.1/16}}}
+      - {do: {bgp-withdraw: {node: r}}}
+    expect:
+      - {flow: h->10.0.0.1, lossless: true}
+`, nil)
+	want := []string{
+		`lab.yml:20:29: drill "d": step 2: bgp-announce: length 28: from 8 (the prefix itself) to 24, at most 65536 prefixes`,
+		`lab.yml:21:29: drill "d": step 3: bgp-announce: node h runs no BGP (it has no bgp: block)`,
+		`lab.yml:22:29: drill "d": step 4: bgp-announce: lab a has no router "x" (did you mean "r"?); it has: r`,
+		`lab.yml:23:47: drill "d": step 5: bgp-withdraw: prefix 10.1.0.1/16 has host bits set; did you mean 10.1.0.0/16?`,
+		`lab.yml:24:29: drill "d": step 6: bgp-withdraw: prefix: required, the range to announce split`,
+	}
+	if diff := cmp.Diff(want, labtest.Problems(err)); diff != "" {
+		t.Errorf("problems (-want +got):\n%s", diff)
+	}
+}

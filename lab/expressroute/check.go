@@ -18,12 +18,12 @@ type model struct {
 	internalAt topo.Pos
 	// msAt is where the first Microsoft peering was declared, for the
 	// node that stands for Microsoft's network.
-	msAt topo.Pos
-	sites      []*site
-	ports      []*port
-	circuits   []*circuit
-	vnets      []*vnet
-	reach      []*reach
+	msAt     topo.Pos
+	sites    []*site
+	ports    []*port
+	circuits []*circuit
+	vnets    []*vnet
+	reach    []*reach
 }
 
 type site struct {
@@ -647,7 +647,7 @@ func (k *checker) vpnConnections(v *vnet, spec *Spec, circuits map[string]*circu
 		if vs.Over == "" {
 			for _, c := range k.m.circuits {
 				if c.site == vc.site && c.spec.LocalPref != nil && *c.spec.LocalPref <= VPNLocalPref {
-					k.errorf(c.spec.Pos, "circuit %q: local-pref %d: site %q has a VPN connection to %s, whose routes get %d; ExpressRoute's must be preferred", c.spec.Name, *c.spec.LocalPref, vc.site.spec.Name, v.spec.Name, VPNLocalPref)
+					k.errorf(c.spec.LocalPrefPos, "circuit %q: local-pref %d: site %q has a VPN connection to %s, whose routes get %d; ExpressRoute's must be preferred", c.spec.Name, *c.spec.LocalPref, vc.site.spec.Name, v.spec.Name, VPNLocalPref)
 				}
 			}
 		}

@@ -79,9 +79,10 @@ type CircuitSpec struct {
 	Prepend int `yaml:"prepend"`
 	// LocalPref is what the site gives routes from this circuit: the
 	// primary link's plus 100, the secondary's as given (default 100).
-	LocalPref *uint32      `yaml:"local-pref"`
-	Private   *PeeringSpec `yaml:"private-peering"`
-	Microsoft *PeeringSpec `yaml:"microsoft-peering"`
+	LocalPref    *uint32      `yaml:"local-pref"`
+	LocalPrefPos topo.Pos     `yaml:"-"`
+	Private      *PeeringSpec `yaml:"private-peering"`
+	Microsoft    *PeeringSpec `yaml:"microsoft-peering"`
 }
 
 // PeeringSpec is a peering of a circuit.
@@ -163,8 +164,8 @@ type ReachSpec struct {
 
 // Azure's numbers (model: "Peerings and addressing", "Timers").
 const (
-	MicrosoftASN  = 12076
-	GatewayASN    = 65515
+	MicrosoftASN = 12076
+	GatewayASN   = 65515
 	// MicrosoftNetworkASN is Microsoft's global network, behind the MSEEs,
 	// where the services Microsoft peering reaches are announced from.
 	MicrosoftNetworkASN = 8075
@@ -173,7 +174,7 @@ const (
 	// coexistence guidance has it (model: "ExpressRoute is preferred";
 	// on-premises 150 for ExpressRoute against 100 in Microsoft's example,
 	// where erlab's secondary link has 100 already).
-	VPNLocalPref = 50
+	VPNLocalPref  = 50
 	Keepalive     = 60
 	HoldTime      = 180
 	BFDInterval   = 300 // ms, TX and RX

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/erlab-dev/erlab/lab/labtest"
 )
 
@@ -150,5 +152,136 @@ func TestRuleNodeNameTaken(t *testing.T) {
 	got := strings.Join(labtest.Problems(err), "\n")
 	if !strings.Contains(got, `lab.yml:41:5: node "hub-vm" is also made by expressroute: at line 36; rename the node`) {
 		t.Errorf("got:\n%s", got)
+	}
+}
+
+// A declaration with Microsoft peering, a route filter and both kinds of
+// VPN connection, that holds; the cases below break one line of it each.
+const baseVPN = `name: m
+expressroute:
+  sites:
+    - { name: east, asn: 65010, network: 10.1.0.0/24 }
+    - { name: west, asn: 65020, network: 10.2.0.0/24 }
+  circuits:
+    - name: a
+      site: east
+      model: point-to-point
+      private-peering: { vlan: 100, subnet: 192.168.10.0/29 }
+      microsoft-peering: { vlan: 200, subnet: 203.0.113.0/29, advertise: [198.51.100.0/24], route-filter: { communities: [exchange-online, "12076:51004"] } }
+    - name: b
+      site: west
+      model: point-to-point
+      private-peering: { vlan: 100, subnet: 192.168.20.0/29 }
+  vnets:
+    - name: hub
+      address-space: 10.10.0.0/16
+      connections: [{ circuit: a }, { circuit: b }]
+      vpn-connections: [{ site: east, psk: { env: S2S_PSK } }, { site: east, over: a, psk: { env: S2S_PSK } }]
+`
+
+// TestRulesVPNAndRouteFilter: the base holds and makes a VPN gateway, two
+// tunnels and a route filter; each rule of route filters and VPN
+// connections is refused where it is broken.
+func TestRulesVPNAndRouteFilter(t *testing.T) {
+	env := map[string]string{"S2S_PSK": "0123456789abcdef0123456789abcdef"}
+	top, err := labtest.ParseFile(t, baseVPN, env)
+	if err != nil {
+		t.Fatalf("%v", labtest.Problems(err))
+	}
+	if top.Node("hub-vpngw") == nil || top.Node("microsoft") == nil || top.Node("east-public") == nil {
+		t.Errorf("the expansion lacks the VPN gateway, Microsoft's network or the site's public host")
+	}
+	for _, c := range []struct {
+		name, from, to string
+		want           string
+	}{
+		{"route filter on private peering", "private-peering: { vlan: 100, subnet: 192.168.10.0/29 }", "private-peering: { vlan: 100, subnet: 192.168.10.0/29, route-filter: { communities: [exchange-online] } }",
+			`lab.yml:10:76: expressroute: circuit "a": private peering: route-filter: is for Microsoft peering`},
+		{"route filter with no community", `communities: [exchange-online, "12076:51004"]`, `communities: []`,
+			`lab.yml:11:107: expressroute: circuit "a": microsoft peering: route-filter: communities: required`},
+		{"route filter with a private peering community", `"12076:51004"`, `"12076:50004"`,
+			`lab.yml:11:107: expressroute: circuit "a": microsoft peering: route-filter: "12076:50004" is neither a service`},
+		{"route filter with an unknown service", `exchange-online,`, `exchange,`,
+			`lab.yml:11:107: expressroute: circuit "a": microsoft peering: route-filter: "exchange" is neither a service`},
+		{"tunnel over an undeclared circuit", "over: a,", "over: z,",
+			`lab.yml:20:84: expressroute: vnet "hub": vpn-connections[1]: over: circuit "z" is not declared`},
+		{"tunnel over another site's circuit", "{ site: east, over: a,", "{ site: west, over: a,",
+			`lab.yml:20:84: expressroute: vnet "hub": vpn-connections[1]: over: circuit "a" is site "east"'s, not "west"'s`},
+		{"tunnel over a circuit not connected", "connections: [{ circuit: a }, { circuit: b }]", "connections: [{ circuit: b }]",
+			`lab.yml:20:84: expressroute: vnet "hub": vpn-connections[1]: over: circuit "a" is not connected to hub`},
+		{"a VPN connection without a key", "[{ site: east, psk: { env: S2S_PSK } },", "[{ site: east },",
+			`lab.yml:20:25: expressroute: vnet "hub": vpn-connections[0]: psk: required`},
+		{"a site connected twice over the internet", "{ site: east, over: a, psk: { env: S2S_PSK } }", "{ site: east, psk: { env: S2S_PSK } }",
+			`lab.yml:20:64: expressroute: vnet "hub": vpn-connections[1]: site "east" is connected twice over the internet`},
+		{"a VNet too small for two gateways", "address-space: 10.10.0.0/16", "address-space: 10.10.0.0/24",
+			`lab.yml:18:22: expressroute: vnet "hub": address-space 10.10.0.0/24: with a VPN gateway, a /23 or shorter`},
+		{"ExpressRoute preferred over the VPN", "      site: east\n      model: point-to-point\n", "      site: east\n      local-pref: 40\n      model: point-to-point\n",
+			`lab.yml:9:19: expressroute: circuit "a": local-pref 40: site "east" has a VPN connection to hub, whose routes get 50`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			src := strings.Replace(baseVPN, c.from, c.to, 1)
+			if src == baseVPN {
+				t.Fatalf("%q is not in the base declaration", c.from)
+			}
+			_, err := labtest.ParseFile(t, src, env)
+			got := labtest.Problems(err)
+			for _, p := range got {
+				if strings.HasPrefix(p, c.want) {
+					return
+				}
+			}
+			t.Errorf("want a problem starting\n  %s\ngot:\n  %s", c.want, strings.Join(got, "\n  "))
+		})
+	}
+}
+
+// TestRouteFiltersKey: a plain topology's route filters are checked as the
+// model's are, and a drill step naming a circuit without one is refused.
+func TestRouteFiltersKey(t *testing.T) {
+	src := `name: rf
+topology:
+  nodes:
+    msee:
+      kind: router
+      interfaces:
+        eth1: {addresses: [203.0.113.2/30]}
+        eth2: {addresses: [203.0.113.6/30]}
+      bgp:
+        asn: 12076
+        neighbors:
+          - {address: 203.0.113.1, remote-as: 65010, export: {match-communities: []}}
+          - {address: 203.0.113.5, remote-as: 65010}
+    ce: {kind: router}
+    ce2: {kind: router}
+  links:
+    - endpoints: [msee:eth1, ce:eth1]
+    - endpoints: [msee:eth2, ce2:eth1]
+  route-filters:
+    - {circuit: c1, communities: ["12076:5010"], attached: true, sessions: ["msee:203.0.113.1"]}
+    - {circuit: c1, communities: ["12076:5020"], sessions: ["msee:203.0.113.1"]}
+    - {circuit: c2, communities: ["12076:50004"], sessions: ["msee:203.0.113.5", "msee:203.0.113.9", "ce"]}
+    - {communities: ["12076:5010"]}
+drills:
+  d:
+    description: d
+    flows: [{from: ce, to: 203.0.113.2}]
+    steps:
+      - {do: {route-filter-detach: c9}}
+    expect:
+      - {flow: ce->203.0.113.2, lossless: true}
+`
+	_, err := labtest.ParseFile(t, src, nil)
+	want := []string{
+		`lab.yml:21:7: route-filters[1]: circuit "c1" has a route filter already`,
+		`lab.yml:22:7: route-filters[2]: community "12076:50004": a Microsoft peering community (12076:5000-5999 for services, 12076:51000-51999 for regions)`,
+		`lab.yml:22:7: route-filters[2]: session "msee:203.0.113.5": its export policy matches no communities (export: {match-communities: [...]})`,
+		`lab.yml:22:7: route-filters[2]: session "msee:203.0.113.9": no router of the lab has that neighbour (NODE:NEIGHBOUR-ADDRESS)`,
+		`lab.yml:22:7: route-filters[2]: session "ce": no router of the lab has that neighbour (NODE:NEIGHBOUR-ADDRESS)`,
+		`lab.yml:23:7: route-filters[3]: circuit: required (the drill steps and erlab route-filter name it)`,
+		`lab.yml:23:7: route-filters[3]: sessions: required, the MSEE sessions it is on (NODE:NEIGHBOUR)`,
+		`lab.yml:29:36: drill "d": step 1: route-filter-detach: circuit "c9" has no route filter; circuits that do: c1`,
+	}
+	if diff := cmp.Diff(want, labtest.Problems(err)); diff != "" {
+		t.Errorf("problems (-want +got):\n%s", diff)
 	}
 }
