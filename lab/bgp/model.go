@@ -3,6 +3,7 @@ package bgp
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -60,9 +61,12 @@ type NeighborSpec struct {
 	// RemovePrivateAS takes private AS numbers out of the AS path of what
 	// is sent to this (external) neighbour, as Microsoft does to what it
 	// receives over Microsoft peering.
-	RemovePrivateAS bool        `yaml:"remove-private-as"`
-	Import          *PolicySpec `yaml:"import"`
-	Export          *PolicySpec `yaml:"export"`
+	RemovePrivateAS bool `yaml:"remove-private-as"`
+	// Families are the address families the session carries: ipv4,
+	// ipv6, or both (the default).
+	Families []string    `yaml:"families"`
+	Import   *PolicySpec `yaml:"import"`
+	Export   *PolicySpec `yaml:"export"`
 }
 
 // BFDSpec turns BFD on for a neighbour; intervals in milliseconds.
@@ -131,8 +135,11 @@ type Neighbor struct {
 	BFD             *BFD       `json:"bfd,omitempty"`
 	MaxPrefixes     int        `json:"max_prefixes,omitempty"`
 	RemovePrivateAS bool       `json:"remove_private_as,omitempty"`
-	Import          *Policy    `json:"import,omitempty"`
-	Export          *Policy    `json:"export,omitempty"`
+	// IPv4Only and IPv6Only restrict the session to one family.
+	IPv4Only bool    `json:"ipv4_only,omitempty"`
+	IPv6Only bool    `json:"ipv6_only,omitempty"`
+	Import   *Policy `json:"import,omitempty"`
+	Export   *Policy `json:"export,omitempty"`
 	// Interface is the node's interface whose subnet holds the neighbour,
 	// for a directly connected one ("" for multihop).
 	Interface string `json:"interface,omitempty"`
@@ -318,6 +325,16 @@ func resolveNeighbor(n *topo.Node, asn uint32, ns NeighborSpec, where string, ps
 	}
 	if ns.RemovePrivateAS && ns.RemoteAS == asn {
 		ps.Errorf(ns.Pos, "%s: remove-private-as acts on what is sent to an external neighbour; %s is internal (AS %d)", where, a, asn)
+		ok = false
+	}
+	switch fams := strings.Join(slices.Sorted(slices.Values(ns.Families)), ","); fams {
+	case "", "ipv4,ipv6":
+	case "ipv4":
+		nb.IPv4Only = true
+	case "ipv6":
+		nb.IPv6Only = true
+	default:
+		ps.Errorf(ns.Pos, "%s: families %v: ipv4, ipv6 or both", where, ns.Families)
 		ok = false
 	}
 	if ns.MaxPrefixes < 0 {

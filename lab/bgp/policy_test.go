@@ -206,3 +206,25 @@ func TestPolicyCommunityMatch(t *testing.T) {
 		t.Errorf("c's path to s's prefix: %+v; want AS path 12076 alone (65010 removed)", got)
 	}
 }
+
+// TestFamilies: a session restricted to IPv4 carries no IPv6 route (a
+// dual-stack ExpressRoute peering runs one session per family); one with
+// both carries both.
+func TestFamilies(t *testing.T) {
+	only4 := neighbor("127.0.0.2", 65002, false)
+	only4.IPv4Only = true
+	sp := startSpeakers(t,
+		Config{ASN: 65001, RouterID: netip.MustParseAddr("127.0.0.1"), Neighbors: []Neighbor{only4, neighbor("127.0.0.3", 65003, false)}},
+		Config{ASN: 65002, RouterID: netip.MustParseAddr("127.0.0.2"), Neighbors: []Neighbor{neighbor("127.0.0.1", 65001, true)}},
+		Config{ASN: 65003, RouterID: netip.MustParseAddr("127.0.0.3"), Neighbors: []Neighbor{neighbor("127.0.0.1", 65001, true)}},
+	)
+	r, s2, s3 := sp[0], sp[1], sp[2]
+	s2.announce(t, "10.2.0.0/24", "2001:db8:2::/48")
+	s3.announce(t, "10.3.0.0/24", "2001:db8:3::/48")
+	waitFor(t, routeWait, "r has both of s3's routes and s2's IPv4 one", func() string {
+		return diff([]int{1, 1, 1}, []int{len(r.paths(t, "10.2.0.0/24")), len(r.paths(t, "10.3.0.0/24")), len(r.paths(t, "2001:db8:3::/48"))})
+	})
+	if got := r.paths(t, "2001:db8:2::/48"); len(got) != 0 {
+		t.Errorf("an IPv4-only session carried an IPv6 route: %+v", got)
+	}
+}

@@ -147,9 +147,16 @@ func peer(b Config, n Neighbor) *api.Peer {
 			DetectionMultiplier:      uint32(n.BFD.Multiplier),
 		}
 	}
-	// Both unicast families on every session; the prefix limit, as
-	// ExpressRoute applies it, drops the session when exceeded.
-	for _, f := range []*api.Family{familyV4, familyV6} {
+	// Both unicast families on a session unless it says one; the prefix
+	// limit, as ExpressRoute applies it, drops the session when exceeded.
+	fams := []*api.Family{familyV4, familyV6}
+	switch {
+	case n.IPv4Only:
+		fams = fams[:1]
+	case n.IPv6Only:
+		fams = fams[1:]
+	}
+	for _, f := range fams {
 		as := &api.AfiSafi{Config: &api.AfiSafiConfig{Family: f, Enabled: true}}
 		if n.MaxPrefixes > 0 {
 			as.PrefixLimits = &api.PrefixLimit{Family: f, MaxPrefixes: uint32(n.MaxPrefixes)}

@@ -16,6 +16,9 @@ import (
 type model struct {
 	internal   netip.Prefix
 	internalAt topo.Pos
+	// internal6 numbers the IPv6 side of the links, when dual.
+	internal6 netip.Prefix
+	dual      bool
 	// msAt is where the first Microsoft peering was declared, for the
 	// node that stands for Microsoft's network.
 	msAt     topo.Pos
@@ -27,8 +30,9 @@ type model struct {
 }
 
 type site struct {
-	spec    *SiteSpec
-	network netip.Prefix
+	spec     *SiteSpec
+	network  netip.Prefix
+	network6 netip.Prefix // invalid when the site has no IPv6
 }
 
 func (s *site) core() string   { return s.spec.Name + "-core" }
@@ -121,6 +125,7 @@ type peering struct {
 	kind      string // private or microsoft
 	spec      *PeeringSpec
 	subnets   [2]netip.Prefix
+	subnets6  [2]netip.Prefix // IPv6 /126s, invalid when none
 	advertise []netip.Prefix
 	limit     int
 	// filter is the route filter's communities (Microsoft peering), nil
@@ -132,6 +137,7 @@ type peering struct {
 type vnet struct {
 	spec      *VNetSpec
 	space     netip.Prefix
+	space6    netip.Prefix
 	sku       string
 	community string
 	conns     []*conn
@@ -258,6 +264,14 @@ func resolve(spec *Spec, r *counting) (*model, bool) {
 		}
 		k.m.internal = p.Masked()
 	}
+	k.m.internal6 = netip.MustParsePrefix("fd00:64::/64")
+	if spec.InternalIPv6 != nil && spec.InternalIPv6.Prefix.IsValid() {
+		p := spec.InternalIPv6.Prefix
+		if !p.Addr().Is6() || p.Bits() > 112 || p != p.Masked() {
+			k.errorf(spec.InternalIPv6.Pos, "internal-ipv6: %s: give an IPv6 prefix of /112 or shorter, without host bits", p)
+		}
+		k.m.internal6 = p.Masked()
+	}
 	sites := map[string]*site{}
 	seen := map[string]topo.Pos{}
 	for i := range spec.Sites {
@@ -285,6 +299,9 @@ func resolve(spec *Spec, r *counting) (*model, bool) {
 			k.errorf(s.Network.Pos, "site %q: network %s has host bits set; did you mean %s?", s.Name, n, n.Masked())
 		default:
 			k.claim(n, fmt.Sprintf("site %q's network", s.Name), s.Network.Pos)
+		}
+		if s.IPv6Network != nil {
+			st.network6 = k.prefix6(s.IPv6Network, 64, fmt.Sprintf("site %q: ipv6-network", s.Name))
 		}
 		sites[s.Name] = st
 		k.m.sites = append(k.m.sites, st)
@@ -500,6 +517,9 @@ func resolve(spec *Spec, r *counting) (*model, bool) {
 		default:
 			k.claim(n, what+"'s address space", vs.AddressSpace.Pos)
 		}
+		if vs.IPv6AddressSpace != nil {
+			v.space6 = k.prefix6(vs.IPv6AddressSpace, 64, what+": ipv6-address-space")
+		}
 		if vs.Gateway != "" {
 			if !slices.Contains(gatewaySKUs, vs.Gateway) {
 				k.errorf(vs.GatewayPos, "%s: gateway %q: an ExpressRoute gateway SKU (%s)", what, vs.Gateway, strings.Join(gatewaySKUs, ", "))
@@ -655,6 +675,13 @@ func (k *checker) vpnConnections(v *vnet, spec *Spec, circuits map[string]*circu
 	}
 }
 
+// dual says the circuit carries IPv6: its private peering has IPv6
+// subnets (which the checks allow only with the site's IPv6 network).
+func (c *circuit) dual() bool {
+	pr := c.private()
+	return pr != nil && pr.subnets6[0].IsValid()
+}
+
 func (c *circuit) private() *peering {
 	for _, p := range c.peerings {
 		if p.kind == "private" {
@@ -744,6 +771,9 @@ func (k *checker) peering(c *circuit, kind string, ps *PeeringSpec, circuitWhat 
 			k.claim(s, fmt.Sprintf("%s %s's %s subnet", circuitWhat, kind+" peering", links[j]), at)
 		}
 	}
+	if ps.IPv6Subnet != nil || len(ps.IPv6Subnets) > 0 {
+		ok = k.peering6(c, pr, what) && ok
+	}
 	if rf := ps.RouteFilter; rf != nil {
 		if kind == "private" {
 			k.errorf(rf.Pos, "%s: route-filter: is for Microsoft peering; private peering carries the virtual networks' routes without one", what)
@@ -778,6 +808,87 @@ func (k *checker) peering(c *circuit, kind string, ps *PeeringSpec, circuitWhat 
 		return nil
 	}
 	return pr
+}
+
+// prefix6 checks an IPv6 prefix of a site or a VNet: IPv6, no longer than
+// maxBits, without host bits, overlapping nothing else declared.
+func (k *checker) prefix6(a *topo.AddrSpec, maxBits int, what string) netip.Prefix {
+	n := a.Prefix
+	switch {
+	case !n.IsValid() || !n.Addr().Is6() || n.Addr().Is4In6():
+		k.errorf(a.Pos, "%s: %s: give an IPv6 prefix, such as 2001:db8:1::/48", what, n)
+	case n.Bits() > maxBits:
+		k.errorf(a.Pos, "%s %s: a /%d or shorter (a LAN is a /64)", what, n, maxBits)
+	case n != n.Masked():
+		k.errorf(a.Pos, "%s %s has host bits set; did you mean %s?", what, n, n.Masked())
+	default:
+		k.claim(n, what, a.Pos)
+		return n
+	}
+	return netip.Prefix{}
+}
+
+// peering6 checks a private peering's IPv6 subnets (model: "one /125 or
+// two /126s ... the customer (or provider) router takes the first usable
+// address and the MSEE the second"), and that there is something for its
+// sessions to carry.
+func (k *checker) peering6(c *circuit, pr *peering, what string) bool {
+	ps := pr.spec
+	at := ps.Pos
+	if ps.IPv6Subnet != nil {
+		at = ps.IPv6Subnet.Pos
+	} else if len(ps.IPv6Subnets) > 0 {
+		at = ps.IPv6Subnets[0].Pos
+	}
+	if pr.kind != "private" {
+		k.errorf(at, "%s: IPv6 is modelled on private peering only", what)
+		return false
+	}
+	if !c.site.network6.IsValid() {
+		k.errorf(at, "%s: IPv6 subnets, but site %q has no ipv6-network: the IPv6 sessions would carry nothing of the site's", what, c.site.spec.Name)
+		return false
+	}
+	switch {
+	case ps.IPv6Subnet != nil && len(ps.IPv6Subnets) > 0:
+		k.errorf(at, "%s: give ipv6-subnet: (a /125) or ipv6-subnets: (two /126s), not both", what)
+		return false
+	case ps.IPv6Subnet != nil:
+		n := ps.IPv6Subnet.Prefix
+		switch {
+		case !n.Addr().Is6() || n.Bits() != 125:
+			k.errorf(at, "%s: ipv6-subnet %s: a peering's IPv6 peer subnets are one /125 (split into the primary's and the secondary's /126) or two /126s", what, n)
+			return false
+		case n != n.Masked():
+			k.errorf(at, "%s: ipv6-subnet %s has host bits set; did you mean %s? (the customer takes the first usable address of each /126, the MSEE the second)", what, n, n.Masked())
+			return false
+		}
+		pr.subnets6 = halves(n)
+	case len(ps.IPv6Subnets) == 2:
+		for j, sp := range ps.IPv6Subnets {
+			n := sp.Prefix
+			switch {
+			case !n.Addr().Is6() || n.Bits() != 126:
+				k.errorf(sp.Pos, "%s: ipv6-subnets[%d] %s: each of the two IPv6 peer subnets is a /126 (the primary link's, then the secondary's)", what, j, n)
+				return false
+			case n != n.Masked():
+				k.errorf(sp.Pos, "%s: ipv6-subnets[%d] %s has host bits set: write the /126 as %s", what, j, n, n.Masked())
+				return false
+			}
+			pr.subnets6[j] = n
+		}
+		if pr.subnets6[0] == pr.subnets6[1] {
+			k.errorf(ps.IPv6Subnets[1].Pos, "%s: ipv6-subnets: the primary and the secondary need a /126 each", what)
+			return false
+		}
+	default:
+		k.errorf(ps.IPv6SubnetsPos, "%s: ipv6-subnets: two /126s, the primary link's then the secondary's (or one /125 as ipv6-subnet:)", what)
+		return false
+	}
+	for j, sub := range pr.subnets6 {
+		k.claim(sub, fmt.Sprintf("%s's %s IPv6 subnet", what, links[j]), at)
+	}
+	k.m.dual = true
+	return true
 }
 
 // routeFilter resolves a route filter's communities: services by name, or

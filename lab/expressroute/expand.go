@@ -1,7 +1,6 @@
 package expressroute
 
 import (
-	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -63,6 +62,7 @@ type nbrOut struct {
 	BFD         *bfdOut    `yaml:"bfd,omitempty"`
 	MaxPrefixes int        `yaml:"max-prefixes,omitempty"`
 	RemovePriv  bool       `yaml:"remove-private-as,omitempty"`
+	Families    []string   `yaml:"families,omitempty"`
 	Import      *policyOut `yaml:"import,omitempty"`
 	Export      *policyOut `yaml:"export,omitempty"`
 }
@@ -145,6 +145,7 @@ type builder struct {
 	tunnels []tunnelB
 	filters []filterB
 	pool    *pool
+	pool6   *pool // the IPv6 side of the same links, when dual
 	// toMicrosoft is, per MSEE that carries Microsoft peering, the
 	// customers' public prefixes it passes on to Microsoft's network.
 	toMicrosoft map[string][]netip.Prefix
@@ -241,15 +242,43 @@ func (b *builder) wire(at topo.Pos, comment, x, y string) (netip.Addr, netip.Add
 
 // wireWith is wire with more on the link (a rate limit).
 func (b *builder) wireWith(at topo.Pos, comment, x, y string, extra linkOut) (netip.Addr, netip.Addr) {
-	px, py := b.connect(at, comment, x, y, extra)
-	p := b.pool.next()
-	ax, ay := hosts30(p)
-	b.nodes[x].iface(px, ifOut{Addresses: []string{pfx(ax, 30)}})
-	b.nodes[y].iface(py, ifOut{Addresses: []string{pfx(ay, 30)}})
+	ax, ay, _, _ := b.wireDual(at, comment, x, y, extra, false)
 	return ax, ay
 }
 
+// wireDual is wireWith that, when dual, numbers the link from the IPv6
+// pool too (a /126, x on the first usable address) and returns those
+// addresses as well.
+func (b *builder) wireDual(at topo.Pos, comment, x, y string, extra linkOut, dual bool) (ax, ay, ax6, ay6 netip.Addr) {
+	px, py := b.connect(at, comment, x, y, extra)
+	ax, ay = hosts30(b.pool.next())
+	ix, iy := ifOut{Addresses: []string{pfx(ax, 30)}}, ifOut{Addresses: []string{pfx(ay, 30)}}
+	if dual {
+		ax6, ay6 = hosts30(b.pool6.next())
+		ix.Addresses = append(ix.Addresses, pfx(ax6, 126))
+		iy.Addresses = append(iy.Addresses, pfx(ay6, 126))
+	}
+	b.nodes[x].iface(px, ix)
+	b.nodes[y].iface(py, iy)
+	return ax, ay, ax6, ay6
+}
+
 func (b *builder) emit(x *topo.Expansion) {
+	if b.m.dual {
+		// A dual-stack lab runs one session per family: over an IPv4
+		// session GoBGP would send IPv6 routes with an IPv4 next hop.
+		for _, n := range b.nodes {
+			if n.out.BGP == nil {
+				continue
+			}
+			for _, nb := range n.out.BGP.Neighbors {
+				nb.Families = []string{"ipv4"}
+				if strings.Contains(nb.Address, ":") {
+					nb.Families = []string{"ipv6"}
+				}
+			}
+		}
+	}
 	for _, name := range b.order {
 		n := b.nodes[name]
 		x.AddNode(name, n.at, n.comment, n.out)
@@ -269,21 +298,28 @@ func (b *builder) emit(x *topo.Expansion) {
 // asked for beyond its end.
 type pool struct {
 	next30 netip.Addr
+	bits   int // 30, or 126
 	left   int
 	over   int
 }
 
 func newPool(p netip.Prefix) *pool {
-	return &pool{next30: p.Masked().Addr(), left: 1 << (32 - p.Bits()) / 4}
+	host := p.Addr().BitLen() - p.Bits()
+	left := 1 << 20 // an IPv6 pool of more than a million /126s is as good as endless
+	if host-2 < 20 {
+		left = 1 << (host - 2)
+	}
+	return &pool{next30: p.Masked().Addr(), left: left, bits: p.Addr().BitLen() - 2}
 }
 
+// next is the pool's next /30 (/126 for IPv6).
 func (p *pool) next() netip.Prefix {
 	if p.left == 0 {
 		p.over++
 	} else {
 		p.left--
 	}
-	n := netip.PrefixFrom(p.next30, 30)
+	n := netip.PrefixFrom(p.next30, p.bits)
 	a := p.next30
 	for range 4 {
 		a = a.Next()
@@ -306,10 +342,27 @@ func pfx(a netip.Addr, bits int) string { return netip.PrefixFrom(a, bits).Strin
 func halves(p netip.Prefix) [2]netip.Prefix {
 	bits := p.Bits() + 1
 	first := netip.PrefixFrom(p.Masked().Addr(), bits)
-	b := first.Addr().As4()
-	n := binary.BigEndian.Uint32(b[:]) + 1<<(32-bits)
-	binary.BigEndian.PutUint32(b[:], n)
-	return [2]netip.Prefix{first, netip.PrefixFrom(netip.AddrFrom4(b), bits)}
+	return [2]netip.Prefix{first, netip.PrefixFrom(addPow2(first.Addr(), first.Addr().BitLen()-bits), bits)}
+}
+
+// addPow2 adds 2^n to an address.
+func addPow2(a netip.Addr, n int) netip.Addr {
+	b := a.AsSlice()
+	carry := 1 << (n % 8)
+	for i := len(b) - 1 - n/8; i >= 0 && carry > 0; i-- {
+		sum := int(b[i]) + carry
+		b[i], carry = byte(sum), sum>>8
+	}
+	out, _ := netip.AddrFromSlice(b)
+	return out
+}
+
+// nth is the address n after a.
+func nth(a netip.Addr, n int) netip.Addr {
+	for range n {
+		a = a.Next()
+	}
+	return a
 }
 
 // rate is a bandwidth as tc writes it: 200Mbps → 200mbit.
@@ -334,7 +387,7 @@ var links = [2]string{"primary", "secondary"}
 
 // expand writes the model's plain topology.
 func (m *model) expand(x *topo.Expansion) {
-	b := &builder{m: m, nodes: map[string]*nodeB{}, pool: newPool(m.internal), toMicrosoft: map[string][]netip.Prefix{},
+	b := &builder{m: m, nodes: map[string]*nodeB{}, pool: newPool(m.internal), pool6: newPool(m.internal6), toMicrosoft: map[string][]netip.Prefix{},
 		tunnelEnds: map[string]int{}, siteExtra: map[*site][]netip.Prefix{}, siteDeny: map[*site][]netip.Prefix{}}
 	// What the VPN connections over a circuit add to what the sites'
 	// edges send, before the edges are written.
@@ -404,6 +457,15 @@ func (b *builder) site(s *site) {
 	core.iface(pc, ifOut{Addresses: []string{pfx(gw, s.network.Bits())}})
 	host.iface(ph, ifOut{Addresses: []string{pfx(s.hostAddr(), s.network.Bits())}})
 	host.out.Routes = []routeOut{{Dst: "default", Via: gw.String()}}
+	if n6 := s.network6; n6.IsValid() {
+		// The site's IPv6 LAN: the network's first /64, the router on ::1.
+		lan := netip.PrefixFrom(n6.Addr(), 64)
+		gw6 := lan.Addr().Next()
+		core.addAddress(pc, pfx(gw6, 64))
+		host.addAddress(ph, pfx(nth(lan.Addr(), 10), 64))
+		host.out.Routes = append(host.out.Routes, routeOut{Dst: "default", Via: gw6.String()})
+		core.network(n6.String())
+	}
 	// The public prefixes Microsoft peering carries: the site's router
 	// originates them, and a host on the first stands for what the site
 	// sends Microsoft from public addresses (Microsoft peering takes no
@@ -438,14 +500,21 @@ func (b *builder) customerEdge(prefix string, s *site, at topo.Pos, what string)
 // toSite meets a CE pair with its site's router over iBGP, the CEs
 // advertising themselves as the next hop for what Microsoft sends.
 func (b *builder) toSite(prefix string, s *site, at topo.Pos) {
+	dual := b.dualSite(s)
 	for i := range 2 {
 		ce := fmt.Sprintf("%s-ce%d", prefix, i+1)
-		coreAddr, ceAddr := b.wire(at, "", s.core(), ce)
-		b.nodes[ce].neighbor(&nbrOut{Address: coreAddr.String(), RemoteAS: s.spec.ASN, Description: s.spec.Name,
-			Export: &policyOut{NextHopSelf: true}})
-		// The site's router is the next hop of what it tells its edges
-		// (a route over a VPN tunnel among it).
-		b.nodes[s.core()].neighbor(&nbrOut{Address: ceAddr.String(), RemoteAS: s.spec.ASN, Description: ce, Export: &policyOut{NextHopSelf: true}})
+		coreAddr, ceAddr, core6, ce6 := b.wireDual(at, "", s.core(), ce, linkOut{}, dual)
+		pairs := [][2]netip.Addr{{coreAddr, ceAddr}}
+		if dual {
+			pairs = append(pairs, [2]netip.Addr{core6, ce6})
+		}
+		for _, p := range pairs {
+			b.nodes[ce].neighbor(&nbrOut{Address: p[0].String(), RemoteAS: s.spec.ASN, Description: s.spec.Name,
+				Export: &policyOut{NextHopSelf: true}})
+			// The site's router is the next hop of what it tells its edges
+			// (a route over a VPN tunnel among it).
+			b.nodes[s.core()].neighbor(&nbrOut{Address: p[1].String(), RemoteAS: s.spec.ASN, Description: ce, Export: &policyOut{NextHopSelf: true}})
+		}
 	}
 }
 
@@ -542,11 +611,16 @@ func (b *builder) circuit(c *circuit) {
 			pe := fmt.Sprintf("%s-pe%d", c.spec.Name, i+1)
 			b.node(pe, c.spec.Pos, fmt.Sprintf("%s: the provider's %s PE router (AS %d)", what, links[i], c.spec.ProviderASN),
 				nodeOut{Kind: "router", Group: groupProvider, BGP: &bgpOut{ASN: c.spec.ProviderASN}})
-			ceAddr, peAddr := b.wireWith(c.spec.Pos, fmt.Sprintf("%s: %s, the customer's WAN link", what, links[i]), ce, pe, c.rateLimit())
+			ceAddr, peAddr, ce6, pe6 := b.wireDual(c.spec.Pos, fmt.Sprintf("%s: %s, the customer's WAN link", what, links[i]), ce, pe, c.rateLimit(), c.dual())
 			lp := c.localPref(i)
 			b.nodes[ce].neighbor(&nbrOut{Address: peAddr.String(), RemoteAS: c.spec.ProviderASN, Description: fmt.Sprintf("%s %s", c.spec.Name, links[i]),
 				Import: &policyOut{LocalPref: u32(lp)}, Export: &policyOut{Prepend: c.prepend(i), Prefixes: siteOut, Deny: siteDeny}})
 			b.nodes[pe].neighbor(&nbrOut{Address: ceAddr.String(), RemoteAS: c.site.spec.ASN, Description: ce})
+			if c.dual() {
+				b.nodes[ce].neighbor(&nbrOut{Address: pe6.String(), RemoteAS: c.spec.ProviderASN, Description: fmt.Sprintf("%s %s", c.spec.Name, links[i]),
+					Import: &policyOut{LocalPref: u32(lp)}, Export: &policyOut{Prepend: c.prepend(i), Prefixes: []prefixOut{within(c.site.network6)}}})
+				b.nodes[pe].neighbor(&nbrOut{Address: ce6.String(), RemoteAS: c.site.spec.ASN, Description: ce})
+			}
 			pp, pm := b.connect(c.spec.Pos, fmt.Sprintf("%s: %s, toward the MSEE", what, links[i]), pe, ms, linkOut{})
 			custIf = func(v int) string { return fmt.Sprintf("%s.%d", pp, v) }
 			mseeIf = func(v int) string { return fmt.Sprintf("%s.%d", pm, v) }
@@ -573,6 +647,12 @@ func (b *builder) circuit(c *circuit) {
 			vlan := pr.spec.VLAN
 			ci := ifOut{Addresses: []string{pfx(ca, 30)}, Peering: pr.kind}
 			mi := ifOut{Addresses: []string{pfx(ma, 30)}, Peering: pr.kind}
+			var ca6, ma6 netip.Addr
+			if pr.subnets6[i].IsValid() {
+				ca6, ma6 = hosts30(pr.subnets6[i]) // the /126's first and second usable addresses
+				ci.Addresses = append(ci.Addresses, pfx(ca6, 126))
+				mi.Addresses = append(mi.Addresses, pfx(ma6, 126))
+			}
 			if c.port != nil && c.port.encap == "dot1q" && c.port.circuits > 1 {
 				// The peering label says one circuit per parent; a Dot1Q
 				// port pair carries several on one (checked above, by
@@ -615,7 +695,47 @@ func (b *builder) circuit(c *circuit) {
 			b.nodes[cust].neighbor(msSession(&nbrOut{Address: ma.String(), RemoteAS: MicrosoftASN, Description: desc, Password: pr.spec.MD5,
 				Import: &policyOut{LocalPref: u32(c.localPref(i))}, Export: exp}))
 		}
+		for _, pr := range c.peerings {
+			if pr.subnets6[i].IsValid() {
+				b.peering6(c, pr, i, cust, ms)
+			}
+		}
 	}
+}
+
+// peering6 is a private peering's IPv6 session pair on link i: the same
+// timers and BFD, the IPv6 prefix limit (model: "100 IPv6"), the VNets'
+// IPv6 spaces one way and the site's IPv6 network the other.
+func (b *builder) peering6(c *circuit, pr *peering, i int, cust, ms string) {
+	ca6, ma6 := hosts30(pr.subnets6[i])
+	desc := fmt.Sprintf("%s %s %s IPv6", c.spec.Name, pr.kind, links[i])
+	toCust := []prefixOut{}
+	for _, v := range b.m.vnets {
+		for _, cn := range v.conns {
+			if cn.circuit == c && v.space6.IsValid() {
+				toCust = append(toCust, exact(v.space6))
+			}
+		}
+	}
+	b.nodes[ms].neighbor(msSession(&nbrOut{Address: ca6.String(), RemoteAS: c.custASN(), Description: desc, Password: pr.spec.MD5,
+		MaxPrefixes: LimitIPv6, Export: &policyOut{Prefixes: toCust}}))
+	if c.model == AnyToAny {
+		b.nodes[cust].neighbor(msSession(&nbrOut{Address: ma6.String(), RemoteAS: MicrosoftASN, Description: desc, Password: pr.spec.MD5}))
+		return
+	}
+	b.nodes[cust].neighbor(msSession(&nbrOut{Address: ma6.String(), RemoteAS: MicrosoftASN, Description: desc, Password: pr.spec.MD5,
+		Import: &policyOut{LocalPref: u32(c.localPref(i))}, Export: &policyOut{Prepend: c.prepend(i), Prefixes: []prefixOut{within(c.site.network6)}}}))
+}
+
+// dualSite says the site runs IPv6 over ExpressRoute: an IPv6 network, and
+// a circuit with IPv6 private peering.
+func (b *builder) dualSite(s *site) bool {
+	for _, c := range b.m.circuits {
+		if c.site == s && c.dual() {
+			return true
+		}
+	}
+	return false
 }
 
 // filterSession notes an MSEE session a circuit's route filter is on.
@@ -733,12 +853,21 @@ func (b *builder) vnet(v *vnet) {
 	b.nodes[gw].iface(pg, ifOut{Addresses: []string{pfx(gwa, sub.Bits())}})
 	b.nodes[vm].iface(pv, ifOut{Addresses: []string{pfx(v.vmAddr(), sub.Bits())}})
 	b.nodes[vm].out.Routes = []routeOut{{Dst: "default", Via: gwa.String()}}
+	if s6 := v.space6; s6.IsValid() {
+		// The workloads' IPv6 subnet: the space's first /64.
+		lan := netip.PrefixFrom(s6.Addr(), 64)
+		b.nodes[gw].addAddress(pg, pfx(lan.Addr().Next(), 64))
+		b.nodes[vm].addAddress(pv, pfx(nth(lan.Addr(), 4), 64))
+		b.nodes[vm].out.Routes = append(b.nodes[vm].out.Routes, routeOut{Dst: "default", Via: lan.Addr().Next().String()})
+		b.nodes[gw].network(s6.String())
+	}
 	for _, cn := range v.conns {
 		c := cn.circuit
 		siteOut, _ := b.siteExport(c.site)
+		dual := v.space6.IsValid() && c.dual()
 		for i := range 2 {
 			ms := c.msee(i)
-			ma, ga := b.wire(cn.spec.Pos, fmt.Sprintf("connection %s to circuit %s, %s MSEE", v.spec.Name, c.spec.Name, links[i]), ms, gw)
+			ma, ga, ma6, ga6 := b.wireDual(cn.spec.Pos, fmt.Sprintf("connection %s to circuit %s, %s MSEE", v.spec.Name, c.spec.Name, links[i]), ms, gw, linkOut{}, dual)
 			lp := uint32(100 + cn.spec.Weight) // model: connection weight first, then AS path
 			// The gateway advertises its virtual network's address space.
 			b.nodes[gw].neighbor(&nbrOut{Address: ma.String(), RemoteAS: MicrosoftASN, Description: fmt.Sprintf("%s %s", c.spec.Name, links[i]),
@@ -749,6 +878,12 @@ func (b *builder) vnet(v *vnet) {
 			}
 			b.nodes[ms].neighbor(&nbrOut{Address: ga.String(), RemoteAS: GatewayASN, Description: gw,
 				HoldTime: HoldTime, Keepalive: Keepalive, Import: imp, Export: &policyOut{Prefixes: siteOut}})
+			if dual {
+				b.nodes[gw].neighbor(&nbrOut{Address: ma6.String(), RemoteAS: MicrosoftASN, Description: fmt.Sprintf("%s %s IPv6", c.spec.Name, links[i]),
+					HoldTime: HoldTime, Keepalive: Keepalive, Import: &policyOut{LocalPref: u32(lp)}, Export: &policyOut{Prefixes: []prefixOut{exact(v.space6)}}})
+				b.nodes[ms].neighbor(&nbrOut{Address: ga6.String(), RemoteAS: GatewayASN, Description: gw,
+					HoldTime: HoldTime, Keepalive: Keepalive, Import: imp, Export: &policyOut{Prefixes: []prefixOut{within(c.site.network6)}}})
+			}
 		}
 	}
 }

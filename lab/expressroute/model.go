@@ -22,12 +22,15 @@ type Spec struct {
 	// Internal is the pool the links Azure and the customer keep to
 	// themselves are numbered from (CE to site router, MSEE to gateway,
 	// CE to provider edge).
-	Internal    *topo.AddrSpec `yaml:"internal"`
-	Sites       []SiteSpec     `yaml:"sites"`
-	Ports       []PortSpec     `yaml:"ports"`
-	Circuits    []CircuitSpec  `yaml:"circuits"`
-	VNets       []VNetSpec     `yaml:"vnets"`
-	GlobalReach []ReachSpec    `yaml:"global-reach"`
+	Internal *topo.AddrSpec `yaml:"internal"`
+	// InternalIPv6 is the IPv6 pool of the same links, when the lab is
+	// dual-stack (a /64 of ULA space by default).
+	InternalIPv6 *topo.AddrSpec `yaml:"internal-ipv6"`
+	Sites        []SiteSpec     `yaml:"sites"`
+	Ports        []PortSpec     `yaml:"ports"`
+	Circuits     []CircuitSpec  `yaml:"circuits"`
+	VNets        []VNetSpec     `yaml:"vnets"`
+	GlobalReach  []ReachSpec    `yaml:"global-reach"`
 }
 
 // SiteSpec is an on-premises site: its AS and the network behind it.
@@ -37,6 +40,9 @@ type SiteSpec struct {
 	ASN     uint32        `yaml:"asn"`
 	ASNPos  topo.Pos      `yaml:"-"`
 	Network topo.AddrSpec `yaml:"network"`
+	// IPv6Network is the site's IPv6 network, for IPv6 over private
+	// peering.
+	IPv6Network *topo.AddrSpec `yaml:"ipv6-network"`
 }
 
 // PortSpec is an ExpressRoute Direct port pair.
@@ -95,6 +101,11 @@ type PeeringSpec struct {
 	Subnet           *topo.AddrSpec  `yaml:"subnet"`
 	Subnets          []topo.AddrSpec `yaml:"subnets"`
 	SubnetsPos       topo.Pos        `yaml:"-"`
+	// IPv6Subnet is a /125 split in two /126s, or IPv6Subnets the two
+	// /126s (model: "one /125 or two /126s (IPv6)").
+	IPv6Subnet     *topo.AddrSpec  `yaml:"ipv6-subnet"`
+	IPv6Subnets    []topo.AddrSpec `yaml:"ipv6-subnets"`
+	IPv6SubnetsPos topo.Pos        `yaml:"-"`
 	// MD5 is the sessions' password, passed on as written (${VAR}).
 	MD5 topo.Raw `yaml:"md5"`
 	// Advertise (Microsoft peering) are the public prefixes the customer
@@ -117,13 +128,15 @@ type RouteFilterSpec struct {
 // VNetSpec is a virtual network with its ExpressRoute gateway.
 type VNetSpec struct {
 	Pos          topo.Pos
-	Name         string           `yaml:"name"`
-	AddressSpace topo.AddrSpec    `yaml:"address-space"`
-	Region       string           `yaml:"region"`
-	RegionPos    topo.Pos         `yaml:"-"`
-	Gateway      string           `yaml:"gateway"`
-	GatewayPos   topo.Pos         `yaml:"-"`
-	Connections  []ConnectionSpec `yaml:"connections"`
+	Name         string        `yaml:"name"`
+	AddressSpace topo.AddrSpec `yaml:"address-space"`
+	// IPv6AddressSpace is the VNet's IPv6 space (dual-stack).
+	IPv6AddressSpace *topo.AddrSpec   `yaml:"ipv6-address-space"`
+	Region           string           `yaml:"region"`
+	RegionPos        topo.Pos         `yaml:"-"`
+	Gateway          string           `yaml:"gateway"`
+	GatewayPos       topo.Pos         `yaml:"-"`
+	Connections      []ConnectionSpec `yaml:"connections"`
 	// VPN are the site-to-site connections of a VPN gateway beside the
 	// ExpressRoute one (coexistence), over the internet or, with over:, over
 	// a circuit's private peering (IPsec over ExpressRoute).
@@ -183,6 +196,7 @@ const (
 	LimitStandard  = 4000
 	LimitPremium   = 10000
 	LimitMicrosoft = 200
+	LimitIPv6      = 100 // private peering, per IPv6 session
 )
 
 // Connectivity models.

@@ -285,3 +285,72 @@ drills:
 		t.Errorf("problems (-want +got):\n%s", diff)
 	}
 }
+
+// A dual-stack declaration that holds; the cases below break a line each.
+const baseIPv6 = `name: six
+expressroute:
+  sites:
+    - { name: east, asn: 65010, network: 10.1.0.0/24, ipv6-network: "2001:db8:1::/48" }
+    - { name: west, asn: 65020, network: 10.2.0.0/24 }
+  circuits:
+    - name: a
+      site: east
+      model: point-to-point
+      private-peering: { vlan: 100, subnet: 192.168.10.0/29, ipv6-subnet: "2001:db8:100::/125" }
+      microsoft-peering: { vlan: 200, subnet: 203.0.113.0/29 }
+    - name: b
+      site: west
+      model: any-to-any
+      provider-asn: 64500
+      private-peering: { vlan: 100, subnet: 192.168.20.0/29 }
+  vnets:
+    - { name: hub, address-space: 10.10.0.0/16, ipv6-address-space: "2001:db8:10::/48", connections: [{ circuit: a }, { circuit: b }] }
+`
+
+// TestRulesIPv6: IPv6 private peering as Azure takes it: a /125 or two
+// /126s without host bits, the customer on each /126's first usable
+// address; only where the site has an IPv6 network; 100 prefixes.
+func TestRulesIPv6(t *testing.T) {
+	top, err := labtest.ParseFile(t, baseIPv6, nil)
+	if err != nil {
+		t.Fatalf("%v", labtest.Problems(err))
+	}
+	ce := top.Node("a-ce1").Interface("eth1.100")
+	if ce == nil || len(ce.Addresses) != 2 || ce.Addresses[1].String() != "2001:db8:100::1/126" {
+		t.Errorf("a-ce1's peering subinterface: %+v; want 2001:db8:100::1/126 beside its IPv4 address", ce)
+	}
+	for _, c := range []struct {
+		name, from, to string
+		want           string
+	}{
+		{"a /125", `ipv6-subnet: "2001:db8:100::/125"`, `ipv6-subnet: "2001:db8:100::/124"`,
+			`lab.yml:10:75: expressroute: circuit "a": private peering: ipv6-subnet 2001:db8:100::/124: a peering's IPv6 peer subnets are one /125`},
+		{"no host bits", `ipv6-subnet: "2001:db8:100::/125"`, `ipv6-subnet: "2001:db8:100::1/125"`,
+			`lab.yml:10:75: expressroute: circuit "a": private peering: ipv6-subnet 2001:db8:100::1/125 has host bits set; did you mean 2001:db8:100::/125?`},
+		{"two /126s", `ipv6-subnet: "2001:db8:100::/125"`, `ipv6-subnets: ["2001:db8:100::/126", "2001:db8:100::/125"]`,
+			`lab.yml:10:99: expressroute: circuit "a": private peering: ipv6-subnets[1] 2001:db8:100::/125: each of the two IPv6 peer subnets is a /126`},
+		{"a site without IPv6", `ipv6-network: "2001:db8:1::/48" }`, `}`,
+			`lab.yml:10:75: expressroute: circuit "a": private peering: IPv6 subnets, but site "east" has no ipv6-network`},
+		{"Microsoft peering", "microsoft-peering: { vlan: 200, subnet: 203.0.113.0/29 }", `microsoft-peering: { vlan: 200, subnet: 203.0.113.0/29, ipv6-subnet: "2001:db8:200::/125" }`,
+			`lab.yml:11:76: expressroute: circuit "a": microsoft peering: IPv6 is modelled on private peering only`},
+		{"overlaps the VNet", `ipv6-subnet: "2001:db8:100::/125"`, `ipv6-subnet: "2001:db8:10::/125"`,
+			`lab.yml:18:69: expressroute: vnet "hub": ipv6-address-space 2001:db8:10::/48 overlaps circuit "a": private peering's primary IPv6 subnet 2001:db8:10::/126 (line 10)`},
+		{"an IPv6 network", `ipv6-network: "2001:db8:1::/48"`, `ipv6-network: "10.9.0.0/16"`,
+			`lab.yml:4:69: expressroute: site "east": ipv6-network: 10.9.0.0/16: give an IPv6 prefix`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			src := strings.Replace(baseIPv6, c.from, c.to, 1)
+			if src == baseIPv6 {
+				t.Fatalf("%q is not in the base declaration", c.from)
+			}
+			_, err := labtest.ParseFile(t, src, nil)
+			got := labtest.Problems(err)
+			for _, p := range got {
+				if strings.HasPrefix(p, c.want) {
+					return
+				}
+			}
+			t.Errorf("want a problem starting\n  %s\ngot:\n  %s", c.want, strings.Join(got, "\n  "))
+		})
+	}
+}

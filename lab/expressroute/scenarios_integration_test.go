@@ -77,6 +77,16 @@ func TestIntegrationScenarioCircuitL2(t *testing.T) {
 			t.Errorf("msee1's session with ce1: %q missing:\n%s", want, nb)
 		}
 	}
+	// IPv6 over the same peering: its own sessions, the /126's first
+	// address the customer's, a limit of 100 prefixes at the MSEE.
+	labtest.WaitPing(t, l, "onprem-host", "2001:db8:10::4", 10*time.Second)
+	if got := labtest.Exec(t, l, "contoso-ce1", "gobgp", "global", "rib", "-a", "ipv6", "2001:db8:10::/48"); !strings.Contains(got, "12076 65515") || !strings.Contains(got, "2001:db8:100::2") {
+		t.Errorf("ce1's IPv6 route to the VNet is not via msee1's 2001:db8:100::2 with AS path 12076 65515:\n%s", got)
+	}
+	if nb6 := labtest.Exec(t, l, "contoso-msee1", "gobgp", "neighbor", "2001:db8:100::1"); !strings.Contains(nb6, "BGP state = SESSION_STATE_ESTABLISHED") ||
+		!strings.Contains(nb6, "ipv6-unicast:\tMaximum prefixes allowed 100") || strings.Contains(nb6, "ipv4-unicast") {
+		t.Errorf("msee1's IPv6 session with ce1:\n%s", nb6)
+	}
 	labtest.RunDrills(t, l, top)
 }
 
