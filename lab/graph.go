@@ -3,6 +3,7 @@ package lab
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -18,6 +19,35 @@ var GraphFormats = []string{"mermaid", "dot"}
 // Mermaid flowchart or a Graphviz graph.
 func Graph(w io.Writer, t *topo.Topology, format string) error {
 	return FromTopology(t, Options{}).Graph(w, format)
+}
+
+// LinksView is graph's own view: the nodes and their links.
+const LinksView = "links"
+
+// GraphViews are the views graph draws: its own, then the features'.
+func GraphViews(opts Options) []string {
+	out := []string{LinksView}
+	for _, h := range hooks[feature.ViewHook](&opts) {
+		out = append(out, h.Views()...)
+	}
+	return out
+}
+
+// GraphView writes one view of the topology (LinksView, or a feature's:
+// "circuits" for an ExpressRoute declaration).
+func GraphView(w io.Writer, t *topo.Topology, view, format string, opts Options) error {
+	if view == "" || view == LinksView {
+		return FromTopology(t, opts).Graph(w, format)
+	}
+	if !slices.Contains(GraphFormats, format) {
+		return fmt.Errorf("unknown graph format %q (%s)", format, strings.Join(GraphFormats, ", "))
+	}
+	for _, h := range hooks[feature.ViewHook](&opts) {
+		if slices.Contains(h.Views(), view) {
+			return h.DrawView(w, t, view, format)
+		}
+	}
+	return fmt.Errorf("unknown graph view %q (%s)", view, strings.Join(GraphViews(opts), ", "))
 }
 
 // Graph writes the lab's topology as a graph (see the package function).

@@ -233,6 +233,14 @@ func TestGraphCommand(t *testing.T) {
 	if code != 0 || !strings.Contains(out, `"ce" -- "pe1" [taillabel="eth1 192.168.100.129/30", headlabel="eth1"];`) {
 		t.Errorf("exit %d:\n%s", code, out)
 	}
+	// The circuit-level view of a declaration: its peering's tags and ASNs.
+	out, _, code = run(t, "graph", "-t", "../../topologies/er-circuit-l2.yml", "--view", "circuits")
+	if code != 0 || !strings.Contains(out, "private: C-tag 100 · 192.168.100.128/29 · 2001:db8:100::/126 + 2001:db8:100::4/126 · AS 65010 ↔ 12076 · limit 4,000") {
+		t.Errorf("--view circuits: exit %d:\n%s", code, out)
+	}
+	if _, stderr, code := run(t, "graph", "-t", "../../topologies/er-circuit-l2.yml", "--view", "hops"); code != 1 || !strings.Contains(stderr, `unknown graph view "hops" (links, circuits)`) {
+		t.Errorf("an unknown view: exit %d %s", code, stderr)
+	}
 }
 
 // TestIntegrationCLI walks the commands a new user runs, in order, through

@@ -10,14 +10,20 @@ import (
 )
 
 func newGraph(g *globals) *cobra.Command {
-	var flags struct{ file, name, format string }
+	var flags struct{ file, name, format, view string }
 	cmd := &cobra.Command{
-		Use:   "graph -t FILE | --name LAB [--format mermaid|dot]",
+		Use:   "graph -t FILE | --name LAB [--format mermaid|dot] [--view links|circuits]",
 		Short: "Print the topology as a Mermaid or Graphviz graph",
 		Long: `Print the topology as a Mermaid flowchart or a Graphviz graph: nodes with their kinds and
 loopback addresses, links with both ends' interfaces, addresses, and what is stacked on them
 (VLANs with their tags and addresses, MACsec devices). --name LAB draws a deployed lab from the
-topology file it was deployed from.`,
+topology file it was deployed from.
+
+--view circuits draws an expressroute: declaration as Azure shows it instead: sites, port
+pairs, circuits with their peerings (VLAN and S-tags, subnets, ASNs, prefix limits, route
+filters), virtual networks with their connections' weights, Global Reach and VPN connections.`,
+		Example: `  erlab graph -t topologies/er-direct-circuits.yml
+  erlab graph -t topologies/er-direct-circuits.yml --view circuits --format dot | dot -Tsvg > circuits.svg`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			file := flags.file
@@ -34,11 +40,12 @@ topology file it was deployed from.`,
 			if err != nil {
 				return err
 			}
-			return lab.Graph(g.stdout, t, flags.format)
+			return lab.GraphView(g.stdout, t, flags.view, flags.format, g.options())
 		},
 	}
 	topoFlag(cmd, &flags.file)
 	cmd.Flags().StringVar(&flags.name, "name", "", "a deployed lab's name")
 	cmd.Flags().StringVar(&flags.format, "format", "mermaid", strings.Join(lab.GraphFormats, " or "))
+	cmd.Flags().StringVar(&flags.view, "view", lab.LinksView, strings.Join(lab.GraphViews(g.options()), " or "))
 	return cmd
 }

@@ -89,3 +89,31 @@ func TestExpandGolden(t *testing.T) {
 		})
 	}
 }
+
+// TestCircuitsView: erlab graph --view circuits of two scenarios, in both
+// formats, against golden files; a plain topology has no circuits to draw.
+func TestCircuitsView(t *testing.T) {
+	for _, name := range []string{"er-direct-circuits", "er-vpn-coexistence", "er-global-reach", "er-microsoft-peering"} {
+		for _, format := range lab.GraphFormats {
+			t.Run(name+"."+format, func(t *testing.T) {
+				top, err := lab.Load(labtest.WithKeys(t, "../../topologies/"+name+".yml"), lab.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var b strings.Builder
+				if err := lab.GraphView(&b, top, "circuits", format, lab.Options{}); err != nil {
+					t.Fatal(err)
+				}
+				labtest.Golden(t, filepath.Join("circuits", name+"."+format), []byte(b.String()))
+			})
+		}
+	}
+	plain, err := lab.Load("../../topologies/er-bgp.yml", lab.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if err := lab.GraphView(&b, plain, "circuits", "mermaid", lab.Options{}); err == nil || !strings.Contains(err.Error(), "declares no expressroute:") {
+		t.Errorf("a plain topology's circuits: %v", err)
+	}
+}

@@ -158,6 +158,14 @@ type GraphHook interface {
 	GraphLabel(n *topo.Node, i *topo.Interface) (string, bool)
 }
 
+// ViewHook offers a feature's own drawings of a topology to erlab graph
+// (--view NAME), beside the nodes-and-links graph: the ExpressRoute model's
+// circuits. Formats are graph's (mermaid, dot).
+type ViewHook interface {
+	Views() []string
+	DrawView(w io.Writer, t *topo.Topology, view, format string) error
+}
+
 // EncryptionHook is a feature's part of verify encryption: the targets it
 // answers for (names a user may give), and the check of those asked (all
 // of its own when only is empty).
