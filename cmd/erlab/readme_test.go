@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -327,5 +328,58 @@ func TestIntegrationREADMEContainerLab(t *testing.T) {
 	}
 	if _, err := dc.NetworkInspect(context.Background(), "erlab-"+name, client.NetworkInspectOptions{}); err == nil {
 		t.Errorf("network erlab-%s is left", name)
+	}
+}
+
+// TestREADMEExpressRouteQuick: the README's ten-line circuit expands into
+// the ten nodes the README names after it, and the graph the README shows
+// of er-global-reach.yml is the one erlab draws.
+func TestREADMEExpressRouteQuick(t *testing.T) {
+	var src, graph string
+	blocks := readmeBlocks(t)
+	for _, b := range blocks {
+		if b.lang == "yaml" && strings.HasPrefix(b.text, "name: er-quick\n") {
+			src = b.text
+		}
+		if strings.HasPrefix(b.text, "$ erlab graph -t topologies/er-global-reach.yml --view circuits\n") {
+			graph = b.text
+		}
+	}
+	if src == "" || graph == "" {
+		t.Fatal("README.md lacks the er-quick declaration or the circuits graph")
+	}
+	file := filepath.Join(t.TempDir(), "er-quick.yml")
+	os.WriteFile(file, []byte(src), 0o644)
+	out, stderr, code := run(t, "expand", "-t", file)
+	if code != 0 {
+		t.Fatalf("expand: exit %d\n%s", code, stderr)
+	}
+	var nodes []string
+	inNodes := false
+	for _, line := range strings.Split(out, "\n") {
+		switch {
+		case line == "  nodes:":
+			inNodes = true
+		case inNodes && strings.HasPrefix(line, "    ") && !strings.HasPrefix(line, "     ") && strings.HasSuffix(line, ":") && !strings.HasPrefix(line, "    #"):
+			nodes = append(nodes, strings.TrimSuffix(strings.TrimSpace(line), ":"))
+		case inNodes && strings.HasPrefix(line, "  ") && !strings.HasPrefix(line, "   "):
+			inNodes = false
+		}
+	}
+	want := []string{"onprem-core", "onprem-host", "contoso-ce1", "contoso-ce2", "contoso-pe1", "contoso-pe2", "contoso-msee1", "contoso-msee2", "hub-gw", "hub-vm"}
+	slices.Sort(nodes)
+	slices.Sort(want)
+	if !slices.Equal(nodes, want) {
+		t.Errorf("er-quick expands into %v; the README names %v", nodes, want)
+	}
+	cmdLine, shown, _ := strings.Cut(graph, "\n")
+	args := strings.Fields(strings.TrimPrefix(cmdLine, "$ erlab "))
+	for i, a := range args {
+		if strings.HasPrefix(a, "topologies/") {
+			args[i] = "../../" + a
+		}
+	}
+	if got, stderr, code := run(t, args...); code != 0 || got != shown {
+		t.Errorf("%s: exit %d\n%s%s\nthe README shows:\n%s", cmdLine, code, got, stderr, shown)
 	}
 }

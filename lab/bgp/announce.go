@@ -36,7 +36,17 @@ type AnnounceSpec struct {
 // Announcement is a checked bgp-announce or bgp-withdraw.
 type Announcement struct {
 	Node     string
+	Range    netip.Prefix
+	Length   int
 	Prefixes []netip.Prefix
+}
+
+// String is what a drill step shows of it: "ce1 10.1.0.0/16 as /28s".
+func (a Announcement) String() string {
+	if a.Length == a.Range.Bits() {
+		return a.Node + " " + a.Range.String()
+	}
+	return fmt.Sprintf("%s %s as /%ds", a.Node, a.Range, a.Length)
 }
 
 func actionKeys() []topo.Key {
@@ -88,7 +98,7 @@ func (Feature) CheckAction(t *topo.Topology, key string, spec topo.Spec, where s
 		r.Errorf(s.Pos, "%s: length %d: from %d (the prefix itself) to %d, at most %d prefixes", where, length, p.Bits(), min(p.Addr().BitLen(), p.Bits()+16), maxAnnounce)
 		return nil, false
 	}
-	return Announcement{Node: s.Node, Prefixes: Split(p, length)}, true
+	return Announcement{Node: s.Node, Range: p, Length: length, Prefixes: Split(p, length)}, true
 }
 
 // Act implements feature.ActionHook.

@@ -623,8 +623,13 @@ func (f Feature) resolveAction(t *topo.Topology, s ActionSpec, where string, r t
 			return nil, false
 		}
 		a.Hook, a.Value = h, v
+		// What the step names: NODE:IFACE as written, or what the
+		// feature makes of a map (it keys the step's undo too, so two
+		// steps of one kind on different things are both put back).
 		if str, isStr := spec.Value.(string); isStr {
 			a.Written = str
+		} else if st, ok := v.(fmt.Stringer); ok {
+			a.Written = st.String()
 		}
 		return a, true
 	}
