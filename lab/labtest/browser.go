@@ -37,8 +37,9 @@ func Artifact(t testing.TB, name string) string {
 
 // Browser loads url in Debian's chromium, headless, driven by
 // playwright-core (scripts/browser/page.mjs, which scripts/setup installs),
-// runs probe — the body of a JavaScript function — in the page, and
-// decodes what it returns into v. The page's full screenshot is kept at
+// runs probe — the body of a JavaScript function run in the page, or a
+// module whose default export gets Playwright's page (to click with the
+// mouse) — and decodes what it returns into v. The page's full screenshot is kept at
 // Artifact(shot). An error on the page (an exception, a console error, a
 // failed load) fails the test.
 func Browser(t testing.TB, url, shot, probe string, v any) {
@@ -62,7 +63,12 @@ func Browser(t testing.TB, url, shot, probe string, v any) {
 		}
 		t.Skip(msg)
 	}
+	// A driver (Playwright's page in hand) is a module; a probe, the body
+	// of a function run in the page.
 	probeFile := filepath.Join(t.TempDir(), "probe.js")
+	if strings.Contains(probe, "export default") {
+		probeFile = filepath.Join(t.TempDir(), "driver.mjs")
+	}
 	if err := os.WriteFile(probeFile, []byte(probe), 0o644); err != nil {
 		t.Fatal(err)
 	}

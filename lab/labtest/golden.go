@@ -31,3 +31,7 @@ func Golden(t testing.TB, name string, got []byte) {
 		t.Errorf("%s (-want +got):\n%s", name, diff)
 	}
 }
+
+// Updating says the tests run with -update: golden files (and kept
+// screenshots) are being rewritten.
+func Updating() bool { return *update }

@@ -262,7 +262,7 @@ func Capture(t testing.TB, l *lab.Lab, node, iface string, count int, filter str
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var out syncBuffer
+	var out SyncBuffer
 	c, err := capture.Start(ctx, ns, capture.Options{Iface: iface, Count: count, Text: &out, LinkHeaders: true, Filter: strings.Fields(filter)})
 	if err != nil {
 		t.Fatal(err)
@@ -274,15 +274,16 @@ func Capture(t testing.TB, l *lab.Lab, node, iface string, count int, filter str
 	return out.String()
 }
 
-// syncBuffer is a bytes.Buffer safe for tcpdump's writer and the test.
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer a test may read while a command (tcpdump,
+// the CLI) writes it.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+func (s *SyncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
