@@ -53,6 +53,7 @@ func (l *Lab) LinkSet(ctx context.Context, node, iface string, up bool) error {
 	if err != nil {
 		return fmt.Errorf("set %s:%s %s: %w", node, iface, word, err)
 	}
+	l.Record(Event{Node: node, Kind: EventAction, Object: iface, State: "link-" + word, Detail: "erlab link " + word})
 	if up {
 		return l.restoreRoutes(h, node)
 	}

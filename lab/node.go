@@ -82,6 +82,7 @@ func (l *Lab) StopNodes(ctx context.Context, names []string, kill bool) ([]NodeR
 		if err != nil {
 			return reps, err
 		}
+		l.recordNodes([]string{name}, map[bool]string{true: "crash", false: "stop"}[kill])
 		reps = append(reps, rep)
 	}
 	return reps, nil
@@ -345,6 +346,7 @@ func (l *Lab) startNodes(ctx context.Context, names []string, progress Status) (
 				}
 			}
 		}
+		l.recordNodes(slices.Sorted(maps.Keys(only)), "start")
 		if err != nil {
 			return reps, err // the node runs; what failed is named
 		}
@@ -371,6 +373,13 @@ func (l *Lab) startNodes(ctx context.Context, names []string, progress Status) (
 func (l *Lab) StopNode(ctx context.Context, node string, kill bool) error {
 	_, err := l.StopNodes(ctx, []string{node}, kill)
 	return err
+}
+
+// recordNodes notes nodes stopped, crashed or started in the journal.
+func (l *Lab) recordNodes(names []string, what string) {
+	for _, n := range names {
+		l.Record(Event{Node: n, Kind: EventAction, Object: "node", State: what, Detail: "erlab " + what})
+	}
 }
 
 // StartNode starts one stopped node (see StartNodes), showing no progress:

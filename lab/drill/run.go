@@ -103,6 +103,22 @@ func Run(ctx context.Context, l Lab, d *Drill, progress io.Writer) RunResult {
 		}
 	}
 	var pointChecks []Check
+	r := &runner{l: l, drill: d.Name, start: start, res: &res, undo: &undo, progress: progress}
+	l.Record(feature.Event{Kind: EventKind, Object: d.Name, State: "started", Detail: d.Description})
+	defer func() {
+		state := map[bool]string{true: "pass", false: "fail"}[res.Pass]
+		detail := res.Error
+		if detail == "" {
+			passed := 0
+			for _, c := range res.Check {
+				if c.Pass {
+					passed++
+				}
+			}
+			detail = fmt.Sprintf("%d of %d expectations met", passed, len(res.Check))
+		}
+		l.Record(feature.Event{Kind: EventKind, Object: d.Name, State: state, Detail: detail})
+	}()
 	checkAt := func(i int) {
 		for _, e := range points[i] {
 			began := time.Now()
@@ -110,10 +126,11 @@ func Run(ctx context.Context, l Lab, d *Drill, progress io.Writer) RunResult {
 			if progress != nil {
 				fmt.Fprintf(progress, "  %7.3fs  check %s: %s (%s)\n", began.Sub(start).Seconds(), c.What, verdict(c.Pass), time.Since(began).Round(time.Millisecond))
 			}
+			l.Record(feature.Event{Kind: EventKind, Object: d.Name, State: "check", Detail: fmt.Sprintf("%s: %s", c.What, verdict(c.Pass))})
 			pointChecks = append(pointChecks, c)
 		}
 	}
-	if err := runSteps(ctx, l, d.Steps[:lead], 0, start, &res, &undo, progress, checkAt); err != nil {
+	if err := r.steps(ctx, d.Steps[:lead], 0, checkAt); err != nil {
 		res.Error = err.Error()
 		return res
 	}
@@ -137,7 +154,7 @@ func Run(ctx context.Context, l Lab, d *Drill, progress io.Writer) RunResult {
 		}()
 	}
 	pc.take(-1, start)
-	stepErr := runSteps(ctx, l, d.Steps[lead:], lead, start, &res, &undo, progress, func(i int) { pc.take(i, start); checkAt(i) })
+	stepErr := r.steps(ctx, d.Steps[lead:], lead, func(i int) { pc.take(i, start); checkAt(i) })
 	close(stop)
 	wg.Wait()
 	pc.take(len(d.Steps), start)
@@ -168,8 +185,24 @@ func Run(ctx context.Context, l Lab, d *Drill, progress io.Writer) RunResult {
 	return res
 }
 
-// runSteps runs steps (the drill's from index first on) in order.
-func runSteps(ctx context.Context, l Lab, steps []Step, first int, start time.Time, res *RunResult, undo *undoList, progress io.Writer, after func(int)) error {
+// runner is one run of a drill, as its steps see it.
+type runner struct {
+	l        Lab
+	drill    string
+	start    time.Time
+	res      *RunResult
+	undo     *undoList
+	progress io.Writer
+}
+
+// EventKind is the kind of the events a drill records in the lab's
+// journal: started, each step, each check, and pass or fail.
+const EventKind = "drill"
+
+// steps runs steps (the drill's from index first on) in order, calling
+// after with each one's index once it is done.
+func (r *runner) steps(ctx context.Context, steps []Step, first int, after func(int)) error {
+	l, start, res, undo, progress := r.l, r.start, r.res, r.undo, r.progress
 	for k, s := range steps {
 		i := first + k
 		if s.After > 0 {
@@ -204,6 +237,11 @@ func runSteps(ctx context.Context, l Lab, steps []Step, first int, start time.Ti
 		if progress != nil {
 			fmt.Fprintf(progress, "  %7.3fs  step %d: %s (%s)\n", sr.At.Seconds(), sr.Step, what, sr.Took.Round(time.Millisecond))
 		}
+		step := fmt.Sprintf("step %d: %s", sr.Step, what)
+		if err != nil {
+			step += ": " + err.Error()
+		}
+		l.Record(feature.Event{Kind: EventKind, Object: r.drill, State: "step", Detail: step, Values: map[string]float64{"step": float64(sr.Step)}})
 		if err != nil {
 			return fmt.Errorf("step %d (line %d, %s): %w", i+1, s.Line, what, err)
 		}

@@ -209,6 +209,8 @@ func SetRouteFilter(ctx context.Context, l feature.Lab, circuitName string, atta
 			return "", err
 		}
 	}
+	what := map[bool]string{true: "route-filter-attach", false: "route-filter-detach"}[attach]
+	l.Record(feature.Event{Kind: "action", Object: "circuit " + circuitName, State: what, Detail: strings.Join(list, ", ")})
 	if !attach {
 		return fmt.Sprintf("route filter detached from circuit %s's Microsoft peering: the MSEEs send it nothing", circuitName), nil
 	}

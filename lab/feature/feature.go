@@ -129,6 +129,9 @@ type Lab interface {
 	Status() Status
 	// Exec runs argv inside a node and returns its exit status.
 	Exec(ctx context.Context, node string, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error)
+	// Record notes in the lab's journal what erlab did to it (a drill's
+	// step, an action), for erlab events.
+	Record(Event)
 }
 
 // Section is a feature's part of inspect: Data for JSON (under the
@@ -164,6 +167,22 @@ type GraphHook interface {
 type ViewHook interface {
 	Views() []string
 	DrawView(w io.Writer, t *topo.Topology, view, format string) error
+}
+
+// OverlayHook names what of a feature's rides over the lab's links between
+// two nodes (an IPsec tunnel), for a page to draw beside them.
+type OverlayHook interface {
+	Overlays(t *topo.Topology) []Overlay
+}
+
+// Overlay is one such object: its name, its kind (ipsec), the nodes at its
+// ends, and a label for people.
+type Overlay struct {
+	Name  string `json:"name"`
+	Kind  string `json:"kind"`
+	A     string `json:"a"`
+	B     string `json:"b"`
+	Label string `json:"label"`
 }
 
 // EncryptionHook is a feature's part of verify encryption: the targets it

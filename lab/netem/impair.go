@@ -41,6 +41,11 @@ func Impair(ctx context.Context, l feature.Lab, node, iface string, p Params) er
 	if err := apply(h, iface, p); err != nil {
 		return fmt.Errorf("%s:%s: %w", node, iface, err)
 	}
+	what := "impair"
+	if p.Zero() {
+		what = "impair-clear"
+	}
+	l.Record(feature.Event{Node: node, Kind: "action", Object: iface, State: what, Detail: p.String()})
 	return nil
 }
 

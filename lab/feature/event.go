@@ -1,0 +1,91 @@
+package feature
+
+import (
+	"context"
+	"time"
+)
+
+// Event is one change in a running lab, as erlab events prints it and
+// erlab serve streams it. JSON lines of it are a contract (README,
+// "Events"): fields are added, never renamed or removed.
+type Event struct {
+	Time time.Time `json:"time"`
+	// Node is the node the change is in; empty for the lab's own (a
+	// drill).
+	Node string `json:"node,omitempty"`
+	// Kind is what changed: interface, address, route, counters (the
+	// engine's), bgp, bfd, mka, ike, impair (the features'), drill,
+	// action (what erlab did, from the lab's journal).
+	Kind string `json:"kind"`
+	// Object is the thing that changed within the node: an interface, a
+	// prefix, a neighbour's address, a tunnel, a drill.
+	Object string `json:"object"`
+	// State is its state now: up, down, no-carrier, added, removed,
+	// established, idle, secured, step, pass, fail, ...
+	State string `json:"state"`
+	// Detail says more, for people: a route's next hop, a counter's
+	// rates, a drill step's action.
+	Detail string `json:"detail,omitempty"`
+	// Initial marks the state as it was when the watch began (erlab
+	// events --initial-state), not a change.
+	Initial bool `json:"initial,omitempty"`
+	// Values carries numbers a page or a script reads without parsing
+	// Detail: a counter's rx_pps and tx_pps, a session's received and
+	// accepted prefixes.
+	Values map[string]float64 `json:"values,omitempty"`
+}
+
+// WatchHook is a feature's part of erlab events: it reports its objects'
+// changes (BGP sessions and BFD, MKA, IKE, impairments) until ctx is done.
+// With initial, it first reports what each is now. A feature without a
+// kernel notification for its state polls; its events then say when it
+// saw the change, which may be up to its poll interval after it happened.
+type WatchHook interface {
+	Watch(ctx context.Context, l Lab, initial bool, emit func(Event)) error
+}
+
+// Poll reports the changes of a state that has no notification of its
+// own: every interval it reads the objects' current events, and emits
+// those whose state or detail differ from what the last read gave (all of
+// them, marked Initial, on the first read when initial is set), and for
+// an object the last read had and this one lacks, the same event with
+// State gone. It returns when ctx is done.
+func Poll(ctx context.Context, every time.Duration, initial bool, gone string, emit func(Event), read func(context.Context) []Event) {
+	type key struct{ node, kind, object string }
+	last := map[key]Event{}
+	first := true
+	for {
+		now := map[key]Event{}
+		evs := read(ctx)
+		if ctx.Err() != nil {
+			return // a read cut short says nothing of what is gone
+		}
+		for _, e := range evs {
+			k := key{e.Node, e.Kind, e.Object}
+			now[k] = e
+			old, seen := last[k]
+			switch {
+			case first && !initial:
+			case first:
+				e.Initial = true
+				emit(e)
+			case !seen || old.State != e.State || old.Detail != e.Detail:
+				emit(e)
+			}
+		}
+		if !first {
+			for k, e := range last {
+				if _, ok := now[k]; !ok {
+					e.State, e.Detail, e.Values, e.Time = gone, "", nil, time.Time{}
+					emit(e)
+				}
+			}
+		}
+		last, first = now, false
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(every):
+		}
+	}
+}

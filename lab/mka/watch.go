@@ -1,0 +1,39 @@
+package mka
+
+import (
+	"context"
+	"time"
+
+	"github.com/erlab-dev/erlab/lab/feature"
+)
+
+// WatchPoll is how often erlab events asks each port's wpa_supplicant for
+// its MKA status.
+const WatchPoll = time.Second
+
+// Watch implements feature.WatchHook: each MKA port's session (mka, object
+// the MACsec device: secured, or not secured and why).
+func (Feature) Watch(ctx context.Context, l feature.Lab, initial bool, emit func(feature.Event)) error {
+	feature.Poll(ctx, WatchPoll, initial, "gone", emit, func(context.Context) []feature.Event {
+		var out []feature.Event
+		for _, node := range l.Nodes() {
+			var s state
+			if !l.State(Name, node, &s) || l.Stopped(node) {
+				continue
+			}
+			for _, e := range s.Ends {
+				mi, err := mkaState(l.NodeDir(node), e.Port)
+				if err != nil {
+					mi = &Info{Problem: "no keeper: " + err.Error()}
+				}
+				st := "secured"
+				if !mi.Secured {
+					st = "not-secured"
+				}
+				out = append(out, feature.Event{Node: node, Kind: "mka", Object: e.Device, State: st, Detail: mi.summary()})
+			}
+		}
+		return out
+	})
+	return nil
+}
