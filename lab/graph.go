@@ -112,14 +112,7 @@ func (g grapher) linkLabel(l *topo.Link) (string, string) {
 			if !n.Above(i, ep.Iface) {
 				continue
 			}
-			label := i.Name
-			for _, h := range labels {
-				if l, ok := h.GraphLabel(n, i); ok {
-					label = l
-					break
-				}
-			}
-			s += " · " + label
+			s += " · " + stackedLabel(labels, n, i)
 			if len(i.Addresses) > 0 {
 				s += " " + i.Addresses[0].String()
 			}
@@ -183,4 +176,16 @@ func (g grapher) dot(w io.Writer) error {
 	b.WriteString("}\n")
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// stackedLabel is how an interface stacked on a link end is named on a
+// drawing: as its feature names it (a VLAN with its tags, an encrypting
+// device), or by its name.
+func stackedLabel(labels []feature.GraphHook, n *topo.Node, i *topo.Interface) string {
+	for _, h := range labels {
+		if s, ok := h.GraphLabel(n, i); ok {
+			return s
+		}
+	}
+	return i.Name
 }

@@ -70,7 +70,7 @@ func newRoot(g *globals) *cobra.Command {
 	root.SetVersionTemplate("erlab {{.Version}}\n")
 	root.AddCommand(
 		newDeploy(g), newDestroy(g), newInspect(g), newExec(g), newLink(g),
-		newGraph(g), newValidate(g), newExpand(g), newCapabilities(g), newVerify(g), newProbe(g), newDrill(g), newWait(g), newBGP(g), newCapture(g), newMACsec(g), newIPsec(g), newRouteFilter(g),
+		newGraph(g), newValidate(g), newExpand(g), newCapabilities(g), newVerify(g), newProbe(g), newDrill(g), newWait(g), newBGP(g), newCapture(g), newMACsec(g), newIPsec(g), newRouteFilter(g), newEvents(g), newServe(g),
 		newVersion(g),
 	)
 	root.AddCommand(newNodeCommands(g)...)

@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/erlab-dev/erlab/lab/feature"
 	"github.com/erlab-dev/erlab/lab/ipsec/xfrm"
 	"github.com/erlab-dev/erlab/lab/topo"
 )
@@ -394,4 +395,19 @@ func (Feature) CheckTopology(t *topo.Topology, ps topo.Reporter) {
 			}
 		}
 	}
+}
+
+// Overlays implements feature.OverlayHook: each tunnel, between its two
+// nodes.
+func (Feature) Overlays(t *topo.Topology) []feature.Overlay {
+	var out []feature.Overlay
+	for _, tu := range Tunnels(t) {
+		keying := "IKEv2"
+		if tu.Static() {
+			keying = "static keys"
+		}
+		out = append(out, feature.Overlay{Name: tu.Name, Kind: Name, A: tu.A.Node, B: tu.B.Node,
+			Label: fmt.Sprintf("IPsec %s (%s), %s ↔ %s", tu.Algorithm, keying, tu.A.Local, tu.B.Local)})
+	}
+	return out
 }
