@@ -3,6 +3,7 @@ package ipsec_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/erlab-dev/erlab/lab/bgp"
+	"github.com/erlab-dev/erlab/lab/ike"
 	"github.com/erlab-dev/erlab/lab/ipsec"
 	"github.com/erlab-dev/erlab/lab/macsec"
 
@@ -329,6 +331,15 @@ func TestIntegrationTunnelIKENATT(t *testing.T) {
 		"keys: {a: {env: ERLAB_TEST_ESP_A}, b: {env: ERLAB_TEST_ESP_B}}", "ike: {psk: {env: ERLAB_TEST_PSK}}").Replace(s2sLab)
 	top := labtest.Parse(t, src)
 	l := labtest.Deploy(t, top)
+	// erlab events sees the tunnel up at both ends (its IKE SA
+	// established, its CHILD SA installed).
+	evs := labtest.Watch(t, l, lab.WatchOptions{Initial: true})
+	for _, node := range []string{"cpe", "vpngw"} {
+		e := evs.Wait(t, 10*time.Second, node+"'s IKE state", 0, labtest.Is(node, "ike", "s2s", "established"))
+		if !e.Initial || !strings.HasPrefix(e.Detail, "CHILD installed, SPI 0x") {
+			t.Errorf("%s's IKE state: %+v", node, e)
+		}
+	}
 	labtest.Exec(t, l, "host", "ping", "-c2", "-i", "0.2", "-W2", "10.20.0.4")
 	out := labtest.Capture(t, l, "vpngw", "eth1", 2, "udp port 4500", func() { labtest.TryExec(l, "host", "ping", "-c2", "-i", "0.2", "10.20.0.4") })
 	if !strings.Contains(out, "UDP-encap") && !strings.Contains(out, ".4500:") {
@@ -343,4 +354,15 @@ func TestIntegrationTunnelIKENATT(t *testing.T) {
 	} else {
 		t.Logf("verify: %s", res[0].Reason)
 	}
+	// A rekey: events shows the CHILD SA's new SPIs as they come.
+	from := evs.Len()
+	rep, err := ike.Rekey(context.Background(), l, "cpe", "s2s", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spi := fmt.Sprintf("SPI %#x out", rep.SPIAfter)
+	e := evs.Wait(t, 10*time.Second, "the rekeyed CHILD SA's "+spi, from, func(e lab.Event) bool {
+		return labtest.Is("cpe", "ike", "s2s", "established")(e) && strings.Contains(e.Detail, spi)
+	})
+	t.Logf("rekey: %s → %s", fmt.Sprintf("%#x", rep.SPIBefore), e.Detail)
 }

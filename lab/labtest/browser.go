@@ -44,25 +44,7 @@ func Artifact(t testing.TB, name string) string {
 // failed load) fails the test.
 func Browser(t testing.TB, url, shot, probe string, v any) {
 	t.Helper()
-	if KernelTier() {
-		// The host tier has run it: chromium under the microVM's
-		// software emulation would only be slower.
-		t.Skip("browser tests run in the host tier")
-	}
-	RequireTool(t, "node")
-	RequireTool(t, "chromium")
-	root, err := repoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(root, "scripts", "browser")
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "playwright-core")); err != nil {
-		msg := "playwright-core is not installed in scripts/browser (scripts/setup installs it)"
-		if KernelTier() || os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	dir := RequireBrowser(t)
 	// A driver (Playwright's page in hand) is a module; a probe, the body
 	// of a function run in the page.
 	probeFile := filepath.Join(t.TempDir(), "probe.js")
@@ -95,6 +77,33 @@ func Browser(t testing.TB, url, shot, probe string, v any) {
 		t.Fatalf("browser: the probe's result: %v\n%s", err, out.Result)
 	}
 	t.Logf("screenshot of %s: %s", url, shotPath)
+}
+
+// RequireBrowser skips a browser test in the kernel tier (the host tier
+// has run it: chromium under the microVM's software emulation would only
+// be slower), and where chromium, node or playwright-core is missing
+// (fails it in CI, where scripts/setup installs them). A test calls it
+// before it deploys anything; it returns the page driver's directory.
+func RequireBrowser(t testing.TB) string {
+	t.Helper()
+	if KernelTier() {
+		t.Skip("browser tests run in the host tier")
+	}
+	RequireTool(t, "node")
+	RequireTool(t, "chromium")
+	root, err := repoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, "scripts", "browser")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "playwright-core")); err != nil {
+		msg := "playwright-core is not installed in scripts/browser (scripts/setup installs it)"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return dir
 }
 
 // repoRoot is the directory of erlab's go.mod, above the test's own.

@@ -135,7 +135,11 @@ topology:
 	}
 	labtest.Exec(t, l, "ce", "ping", "-c1", "-W2", "10.20.0.1")
 
-	// One side only, with another CAK: nothing passes, and inspect says why.
+	// One side only, with another CAK: nothing passes, and inspect says
+	// why, as erlab events does.
+	evs := labtest.Watch(t, l, lab.WatchOptions{Initial: true})
+	evs.Wait(t, 10*time.Second, "msee's MKA secured", 0, labtest.Is("msee", "mka", "macsec0", "secured"))
+	from := evs.Len()
 	newCAK := strings.Repeat("a7", 16)
 	half, err := mka.Rotate(context.Background(), l, "ce", "eth1", mka.Rotation{CAK: mustHex(newCAK), OneSide: true})
 	if err != nil {
@@ -161,6 +165,12 @@ topology:
 		t.Errorf("the second half of a one-side rotation: %+v", rest)
 	}
 	labtest.WaitPing(t, l, "ce", "192.168.100.130", 60*time.Second)
+	lost := evs.Wait(t, 5*time.Second, "events: msee's MKA not secured, different CAKs", from, func(e lab.Event) bool {
+		return labtest.Is("msee", "mka", "macsec0", "not-secured")(e) && strings.Contains(e.Detail, "different CAKs")
+	})
+	evs.Wait(t, 5*time.Second, "events: msee's MKA secured again", from, func(e lab.Event) bool {
+		return labtest.Is("msee", "mka", "macsec0", "secured")(e) && e.Time.After(lost.Time)
+	})
 
 	// The CAKs are only in wpa_supplicant's configurations, which only
 	// root reads; not in inspect's JSON.

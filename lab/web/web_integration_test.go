@@ -78,7 +78,7 @@ const driver = `export default async function (page) {
 // testdata/serve-er-bgp.png, which the README shows.
 func TestIntegrationServeInBrowser(t *testing.T) {
 	labtest.Integration(t)
-	labtest.RequireTool(t, "chromium")
+	labtest.RequireBrowser(t)
 	top := labtest.Load(t, "../../topologies/er-bgp.yml")
 	l := labtest.Deploy(t, top)
 	ctx, cancel := context.WithCancel(context.Background())
