@@ -2,6 +2,7 @@ package labtest
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -36,6 +37,13 @@ func (e *Events) add(ev lab.Event) { e.mu.Lock(); e.all = append(e.all, ev); e.m
 
 // Len is how many events have come: where a later Wait starts to look.
 func (e *Events) Len() int { e.mu.Lock(); defer e.mu.Unlock(); return len(e.all) }
+
+// Since is every event from index from on.
+func (e *Events) Since(from int) []lab.Event {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.all[min(from, len(e.all)):])
+}
 
 // Wait returns the first event, from index from on, that match accepts,
 // failing the test when none has come within the time given.

@@ -51,11 +51,14 @@ const driver = `export default async function (page) {
   await established(primary);
   out.before = await page.$eval(primary, (l) => ({ state: l.dataset.state, bgp: l.dataset.bgp, pps: Number(l.dataset.pps) }));
   await page.click(primary + ' [data-role=bgp]');
+  // From the click on Pull: how long until the page shows the link down,
+  // its session down, the traffic on the secondary.
+  const t0 = Date.now();
   await page.getByRole('button', { name: 'Pull (link down)' }).click();
-  await page.waitForFunction((sel) => {
-    const l = document.querySelector(sel);
-    return l.dataset.state === 'down' && l.dataset.bgp === 'down';
-  }, primary, { timeout: 15000 });
+  await page.waitForFunction((sel) => document.querySelector(sel).dataset.state === 'down', primary, { timeout: 15000, polling: 20 });
+  out.downMs = Date.now() - t0;
+  await page.waitForFunction((sel) => document.querySelector(sel).dataset.bgp === 'down', primary, { timeout: 15000, polling: 20 });
+  out.bgpMs = Date.now() - t0;
   await page.waitForFunction((sel) => document.querySelector(sel).classList.contains('moving'), secondary, { timeout: 15000 });
   // Settled: msee1 too has moved the traffic back to the site onto the
   // secondary (BFD), and nothing crosses the primary's far side.
@@ -144,6 +147,8 @@ func TestIntegrationServeInBrowser(t *testing.T) {
 		} `json:"drill"`
 		Result string   `json:"result"`
 		Log    []string `json:"log"`
+		DownMS float64  `json:"downMs"`
+		BGPMS  float64  `json:"bgpMs"`
 	}
 	labtest.Browser(t, url, "serve-er-bgp.png", driver, &got)
 	var want []string
@@ -173,6 +178,12 @@ func TestIntegrationServeInBrowser(t *testing.T) {
 	}
 	if got.Secondary.State != "up" || got.Secondary.PPS < 100 {
 		t.Errorf("after the pull the secondary link showed %+v; want the traffic on it", got.Secondary)
+	}
+	// The link's state is the kernel's notification, pushed at once; the
+	// session's is read every 0.5 s (GoBGP has no notification of it).
+	t.Logf("from the click on Pull: the page showed the link down in %.0f ms, its session down in %.0f ms", got.DownMS, got.BGPMS)
+	if got.DownMS > 1000 || got.BGPMS > 3000 {
+		t.Errorf("the page showed the pulled link down after %.0f ms and its session down after %.0f ms; want within 1 s and 3 s", got.DownMS, got.BGPMS)
 	}
 	// The kernel agrees: inspect reads ce1:eth1 down.
 	if i := labtest.Iface(t, labtest.Inspect(t, l), "ce1", "eth1"); i.State != "down" {
