@@ -63,6 +63,11 @@ func (l *Lab) Watch(ctx context.Context, opts WatchOptions, emit func(Event)) er
 		if e.Time.IsZero() {
 			e.Time = time.Now()
 		}
+		if e.Kind == EventAction && e.Object == "node" {
+			// A node stopped or started, perhaps by another erlab: the
+			// features' watches read which nodes run from the state.
+			l.forget()
+		}
 		mu.Lock()
 		defer mu.Unlock()
 		if ctx.Err() == nil {
@@ -87,15 +92,11 @@ func (l *Lab) Watch(ctx context.Context, opts WatchOptions, emit func(Event)) er
 	}
 	run(journal)
 	for _, node := range l.Nodes() {
-		if l.Stopped(node) {
-			continue
-		}
 		ns, err := l.NetNS(node)
 		if err != nil {
 			return err
 		}
-		node := node
-		run(func() error { return watchNode(ctx, node, ns, opts, out) })
+		run(func() error { return followNode(ctx, node, ns, opts, out) })
 	}
 	for _, h := range hooks[feature.WatchHook](&l.opts) {
 		h := h
@@ -113,10 +114,65 @@ func (l *Lab) Watch(ctx context.Context, opts WatchOptions, emit func(Event)) er
 	return nil
 }
 
+// nodeCheck is how often a watch looks whether a node's namespace is
+// still the one it watches.
+const nodeCheck = time.Second
+
+// followNode watches a node's namespace for as long as the watch runs,
+// through stops and starts: a stopped node has none, and a node started
+// again (by erlab start, a drill, or Docker restarting a container) has
+// a new one under the same name, whose state is then reported as
+// changes.
+func followNode(ctx context.Context, node, ns string, opts WatchOptions, emit func(Event)) error {
+	report, initial := opts.Initial, opts.Initial
+	for {
+		if ino, err := kernel.NetNSInode(ns); err == nil {
+			wctx, cancel := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() { done <- watchNode(wctx, node, ns, report, initial, opts.Counters, emit) }()
+			err := waitReplaced(ctx, ns, ino, done)
+			cancel()
+			if err != nil {
+				return err
+			}
+		}
+		report, initial = true, false
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(nodeCheck):
+		}
+	}
+}
+
+// waitReplaced waits until ctx is done or the namespace at ns is no
+// longer ino, and then for its watch to end (done); a watch that fails
+// while its namespace is still there is an error.
+func waitReplaced(ctx context.Context, ns string, ino uint64, done chan error) error {
+	tick := time.NewTicker(nodeCheck)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-done:
+			if now, nerr := kernel.NetNSInode(ns); err != nil && nerr == nil && now == ino {
+				return err
+			}
+			return nil
+		case <-tick.C:
+			if now, err := kernel.NetNSInode(ns); err != nil || now != ino {
+				return nil
+			}
+		}
+	}
+}
+
 // watchNode follows one namespace's interfaces, addresses and routes. It
 // subscribes first and reads the state after, so that a change made in
-// between is reported (perhaps as well as read) rather than missed.
-func watchNode(ctx context.Context, node, ns string, opts WatchOptions, emit func(Event)) error {
+// between is reported (perhaps as well as read) rather than missed. With
+// report it first says what there is (marked initial with initial).
+func watchNode(ctx context.Context, node, ns string, report, initial bool, counterEvery time.Duration, emit func(Event)) error {
 	nsh, err := kernel.Open(ns)
 	if err != nil {
 		return fmt.Errorf("node %s: %w", node, err)
@@ -145,16 +201,16 @@ func watchNode(ctx context.Context, node, ns string, opts WatchOptions, emit fun
 	}
 	defer h.Close()
 	w := &nodeWatch{node: node, emit: emit, h: h, names: map[int]string{}, states: map[string]string{}, routes: map[string]string{}}
-	if err := w.readState(opts.Initial); err != nil {
+	if err := w.readState(report, initial); err != nil {
 		return err
 	}
 	var tick <-chan time.Time
-	if opts.Counters > 0 {
-		t := time.NewTicker(opts.Counters)
+	if counterEvery > 0 {
+		t := time.NewTicker(counterEvery)
 		defer t.Stop()
 		tick = t.C
 	}
-	counters := newCounterWatch(node, ns)
+	counters := &counterWatch{node: node, moving: map[string]bool{}}
 	for {
 		select {
 		case <-ctx.Done():
@@ -179,7 +235,7 @@ func watchNode(ctx context.Context, node, ns string, opts WatchOptions, emit fun
 			}
 			w.route(u.Route, u.Type == unix.RTM_DELROUTE, false)
 		case <-tick:
-			for _, e := range counters.sample() {
+			for _, e := range counters.sample(h) {
 				emit(e)
 			}
 		}
@@ -188,8 +244,8 @@ func watchNode(ctx context.Context, node, ns string, opts WatchOptions, emit fun
 
 // readState reads the interfaces (their names and states, which the
 // changes are told against) and the routes, and with report says what
-// there is now.
-func (w *nodeWatch) readState(report bool) error {
+// there is now (marked initial with initial).
+func (w *nodeWatch) readState(report, initial bool) error {
 	h := w.h
 	links, err := kernel.Dump(func() ([]netlink.Link, error) { return h.LinkList() })
 	if err != nil {
@@ -201,7 +257,7 @@ func (w *nodeWatch) readState(report bool) error {
 		w.names[a.Index] = a.Name
 		w.states[a.Name] = linkState(a)
 		if report && a.Name != "lo" {
-			w.emit(w.linkEvent(a, true))
+			w.emit(w.linkEvent(a, initial))
 		}
 	}
 	if report {
@@ -210,7 +266,7 @@ func (w *nodeWatch) readState(report bool) error {
 			return fmt.Errorf("node %s: %w", w.node, err)
 		}
 		for _, ad := range all {
-			w.addr(netlink.AddrUpdate{LinkAddress: *ad.IPNet, LinkIndex: ad.LinkIndex, NewAddr: true}, true)
+			w.addr(netlink.AddrUpdate{LinkAddress: *ad.IPNet, LinkIndex: ad.LinkIndex, NewAddr: true}, initial)
 		}
 	}
 	rs, err := w.routeList()
@@ -219,7 +275,7 @@ func (w *nodeWatch) readState(report bool) error {
 	}
 	for _, r := range rs {
 		if report {
-			w.route(r, false, true)
+			w.route(r, false, initial)
 		} else if dst, detail, ok := w.describe(r); ok {
 			w.routes[dst] = detail
 		}
@@ -290,6 +346,12 @@ func (w *nodeWatch) link(u netlink.LinkUpdate) bool {
 		delete(w.states, a.Name)
 		w.emit(Event{Node: w.node, Kind: EventInterface, Object: a.Name, State: "removed"})
 		return true
+	}
+	if was, ok := w.names[a.Index]; ok && was != a.Name {
+		// Renamed (erlab stop renames a link end it parks): the name
+		// the lab knows is gone.
+		delete(w.states, was)
+		w.emit(Event{Node: w.node, Kind: EventInterface, Object: was, State: "removed", Detail: "renamed " + a.Name})
 	}
 	w.names[a.Index] = a.Name
 	state := linkState(a)
@@ -404,24 +466,16 @@ func routeProto(p netlink.RouteProtocol) string {
 }
 
 // counterWatch samples a namespace's interface counters and reports the
-// rates of those that moved, and once more (at zero) those that stopped.
+// rates of those that moved, and once more (at zero) those that stopped
+// or are gone.
 type counterWatch struct {
-	node, ns string
-	last     map[string]netlink.LinkStatistics
-	at       time.Time
-	moving   map[string]bool
+	node   string
+	last   map[string]netlink.LinkStatistics
+	at     time.Time
+	moving map[string]bool
 }
 
-func newCounterWatch(node, ns string) *counterWatch {
-	return &counterWatch{node: node, ns: ns, moving: map[string]bool{}}
-}
-
-func (c *counterWatch) sample() []Event {
-	h, err := kernel.RouteHandle(c.ns)
-	if err != nil {
-		return nil
-	}
-	defer h.Close()
+func (c *counterWatch) sample(h *netlink.Handle) []Event {
 	links, err := kernel.Dump(func() ([]netlink.Link, error) { return h.LinkList() })
 	if err != nil {
 		return nil
@@ -456,6 +510,18 @@ func (c *counterWatch) sample() []Event {
 			out = append(out, Event{Time: now, Node: c.node, Kind: EventCounters, Object: n, State: map[bool]string{true: "moving", false: "idle"}[moving],
 				Detail: fmt.Sprintf("rx %.0f pps, tx %.0f pps", rx, tx),
 				Values: map[string]float64{"rx_pps": rx, "tx_pps": tx, "rx_bps": float64(s.RxBytes-prev.RxBytes) * 8 / secs, "tx_bps": float64(s.TxBytes-prev.TxBytes) * 8 / secs}})
+		}
+		var gone []string
+		for n, moving := range c.moving {
+			if _, ok := cur[n]; !ok && moving {
+				gone = append(gone, n)
+			}
+		}
+		sort.Strings(gone)
+		for _, n := range gone {
+			delete(c.moving, n)
+			out = append(out, Event{Time: now, Node: c.node, Kind: EventCounters, Object: n, State: "idle", Detail: "the interface is gone",
+				Values: map[string]float64{"rx_pps": 0, "tx_pps": 0, "rx_bps": 0, "tx_bps": 0}})
 		}
 	}
 	c.last, c.at = cur, now

@@ -115,6 +115,7 @@ func TestIntegrationEvents(t *testing.T) {
 	// steps and its verdict come through the journal; its flow through
 	// the counters.
 	from = evs.Len()
+	drillFrom := from
 	res := drill.Run(ctx, l, drill.Of(top)[0], nil)
 	if !res.Pass {
 		t.Fatalf("the drill: %+v", res)
@@ -129,11 +130,36 @@ func TestIntegrationEvents(t *testing.T) {
 	evs.Wait(t, 5*time.Second, "the drill's verdict", from, func(e lab.Event) bool {
 		return labtest.Is("", "drill", "flap", "pass")(e) && e.Detail == "1 of 1 expectations met"
 	})
+	// r2 stopped and started again by another erlab (another handle on
+	// the lab): its link end goes (parked), the speaker is stopped, and
+	// the node's new namespace is watched once it starts: its interface
+	// up, its session back.
+	from = evs.Len()
+	other := lab.FromTopology(top, l.Options())
+	if _, err := other.StopNodes(ctx, []string{"r2"}, false); err != nil {
+		t.Fatal(err)
+	}
+	evs.Wait(t, 5*time.Second, "r2:eth1 removed (parked)", from, labtest.Is("r2", "interface", "eth1", "removed"))
+	evs.Wait(t, 5*time.Second, "r2's speaker stopped", from, labtest.Is("r2", "bgp", "speaker", "stopped"))
+	started := time.Now()
+	if _, err := other.StartNodes(ctx, []string{"r2"}); err != nil {
+		t.Fatal(err)
+	}
+	up := evs.Wait(t, 10*time.Second, "r2:eth1 up in its new namespace", from, func(e lab.Event) bool {
+		return labtest.Is("r2", "interface", "eth1", "up")(e) && e.Time.After(started)
+	})
+	if up.Initial {
+		t.Errorf("r2:eth1 up after the start is marked initial: %+v", up)
+	}
+	evs.Wait(t, 30*time.Second, "r2's session back", from, func(e lab.Event) bool {
+		return labtest.Is("r2", "bgp", "10.0.0.1", "established")(e) && e.Time.After(started)
+	})
+
 	// The counters while the flow ran (a sample may hold part of an
 	// interval: its start, its end): their median is the flow's rate.
-	evs.Wait(t, 5*time.Second, "r1:eth2 carrying the flow", from, labtest.Is("r1", "counters", "eth2", "moving"))
+	evs.Wait(t, 5*time.Second, "r1:eth2 carrying the flow", drillFrom, labtest.Is("r1", "counters", "eth2", "moving"))
 	var rx []float64
-	for _, e := range evs.Since(from) {
+	for _, e := range evs.Since(drillFrom) {
 		if labtest.Is("r1", "counters", "eth2", "moving")(e) {
 			rx = append(rx, e.Values["rx_pps"])
 		}

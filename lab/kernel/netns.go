@@ -159,6 +159,10 @@ func NetNSExists(name string) bool {
 	return err == nil
 }
 
+// NetNSInode is the identity of the namespace mounted at a name now: a
+// namespace deleted and made again under the same name has another.
+func NetNSInode(name string) (uint64, error) { return netNSInode(NetNSPath(name)) }
+
 // netNSInode returns the nsfs inode of the namespace at path; it fails for a
 // plain file (a creation cut short).
 func netNSInode(path string) (uint64, error) {

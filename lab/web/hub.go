@@ -35,7 +35,9 @@ func (h *hub) publish(e lab.Event) {
 	switch {
 	case e.Kind == "drill" || e.Kind == lab.EventAction:
 		// Not a state: what happened, once.
-	case e.State == "removed" || e.State == "gone" || e.State == "cleared":
+	case e.State == "removed" && e.Kind != lab.EventInterface, e.State == "gone", e.State == "cleared":
+		// An interface removed stays a state: a link end that is not
+		// there (its node stopped) is a link down.
 		delete(h.state, k)
 	default:
 		s := e

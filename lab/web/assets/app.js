@@ -161,7 +161,9 @@ function apply(e) {
   const at = `${e.node}:${e.object}`;
   switch (e.kind) {
     case 'interface':
-      if (e.state === 'removed') delete ifState[at]; else ifState[at] = e.state;
+      // A removed end (its node stopped: parked) is a link down.
+      ifState[at] = e.state;
+      if (e.state === 'removed') delete rates[at];
       refreshLinks();
       break;
     case 'counters':
@@ -198,7 +200,7 @@ function refreshLinks() {
     const gEl = linkEls[l.id];
     const a = ifState[`${l.a.node}:${l.a.iface}`] || 'up', b = ifState[`${l.b.node}:${l.b.iface}`] || 'up';
     let state = 'up';
-    if (a === 'down' || b === 'down') state = 'down';
+    if (a === 'down' || b === 'down' || a === 'removed' || b === 'removed') state = 'down';
     else if (a !== 'up' || b !== 'up') state = 'no-carrier';
     gEl.setAttribute('data-state', state);
     gEl.setAttribute('aria-label', `link ${l.a.node}:${l.a.iface} to ${l.b.node}:${l.b.iface}, ${state}`);
