@@ -22,8 +22,8 @@ import (
 // prints and erlab serve streams.
 type Event = feature.Event
 
-// The kinds of event the engine reports itself; features report theirs
-// (bgp, bfd, mka, ike, impair) and the journal what erlab did (drill,
+// The kinds of event the engine reports itself; features report their
+// own (feature.WatchHook) and the journal what erlab did (drill,
 // action).
 const (
 	EventInterface = "interface"
@@ -49,7 +49,7 @@ type WatchOptions struct {
 // node's namespace, interfaces going up, down or losing carrier, addresses
 // and routes added and removed (the kernel's own notifications, so each
 // event carries the moment the kernel made the change); what the features
-// watch (BGP sessions and BFD, MKA, IKE, impairments); and what erlab did
+// watch (feature.WatchHook); and what erlab did
 // to the lab meanwhile, from its journal (drill steps and results, links
 // pulled). emit is called from one goroutine at a time.
 func (l *Lab) Watch(ctx context.Context, opts WatchOptions, emit func(Event)) error {

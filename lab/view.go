@@ -34,8 +34,9 @@ type ViewLink struct {
 	ID string  `json:"id"`
 	A  ViewEnd `json:"a"`
 	B  ViewEnd `json:"b"`
-	// Protected names the layer that encrypts what the link carries
-	// (MACsec), empty when nothing does.
+	// Protected names the layer that encrypts what the link carries (an
+	// interface's PayloadLayer, as its feature names it), empty when
+	// nothing does.
 	Protected string `json:"protected,omitempty"`
 }
 

@@ -14,8 +14,8 @@ type Event struct {
 	// drill).
 	Node string `json:"node,omitempty"`
 	// Kind is what changed: interface, address, route, counters (the
-	// engine's), bgp, bfd, mka, ike, impair (the features'), drill,
-	// action (what erlab did, from the lab's journal).
+	// engine's), a feature's own kinds (its WatchHook's), drill, action
+	// (what erlab did, from the lab's journal).
 	Kind string `json:"kind"`
 	// Object is the thing that changed within the node: an interface, a
 	// prefix, a neighbour's address, a tunnel, a drill.
@@ -36,7 +36,8 @@ type Event struct {
 }
 
 // WatchHook is a feature's part of erlab events: it reports its objects'
-// changes (BGP sessions and BFD, MKA, IKE, impairments) until ctx is done.
+// changes (a routing session, a keying protocol's state) until ctx is
+// done.
 // With initial, it first reports what each is now. A feature without a
 // kernel notification for its state polls; its events then say when it
 // saw the change, which may be up to its poll interval after it happened.
