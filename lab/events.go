@@ -404,6 +404,11 @@ func (w *nodeWatch) route(r netlink.Route, removed, initial bool) {
 		state = "removed"
 		delete(w.routes, dst)
 	} else {
+		// A replace that changes nothing (a BGP agent installing the same
+		// next hops again) is no change to report.
+		if old, ok := w.routes[dst]; ok && old == detail && !initial {
+			return
+		}
 		w.routes[dst] = detail
 	}
 	w.emit(Event{Node: w.node, Kind: EventRoute, Object: dst, State: state, Initial: initial, Detail: detail})

@@ -8,6 +8,7 @@ package bgp
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -90,7 +91,7 @@ func startSpeakers(t *testing.T, cfgs ...Config) []*testSpeaker {
 				p.Transport.LocalAddress, p.Transport.RemotePort = c.RouterID.String(), port
 			}
 		}
-		if err := configure(context.Background(), s, c, rebind); err != nil {
+		if err := configure(t.Context(), s, c, slog.New(slog.DiscardHandler), rebind); err != nil {
 			t.Fatalf("speaker %s: %v", c.RouterID, err)
 		}
 		conn, err := grpc.NewClient(sock, grpc.WithTransportCredentials(insecure.NewCredentials()))

@@ -57,7 +57,7 @@ func runSpeaker(ctx context.Context, cfg AgentConfig, log *slog.Logger) error {
 	go s.Serve()
 	defer s.Stop()
 
-	if err := configure(ctx, s, cfg.BGP, nil); err != nil {
+	if err := configure(ctx, s, cfg.BGP, log, nil); err != nil {
 		return err
 	}
 	conn, err := grpc.NewClient(GRPCAddress, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -94,11 +94,12 @@ func runSpeaker(ctx context.Context, cfg AgentConfig, log *slog.Logger) error {
 	return nil
 }
 
-// configure starts BGP and adds policies and neighbours. The agent passes
-// a nil rebind. Unit tests, which run several speakers in one process and
+// configure starts BGP and adds policies and neighbours, each resent the
+// table once its session is up (resyncOnEstablish). The agent passes a nil
+// rebind. Unit tests, which run several speakers in one process and
 // cannot bind port 179 without root, pass one that moves the speaker and
 // its sessions to an address and port of lo of their own.
-func configure(ctx context.Context, s *server.BgpServer, b Config, rebind func(*api.Global, []*api.Peer)) error {
+func configure(ctx context.Context, s *server.BgpServer, b Config, log *slog.Logger, rebind func(*api.Global, []*api.Peer)) error {
 	g := &api.Global{Asn: b.ASN, RouterId: b.RouterID.String(), ListenPort: 179, UseMultiplePaths: b.Multipath}
 	peers := make([]*api.Peer, len(b.Neighbors))
 	for i, n := range b.Neighbors {
@@ -112,6 +113,9 @@ func configure(ctx context.Context, s *server.BgpServer, b Config, rebind func(*
 	}
 	if err := applyPolicies(ctx, s, b); err != nil {
 		return err
+	}
+	if err := resyncOnEstablish(ctx, s, log); err != nil {
+		return fmt.Errorf("watch sessions: %w", err)
 	}
 	for i, p := range peers {
 		if err := s.AddPeer(ctx, &api.AddPeerRequest{Peer: p}); err != nil {
