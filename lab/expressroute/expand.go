@@ -26,14 +26,15 @@ type bridgeOut struct {
 }
 
 type ifOut struct {
-	Addresses    []string `yaml:"addresses,omitempty"`
-	MTU          int      `yaml:"mtu,omitempty"`
-	Parent       string   `yaml:"parent,omitempty"`
-	VLAN         int      `yaml:"vlan,omitempty"`
-	VLANProtocol string   `yaml:"vlan-protocol,omitempty"`
-	Peering      string   `yaml:"peering,omitempty"`
-	Access       int      `yaml:"access,omitempty"`
-	Trunk        []int    `yaml:"trunk,omitempty"`
+	Addresses    []string   `yaml:"addresses,omitempty"`
+	MTU          int        `yaml:"mtu,omitempty"`
+	Parent       string     `yaml:"parent,omitempty"`
+	VLAN         int        `yaml:"vlan,omitempty"`
+	VLANProtocol string     `yaml:"vlan-protocol,omitempty"`
+	Peering      string     `yaml:"peering,omitempty"`
+	Access       int        `yaml:"access,omitempty"`
+	Trunk        []int      `yaml:"trunk,omitempty"`
+	Impair       *impairOut `yaml:"impair,omitempty"`
 }
 
 type routeOut struct {
@@ -629,9 +630,11 @@ func (b *builder) circuit(c *circuit) {
 			parent := c.port.parent
 			if c.port.encap == "qinq" {
 				// Both tags are 802.1Q (0x8100) on ExpressRoute Direct
-				// (model: "for QinQ both tags use EtherType 0x8100").
+				// (model: "for QinQ both tags use EtherType 0x8100"). The
+				// S-tag's subinterface is the circuit's own: its bandwidth
+				// is a rate limit there, each side's egress.
 				for side, node := range []string{ce, ms} {
-					b.nodes[node].iface(fmt.Sprintf("%s.%d", parent[side], c.sTag), ifOut{VLANProtocol: "802.1Q"})
+					b.nodes[node].iface(fmt.Sprintf("%s.%d", parent[side], c.sTag), ifOut{VLANProtocol: "802.1Q", Impair: c.rateLimit().Impair})
 				}
 				custIf = func(v int) string { return inner(parent[0], c.sTag, v) }
 				mseeIf = func(v int) string { return inner(parent[1], c.sTag, v) }
@@ -661,6 +664,11 @@ func (b *builder) circuit(c *circuit) {
 			}
 			if c.port != nil {
 				ci.MTU, mi.MTU = 1500, 1500 // model: "IP MTU 1500"
+				if c.port.encap == "dot1q" {
+					// A Dot1Q port gives a circuit no interface of its
+					// own: each peering's VLAN is held to its bandwidth.
+					ci.Impair, mi.Impair = c.rateLimit().Impair, c.rateLimit().Impair
+				}
 			}
 			b.subif(cust, custIf(vlan), ci)
 			b.subif(ms, mseeIf(vlan), mi)
@@ -788,9 +796,9 @@ func (b *builder) microsoftNetwork() {
 	}
 }
 
-// rateLimit is the circuit's bandwidth as a rate limit (tbf) on the
-// customer's link to the provider. A Direct circuit's shares its port
-// with the other circuits on the pair and is not limited.
+// rateLimit is the circuit's bandwidth as a rate limit (tbf): on the
+// customer's link to the provider, or on a Direct circuit's subinterfaces
+// of the port pair (the S-tag's with QinQ, each peering's with Dot1Q).
 func (c *circuit) rateLimit() linkOut {
 	if c.spec.Bandwidth == "" {
 		return linkOut{}

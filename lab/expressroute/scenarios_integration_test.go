@@ -118,6 +118,15 @@ func TestIntegrationScenarioDirectCircuits(t *testing.T) {
 	if checked := verified(t, l); checked != 2 {
 		t.Errorf("verify encryption checked %d links, want the two ports", checked)
 	}
+	// Each circuit's bandwidth holds its S-tag's subinterface, each side's
+	// egress (the rate itself is TestIntegrationImpairRate's to measure).
+	for _, node := range []string{"direct-ce1", "direct-ce2", "direct-msee1", "direct-msee2"} {
+		for dev, rate := range map[string]string{"macsec0.10": "rate 5Gbit", "macsec0.20": "rate 1Gbit"} {
+			if got := labtest.Exec(t, l, node, "tc", "qdisc", "show", "dev", dev, "root"); !strings.Contains(got, "qdisc tbf") || !strings.Contains(got, rate) {
+				t.Errorf("%s:%s: want its circuit's bandwidth as tbf %s:\n%s", node, dev, rate, got)
+			}
+		}
+	}
 	out := labtest.Capture(t, l, "direct-msee1", "eth1", 1, "ether proto 0x88e5", func() {
 		labtest.TryExec(l, "hq-host", "ping", "-c1", "-W2", "10.20.0.4")
 	})
