@@ -38,8 +38,8 @@ var (
 func runSpeaker(ctx context.Context, cfg AgentConfig, log *slog.Logger) error {
 	// Every router runs a speaker: collect garbage sooner than Go's default
 	// (GOGC=100 lets the heap grow to twice what is live). Measured with 50
-	// routers: 30.6 MB PSS per agent at the default, 22 MB at 25 — under
-	// FRR's zebra + bgpd + bfdd. GOGC in the environment still wins.
+	// routers in one session: 30.6 MB PSS per agent at the default, 22 MB
+	// at 25. GOGC in the environment still wins.
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(25)
 	}
