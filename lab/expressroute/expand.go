@@ -667,7 +667,8 @@ func (b *builder) circuit(c *circuit) {
 				if c.port.encap == "dot1q" {
 					// A Dot1Q port gives a circuit no interface of its
 					// own: each peering's VLAN is held to its bandwidth.
-					ci.Impair, mi.Impair = c.rateLimit().Impair, c.rateLimit().Impair
+					lim := c.rateLimit().Impair
+					ci.Impair, mi.Impair = lim, lim
 				}
 			}
 			b.subif(cust, custIf(vlan), ci)

@@ -90,3 +90,18 @@ func Poll(ctx context.Context, every time.Duration, initial bool, gone string, e
 		}
 	}
 }
+
+// PollNodes is Poll over the nodes of the lab that run: read gives one
+// node's events (nil for a node the feature has nothing on), and a stopped
+// node gives none, so that its objects are reported gone.
+func PollNodes(ctx context.Context, l Lab, every time.Duration, initial bool, gone string, emit func(Event), read func(ctx context.Context, node string) []Event) {
+	Poll(ctx, every, initial, gone, emit, func(ctx context.Context) []Event {
+		var out []Event
+		for _, node := range l.Nodes() {
+			if !l.Stopped(node) {
+				out = append(out, read(ctx, node)...)
+			}
+		}
+		return out
+	})
+}

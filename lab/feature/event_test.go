@@ -47,3 +47,37 @@ func TestPoll(t *testing.T) {
 		}
 	}
 }
+
+// nodesLab is a Lab of two nodes, r2 stopped from the second read on.
+type nodesLab struct {
+	Lab
+	reads *int
+}
+
+func (nodesLab) Nodes() []string            { return []string{"r1", "r2"} }
+func (l nodesLab) Stopped(node string) bool { return node == "r2" && *l.reads > 1 }
+
+// TestPollNodes: each running node is read; a node stopped gives nothing,
+// so its objects are reported gone, and the others' are not.
+func TestPollNodes(t *testing.T) {
+	reads := 0
+	ctx, cancel := context.WithCancel(context.Background())
+	var got []Event
+	var readNodes []string
+	PollNodes(ctx, nodesLab{reads: &reads}, time.Millisecond, false, "gone", func(e Event) { got = append(got, e) }, func(_ context.Context, node string) []Event {
+		readNodes = append(readNodes, node)
+		if node == "r1" {
+			reads++
+			if reads == 3 {
+				cancel()
+			}
+		}
+		return []Event{{Node: node, Kind: "mka", Object: "macsec0", State: "secured"}}
+	})
+	if d := cmp.Diff([]string{"r1", "r2", "r1", "r1"}, readNodes); d != "" {
+		t.Errorf("nodes read (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff([]Event{{Node: "r2", Kind: "mka", Object: "macsec0", State: "gone"}}, got); d != "" {
+		t.Errorf("events (-want +got):\n%s", d)
+	}
+}

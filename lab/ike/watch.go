@@ -18,34 +18,31 @@ const WatchPoll = time.Second
 // each tunnel (ike, object the tunnel: "established, CHILD installed", or
 // why not), and a charon that does not answer.
 func (Feature) Watch(ctx context.Context, l feature.Lab, initial bool, emit func(feature.Event)) error {
-	feature.Poll(ctx, WatchPoll, initial, "gone", emit, func(context.Context) []feature.Event {
+	feature.PollNodes(ctx, l, WatchPoll, initial, "gone", emit, func(_ context.Context, node string) []feature.Event {
+		in, ok := conns(l, node)
+		if !ok {
+			return nil
+		}
+		infos, err := Status(in)
+		if err != nil {
+			return []feature.Event{{Node: node, Kind: "ike", Object: "charon", State: "unreachable", Detail: err.Error()}}
+		}
+		byName := map[string]ConnInfo{}
+		for _, ci := range infos {
+			byName[ci.Name] = ci
+		}
 		var out []feature.Event
-		for _, node := range l.Nodes() {
-			in, ok := conns(l, node)
-			if !ok || l.Stopped(node) {
-				continue
+		for _, c := range in.Conns {
+			ci := byName[c.Name]
+			state := strings.ToLower(ci.IKEState)
+			if state == "" {
+				state = "none"
 			}
-			infos, err := Status(in)
-			if err != nil {
-				out = append(out, feature.Event{Node: node, Kind: "ike", Object: "charon", State: "unreachable", Detail: err.Error()})
-				continue
+			detail := "no CHILD SA"
+			if _, child := ci.Active(); child != nil {
+				detail = fmt.Sprintf("CHILD %s, SPI %#x out, %#x in", strings.ToLower(child.State), child.SPIOut, child.SPIIn)
 			}
-			byName := map[string]ConnInfo{}
-			for _, ci := range infos {
-				byName[ci.Name] = ci
-			}
-			for _, c := range in.Conns {
-				ci := byName[c.Name]
-				state := strings.ToLower(ci.IKEState)
-				if state == "" {
-					state = "none"
-				}
-				detail := "no CHILD SA"
-				if _, child := ci.Active(); child != nil {
-					detail = fmt.Sprintf("CHILD %s, SPI %#x out, %#x in", strings.ToLower(child.State), child.SPIOut, child.SPIIn)
-				}
-				out = append(out, feature.Event{Node: node, Kind: "ike", Object: c.Name, State: state, Detail: detail})
-			}
+			out = append(out, feature.Event{Node: node, Kind: "ike", Object: c.Name, State: state, Detail: detail})
 		}
 		return out
 	})

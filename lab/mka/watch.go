@@ -14,24 +14,22 @@ const WatchPoll = time.Second
 // Watch implements feature.WatchHook: each MKA port's session (mka, object
 // the MACsec device: secured, or not secured and why).
 func (Feature) Watch(ctx context.Context, l feature.Lab, initial bool, emit func(feature.Event)) error {
-	feature.Poll(ctx, WatchPoll, initial, "gone", emit, func(context.Context) []feature.Event {
+	feature.PollNodes(ctx, l, WatchPoll, initial, "gone", emit, func(_ context.Context, node string) []feature.Event {
+		var s state
+		if !l.State(Name, node, &s) {
+			return nil
+		}
 		var out []feature.Event
-		for _, node := range l.Nodes() {
-			var s state
-			if !l.State(Name, node, &s) || l.Stopped(node) {
-				continue
+		for _, e := range s.Ends {
+			mi, err := mkaState(l.NodeDir(node), e.Port)
+			if err != nil {
+				mi = &Info{Problem: "no keeper: " + err.Error()}
 			}
-			for _, e := range s.Ends {
-				mi, err := mkaState(l.NodeDir(node), e.Port)
-				if err != nil {
-					mi = &Info{Problem: "no keeper: " + err.Error()}
-				}
-				st := "secured"
-				if !mi.Secured {
-					st = "not-secured"
-				}
-				out = append(out, feature.Event{Node: node, Kind: "mka", Object: e.Device, State: st, Detail: mi.summary()})
+			st := "secured"
+			if !mi.Secured {
+				st = "not-secured"
 			}
+			out = append(out, feature.Event{Node: node, Kind: "mka", Object: e.Device, State: st, Detail: mi.summary()})
 		}
 		return out
 	})

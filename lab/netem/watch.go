@@ -18,32 +18,29 @@ const WatchPoll = time.Second
 // (impair, "set", what it is) or taken off it ("cleared"), whoever did it,
 // read from the kernel as inspect reads it.
 func (Feature) Watch(ctx context.Context, l feature.Lab, initial bool, emit func(feature.Event)) error {
-	feature.Poll(ctx, WatchPoll, initial, "cleared", emit, func(context.Context) []feature.Event {
+	feature.PollNodes(ctx, l, WatchPoll, initial, "cleared", emit, func(_ context.Context, node string) []feature.Event {
+		ns, err := l.NetNS(node)
+		if err != nil {
+			return nil
+		}
+		// Read afresh, not through l.Links: that keeps what an Inspect on
+		// this handle read, and a node restarted since has new interfaces.
+		h, err := kernel.RouteHandle(ns)
+		if err != nil {
+			return nil
+		}
+		links, err := kernel.Dump(func() ([]netlink.Link, error) { return h.LinkList() })
+		h.Close()
+		if err != nil {
+			return nil
+		}
+		infos, err := readNode(ns, links)
+		if err != nil {
+			return nil
+		}
 		var out []feature.Event
-		for _, node := range l.Nodes() {
-			if l.Stopped(node) {
-				continue
-			}
-			ns, err := l.NetNS(node)
-			if err != nil {
-				continue
-			}
-			h, err := kernel.RouteHandle(ns)
-			if err != nil {
-				continue
-			}
-			links, err := kernel.Dump(func() ([]netlink.Link, error) { return h.LinkList() })
-			h.Close()
-			if err != nil {
-				continue
-			}
-			infos, err := readNode(ns, links)
-			if err != nil {
-				continue
-			}
-			for _, in := range infos {
-				out = append(out, feature.Event{Node: node, Kind: "impair", Object: in.Interface, State: "set", Detail: in.Qdisc + " " + in.Params.String()})
-			}
+		for _, in := range infos {
+			out = append(out, feature.Event{Node: node, Kind: "impair", Object: in.Interface, State: "set", Detail: in.Qdisc + " " + in.Params.String()})
 		}
 		return out
 	})
