@@ -43,6 +43,10 @@ type WatchOptions struct {
 	// interfaces that carried something, and each once more when it
 	// stops.
 	Counters time.Duration
+	// Ready, when set, is called once, when every node's namespace is
+	// watched and every feature has read its state: a change made after
+	// it is reported. (erlab events prints its table's header then.)
+	Ready func()
 }
 
 // Watch reports the lab's changes to emit until ctx is done: in each
@@ -90,17 +94,40 @@ func (l *Lab) Watch(ctx context.Context, opts WatchOptions, emit func(Event)) er
 			}
 		}()
 	}
+	nodes, watchHooks := l.Nodes(), hooks[feature.WatchHook](&l.opts)
+	var pending sync.WaitGroup // the node and feature watches not yet ready
+	pending.Add(len(nodes) + len(watchHooks))
+	readyOnce := func() func() {
+		var once sync.Once
+		return func() { once.Do(pending.Done) }
+	}
 	run(journal)
-	for _, node := range l.Nodes() {
+	for _, node := range nodes {
 		ns, err := l.NetNS(node)
 		if err != nil {
 			return err
 		}
-		run(func() error { return followNode(ctx, node, ns, opts, out) })
+		ready := readyOnce()
+		run(func() error { defer ready(); return followNode(ctx, node, ns, opts, out, ready) })
 	}
-	for _, h := range hooks[feature.WatchHook](&l.opts) {
-		h := h
-		run(func() error { return h.Watch(ctx, l, opts.Initial, out) })
+	for _, h := range watchHooks {
+		ready := readyOnce()
+		run(func() error {
+			defer ready()
+			return h.Watch(ctx, l, feature.Watcher{Initial: opts.Initial, Emit: out, Ready: ready})
+		})
+	}
+	if opts.Ready != nil {
+		// Every watch's ready is told by the time it returns, so this
+		// ends before Watch does.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pending.Wait()
+			if ctx.Err() == nil {
+				opts.Ready()
+			}
+		}()
 	}
 	select {
 	case <-ctx.Done():
@@ -123,19 +150,23 @@ const nodeCheck = time.Second
 // again (by erlab start, a drill, or Docker restarting a container) has
 // a new one under the same name, whose state is then reported as
 // changes.
-func followNode(ctx context.Context, node, ns string, opts WatchOptions, emit func(Event)) error {
+//
+// ready is told once the first namespace's state is read, or at once
+// when the node has none (stopped): a change after it is reported.
+func followNode(ctx context.Context, node, ns string, opts WatchOptions, emit func(Event), ready func()) error {
 	report, initial := opts.Initial, opts.Initial
 	for {
 		if ino, err := kernel.NetNSInode(ns); err == nil {
 			wctx, cancel := context.WithCancel(ctx)
 			done := make(chan error, 1)
-			go func() { done <- watchNode(wctx, node, ns, report, initial, opts.Counters, emit) }()
+			go func() { done <- watchNode(wctx, node, ns, report, initial, opts.Counters, emit, ready) }()
 			err := waitReplaced(ctx, ns, ino, done)
 			cancel()
 			if err != nil {
 				return err
 			}
 		}
+		ready()
 		report, initial = true, false
 		select {
 		case <-ctx.Done():
@@ -172,7 +203,8 @@ func waitReplaced(ctx context.Context, ns string, ino uint64, done chan error) e
 // subscribes first and reads the state after, so that a change made in
 // between is reported (perhaps as well as read) rather than missed. With
 // report it first says what there is (marked initial with initial).
-func watchNode(ctx context.Context, node, ns string, report, initial bool, counterEvery time.Duration, emit func(Event)) error {
+// It tells ready once the state is read.
+func watchNode(ctx context.Context, node, ns string, report, initial bool, counterEvery time.Duration, emit func(Event), ready func()) error {
 	nsh, err := kernel.Open(ns)
 	if err != nil {
 		return fmt.Errorf("node %s: %w", node, err)
@@ -204,6 +236,7 @@ func watchNode(ctx context.Context, node, ns string, report, initial bool, count
 	if err := w.readState(report, initial); err != nil {
 		return err
 	}
+	ready()
 	var tick <-chan time.Time
 	if counterEvery > 0 {
 		t := time.NewTicker(counterEvery)

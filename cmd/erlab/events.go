@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -25,7 +26,8 @@ object: interfaces up, down or without carrier, addresses and routes added and r
 kernel's own notifications, in every node's namespace); BGP sessions and BFD, MKA and IKE state,
 impairments set and cleared (read every 0.5 to 1 s: the event comes when erlab saw the change);
 and what erlab did meanwhile: links pulled, nodes stopped, drills' steps, checks and results.
---initial-state prints the state of everything first, marked initial; --counters 1s adds each
+The table's header comes once every node and feature is watched: a change made after it is
+reported. --initial-state prints the state of everything first, marked initial; --counters 1s adds each
 moving interface's packet rates at that interval. It runs until interrupted, or for --duration.
 
 --format json writes one JSON object per line (README, "Events": time, node, kind, object,
@@ -48,10 +50,7 @@ state, detail, initial, values).`,
 				defer cancel()
 			}
 			enc := json.NewEncoder(g.stdout)
-			if flags.format == "table" {
-				fmt.Fprintf(g.stdout, "%-12s  %-14s  %-9s  %-20s  %-12s  %s\n", "TIME", "NODE", "KIND", "OBJECT", "STATE", "DETAIL")
-			}
-			err = l.Watch(ctx, lab.WatchOptions{Initial: flags.initial, Counters: flags.counters}, func(e lab.Event) {
+			line := func(e lab.Event) {
 				if flags.format == "json" {
 					enc.Encode(e)
 					return
@@ -61,7 +60,40 @@ state, detail, initial, values).`,
 					state += " (now)"
 				}
 				fmt.Fprintf(g.stdout, "%-12s  %-14s  %-9s  %-20s  %-12s  %s\n", e.Time.Format("15:04:05.000"), orDash(e.Node), e.Kind, e.Object, state, e.Detail)
+			}
+			// The table's header comes when the watch is ready, so that a
+			// user (or a script) who acts once it shows knows the change
+			// will be reported; what came before it (the initial state)
+			// follows it.
+			var mu sync.Mutex
+			ready, early := flags.format == "json", []lab.Event(nil)
+			flush := func() {
+				mu.Lock()
+				defer mu.Unlock()
+				if ready {
+					return
+				}
+				if flags.format == "table" {
+					fmt.Fprintf(g.stdout, "%-12s  %-14s  %-9s  %-20s  %-12s  %s\n", "TIME", "NODE", "KIND", "OBJECT", "STATE", "DETAIL")
+				}
+				for _, e := range early {
+					line(e)
+				}
+				ready, early = true, nil
+			}
+			opts := lab.WatchOptions{Initial: flags.initial, Counters: flags.counters, Ready: flush}
+			err = l.Watch(ctx, opts, func(e lab.Event) {
+				mu.Lock()
+				defer mu.Unlock()
+				if !ready {
+					early = append(early, e)
+					return
+				}
+				line(e)
 			})
+			if err == nil {
+				flush() // a watch cut short before it was ready: what it saw
+			}
 			if ctx.Err() != nil {
 				return nil // interrupted, or the duration is up: the stream's end
 			}

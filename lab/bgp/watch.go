@@ -16,7 +16,7 @@ const WatchPoll = 500 * time.Millisecond
 // Watch implements feature.WatchHook: each router's sessions (bgp: their
 // state, why one is held down, the prefixes accepted) and their BFD (bfd),
 // and a speaker that does not answer (bgp, object "speaker").
-func (Feature) Watch(ctx context.Context, l feature.Lab, initial bool, emit func(feature.Event)) error {
+func (Feature) Watch(ctx context.Context, l feature.Lab, w feature.Watcher) error {
 	t := l.Topology()
 	if t == nil {
 		return nil
@@ -30,7 +30,7 @@ func (Feature) Watch(ctx context.Context, l feature.Lab, initial bool, emit func
 	if len(routers) == 0 {
 		return nil
 	}
-	feature.Poll(ctx, WatchPoll, initial, "gone", emit, func(ctx context.Context) []feature.Event {
+	feature.Poll(ctx, WatchPoll, "gone", w, func(ctx context.Context) []feature.Event {
 		var out []feature.Event
 		for _, node := range routers {
 			if l.Stopped(node) {

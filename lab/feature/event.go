@@ -36,22 +36,42 @@ type Event struct {
 }
 
 // WatchHook is a feature's part of erlab events: it reports its objects'
-// changes (a routing session, a keying protocol's state) until ctx is
-// done.
-// With initial, it first reports what each is now. A feature without a
+// changes (a routing session, a keying protocol's state) to w until ctx
+// is done.
+// With w.Initial, it first reports what each is now. A feature without a
 // kernel notification for its state polls; its events then say when it
 // saw the change, which may be up to its poll interval after it happened.
 type WatchHook interface {
-	Watch(ctx context.Context, l Lab, initial bool, emit func(Event)) error
+	Watch(ctx context.Context, l Lab, w Watcher) error
+}
+
+// Watcher is where a WatchHook reports.
+type Watcher struct {
+	// Initial asks for every object's state first, marked Initial.
+	Initial bool
+	// Emit reports an event.
+	Emit func(Event)
+	// Ready, when set, is told once the hook has read its objects' state,
+	// which later changes are told against: a change after it is
+	// reported. A hook that returns is taken as ready too.
+	Ready func()
+}
+
+// ready tells w's Ready, if it has one.
+func (w Watcher) ready() {
+	if w.Ready != nil {
+		w.Ready()
+	}
 }
 
 // Poll reports the changes of a state that has no notification of its
 // own: every interval it reads the objects' current events, and emits
 // those whose state or detail differ from what the last read gave (all of
-// them, marked Initial, on the first read when initial is set), and for
+// them, marked Initial, on the first read when w.Initial is set), and for
 // an object the last read had and this one lacks, the same event with
-// State gone. It returns when ctx is done.
-func Poll(ctx context.Context, every time.Duration, initial bool, gone string, emit func(Event), read func(context.Context) []Event) {
+// State gone. The first read done, it tells w it is ready. It returns
+// when ctx is done.
+func Poll(ctx context.Context, every time.Duration, gone string, w Watcher, read func(context.Context) []Event) {
 	type key struct{ node, kind, object string }
 	last := map[key]Event{}
 	first := true
@@ -66,21 +86,23 @@ func Poll(ctx context.Context, every time.Duration, initial bool, gone string, e
 			now[k] = e
 			old, seen := last[k]
 			switch {
-			case first && !initial:
+			case first && !w.Initial:
 			case first:
 				e.Initial = true
-				emit(e)
+				w.Emit(e)
 			case !seen || old.State != e.State || old.Detail != e.Detail:
-				emit(e)
+				w.Emit(e)
 			}
 		}
 		if !first {
 			for k, e := range last {
 				if _, ok := now[k]; !ok {
 					e.State, e.Detail, e.Values, e.Time = gone, "", nil, time.Time{}
-					emit(e)
+					w.Emit(e)
 				}
 			}
+		} else {
+			w.ready()
 		}
 		last, first = now, false
 		select {
@@ -94,8 +116,8 @@ func Poll(ctx context.Context, every time.Duration, initial bool, gone string, e
 // PollNodes is Poll over the nodes of the lab that run: read gives one
 // node's events (nil for a node the feature has nothing on), and a stopped
 // node gives none, so that its objects are reported gone.
-func PollNodes(ctx context.Context, l Lab, every time.Duration, initial bool, gone string, emit func(Event), read func(ctx context.Context, node string) []Event) {
-	Poll(ctx, every, initial, gone, emit, func(ctx context.Context) []Event {
+func PollNodes(ctx context.Context, l Lab, every time.Duration, gone string, w Watcher, read func(ctx context.Context, node string) []Event) {
+	Poll(ctx, every, gone, w, func(ctx context.Context) []Event {
 		var out []Event
 		for _, node := range l.Nodes() {
 			if !l.Stopped(node) {

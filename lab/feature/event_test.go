@@ -10,7 +10,8 @@ import (
 )
 
 // TestPoll: the first read is the state (reported marked initial, or not
-// at all); after it, only what changed, and what went away as gone.
+// at all), and the watch is ready after it; after it, only what changed,
+// and what went away as gone.
 func TestPoll(t *testing.T) {
 	reads := [][]Event{
 		{{Node: "r1", Kind: "bgp", Object: "10.0.0.2", State: "established"}, {Node: "r1", Kind: "bfd", Object: "10.0.0.2", State: "up"}},
@@ -22,8 +23,18 @@ func TestPoll(t *testing.T) {
 		var mu sync.Mutex
 		var got []Event
 		ctx, cancel := context.WithCancel(context.Background())
-		n := 0
-		Poll(ctx, time.Millisecond, initial, "gone", func(e Event) { mu.Lock(); got = append(got, e); mu.Unlock() }, func(context.Context) []Event {
+		n, readyAt := 0, -1
+		w := Watcher{
+			Initial: initial,
+			Emit:    func(e Event) { mu.Lock(); got = append(got, e); mu.Unlock() },
+			Ready: func() {
+				if readyAt >= 0 {
+					t.Errorf("ready told twice")
+				}
+				readyAt = n
+			},
+		}
+		Poll(ctx, time.Millisecond, "gone", w, func(context.Context) []Event {
 			if n == len(reads) {
 				cancel()
 				return nil
@@ -31,6 +42,9 @@ func TestPoll(t *testing.T) {
 			n++
 			return reads[n-1]
 		})
+		if readyAt != 1 {
+			t.Errorf("initial %v: ready told after read %d; want after the first", initial, readyAt)
+		}
 		want := []Event{
 			{Node: "r1", Kind: "bgp", Object: "10.0.0.2", State: "idle"},
 			{Node: "r1", Kind: "bfd", Object: "10.0.0.2", State: "gone"},
@@ -64,7 +78,7 @@ func TestPollNodes(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var got []Event
 	var readNodes []string
-	PollNodes(ctx, nodesLab{reads: &reads}, time.Millisecond, false, "gone", func(e Event) { got = append(got, e) }, func(_ context.Context, node string) []Event {
+	PollNodes(ctx, nodesLab{reads: &reads}, time.Millisecond, "gone", Watcher{Emit: func(e Event) { got = append(got, e) }}, func(_ context.Context, node string) []Event {
 		readNodes = append(readNodes, node)
 		if node == "r1" {
 			reads++

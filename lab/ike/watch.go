@@ -17,8 +17,8 @@ const WatchPoll = time.Second
 // Watch implements feature.WatchHook: each end's IKE SA and CHILD SA of
 // each tunnel (ike, object the tunnel: "established, CHILD installed", or
 // why not), and a charon that does not answer.
-func (Feature) Watch(ctx context.Context, l feature.Lab, initial bool, emit func(feature.Event)) error {
-	feature.PollNodes(ctx, l, WatchPoll, initial, "gone", emit, func(_ context.Context, node string) []feature.Event {
+func (Feature) Watch(ctx context.Context, l feature.Lab, w feature.Watcher) error {
+	feature.PollNodes(ctx, l, WatchPoll, "gone", w, func(_ context.Context, node string) []feature.Event {
 		in, ok := conns(l, node)
 		if !ok {
 			return nil

@@ -16,13 +16,16 @@ type Events struct {
 	all []lab.Event
 }
 
-// Watch watches a deployed lab (its state first, marked initial) until
-// the test ends; a watch that fails fails the test.
+// Watch watches a deployed lab until the test ends, and returns once the
+// watch is ready (a change from then on is reported); a watch that fails
+// fails the test.
 func Watch(t testing.TB, l *lab.Lab, opts lab.WatchOptions) *Events {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &Events{}
 	done := make(chan error, 1)
+	ready := make(chan struct{})
+	opts.Ready = func() { close(ready) }
 	go func() { done <- l.Watch(ctx, opts, e.add) }()
 	t.Cleanup(func() {
 		cancel()
@@ -30,6 +33,14 @@ func Watch(t testing.TB, l *lab.Lab, opts lab.WatchOptions) *Events {
 			t.Errorf("watch: %v", err)
 		}
 	})
+	select {
+	case <-ready:
+	case err := <-done:
+		done <- err // for the cleanup
+		t.Fatalf("watch ended before it was ready: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("watch not ready within 30s")
+	}
 	return e
 }
 

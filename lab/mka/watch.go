@@ -13,8 +13,8 @@ const WatchPoll = time.Second
 
 // Watch implements feature.WatchHook: each MKA port's session (mka, object
 // the MACsec device: secured, or not secured and why).
-func (Feature) Watch(ctx context.Context, l feature.Lab, initial bool, emit func(feature.Event)) error {
-	feature.PollNodes(ctx, l, WatchPoll, initial, "gone", emit, func(_ context.Context, node string) []feature.Event {
+func (Feature) Watch(ctx context.Context, l feature.Lab, w feature.Watcher) error {
+	feature.PollNodes(ctx, l, WatchPoll, "gone", w, func(_ context.Context, node string) []feature.Event {
 		var s state
 		if !l.State(Name, node, &s) {
 			return nil

@@ -17,8 +17,8 @@ const WatchPoll = time.Second
 // Watch implements feature.WatchHook: an impairment set on an interface
 // (impair, "set", what it is) or taken off it ("cleared"), whoever did it,
 // read from the kernel as inspect reads it.
-func (Feature) Watch(ctx context.Context, l feature.Lab, initial bool, emit func(feature.Event)) error {
-	feature.PollNodes(ctx, l, WatchPoll, initial, "cleared", emit, func(_ context.Context, node string) []feature.Event {
+func (Feature) Watch(ctx context.Context, l feature.Lab, w feature.Watcher) error {
+	feature.PollNodes(ctx, l, WatchPoll, "cleared", w, func(_ context.Context, node string) []feature.Event {
 		ns, err := l.NetNS(node)
 		if err != nil {
 			return nil
