@@ -76,7 +76,9 @@ func (Feature) Act(ctx context.Context, l feature.Lab, key string, v any) (strin
 	if err != nil {
 		return "", nil, err
 	}
-	return fmt.Sprintf("%s rekeyed in %s, SPI %#x → %#x", rep.What, rep.Took.Round(1e6), rep.SPIBefore, rep.SPIAfter), nil, nil
+	// The SPIs are the CHILD SA's, as erlab ipsec rekey says: an IKE SA
+	// rekeyed keeps it.
+	return fmt.Sprintf("%s rekeyed in %s; CHILD SA out SPI %#x → %#x", rep.What, rep.Took.Round(1e6), rep.SPIBefore, rep.SPIAfter), nil, nil
 }
 
 // KillCharon kills a node's charon with SIGKILL, once it is sure the PID
