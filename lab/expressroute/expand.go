@@ -929,7 +929,21 @@ func (b *builder) vpnGateway(v *vnet) {
 	ga, va := hosts30(netip.PrefixFrom(v.gatewaySubnet().Addr(), 30))
 	b.nodes[gw].iface(pg, ifOut{Addresses: []string{pfx(ga, 30)}})
 	b.nodes[vpn].iface(pv, ifOut{Addresses: []string{pfx(va, 30)}})
-	b.nodes[gw].neighbor(&nbrOut{Address: va.String(), RemoteAS: GatewayASN, Description: vpn, Export: &policyOut{NextHopSelf: true}})
+	// Where the VPN runs over the internet it carries the prefixes
+	// ExpressRoute carries, and the virtual network prefers ExpressRoute
+	// (model: "ExpressRoute is preferred"): the ExpressRoute gateway, the
+	// virtual network's router here, gives what the VPN gateway brings the
+	// lower preference. The VPN gateway itself sends into its tunnel what
+	// it learned through it, as Azure's does, so it always offers that
+	// path: the backup is in place before ExpressRoute fails, and the
+	// MSEEs' withdrawal alone moves the traffic.
+	var fromVPN *policyOut
+	for _, vc := range v.vpns {
+		if vc.over == nil {
+			fromVPN = &policyOut{LocalPref: u32(VPNLocalPref)}
+		}
+	}
+	b.nodes[gw].neighbor(&nbrOut{Address: va.String(), RemoteAS: GatewayASN, Description: vpn, Import: fromVPN, Export: &policyOut{NextHopSelf: true}})
 	b.nodes[vpn].neighbor(&nbrOut{Address: ga.String(), RemoteAS: GatewayASN, Description: gw, Export: &policyOut{NextHopSelf: true}})
 	for k, vc := range v.vpns {
 		s := vc.site
@@ -939,7 +953,8 @@ func (b *builder) vpnGateway(v *vnet) {
 		what := fmt.Sprintf("site-to-site VPN connection %s: %s to %s's VPN gateway over the internet", name, s.spec.Name, v.spec.Name)
 		underlay := fmt.Sprintf("site-to-site VPN connection %s: the internet between %s and %s", name, core, vpn)
 		// Over the internet the tunnel carries the same prefixes as
-		// ExpressRoute, and the lower preference keeps it the backup;
+		// ExpressRoute, and the lower preference (the site's router's here,
+		// the ExpressRoute gateway's above) keeps it the backup;
 		// over a circuit it must carry more-specifics, or Azure would send
 		// the traffic over ExpressRoute without IPsec (model: "advertise
 		// more-specific (or disjoint) prefixes over the tunnel").
@@ -975,7 +990,7 @@ func (b *builder) vpnGateway(v *vnet) {
 		b.nodes[core].neighbor(&nbrOut{Address: va2.String(), RemoteAS: GatewayASN, Description: name, HoldTime: HoldTime, Keepalive: Keepalive,
 			Import: imp, Export: &policyOut{Prefixes: siteNets}})
 		b.nodes[vpn].neighbor(&nbrOut{Address: ca.String(), RemoteAS: s.spec.ASN, Description: name, HoldTime: HoldTime, Keepalive: Keepalive,
-			Import: imp, Export: &policyOut{Prefixes: vnetNets}})
+			Export: &policyOut{Prefixes: vnetNets}})
 		b.tunnels = append(b.tunnels, tunnelB{at: vc.spec.Pos, comment: what, out: tunnelOut{
 			Name: name,
 			Endpoints: []tunEndOut{

@@ -182,8 +182,9 @@ const (
 	// MicrosoftNetworkASN is Microsoft's global network, behind the MSEEs,
 	// where the services Microsoft peering reaches are announced from.
 	MicrosoftNetworkASN = 8075
-	// VPNLocalPref is what each end gives routes learned over a VPN
-	// connection: below any ExpressRoute route's, as Microsoft's
+	// VPNLocalPref is what the site's router gives routes learned over a
+	// VPN connection, and the ExpressRoute gateway those its VPN gateway
+	// brings: below any ExpressRoute route's, as Microsoft's
 	// coexistence guidance has it (model: "ExpressRoute is preferred";
 	// on-premises 150 for ExpressRoute against 100 in Microsoft's example,
 	// where erlab's secondary link has 100 already).

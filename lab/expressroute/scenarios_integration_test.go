@@ -232,6 +232,8 @@ func TestIntegrationScenarioPrefixLimit(t *testing.T) {
 // ExpressRoute's links (traffic moves into the tunnel, encrypted, and back
 // in clear), rekey the tunnel's CHILD and IKE SAs under traffic, and kill
 // the site's charon; afterwards inspect shows both IKE ends established.
+// Before them, the backup path is in place: the VPN gateway routes the
+// site through its tunnel, and the ExpressRoute gateway holds that path.
 func TestIntegrationScenarioVPNCoexistence(t *testing.T) {
 	tier.Integration(t)
 	tier.RequireFeatures(t, vlan.KernelDot1Q, bridgevlan.KernelBridgeVLAN, ipsec.KernelESP, ipsec.KernelXfrmi)
@@ -243,6 +245,16 @@ func TestIntegrationScenarioVPNCoexistence(t *testing.T) {
 	}
 	if via := labtest.RouteVia(t, l, "hub-gw", "10.1.0.10"); via != "100.64.0.9" {
 		t.Errorf("the ExpressRoute gateway sends to the site via %s; want msee1 (100.64.0.9)", via)
+	}
+	// The backup waits in the VNet's router: the VPN gateway sends to the
+	// site through its tunnel even while ExpressRoute is up, and offers
+	// that path to the ExpressRoute gateway, which holds it beside
+	// ExpressRoute's.
+	if via := labtest.RouteVia(t, l, "hub-vpngw", "10.1.0.10"); via != "169.254.21.1" {
+		t.Errorf("the VPN gateway sends to the site via %s; want its tunnel (169.254.21.1)", via)
+	}
+	if rib := labtest.Exec(t, l, "hub-gw", "gobgp", "global", "rib", "-a", "ipv4", "10.1.0.0/24"); !strings.Contains(rib, "10.10.255.226") {
+		t.Errorf("the ExpressRoute gateway holds no path to the site through the VPN gateway (10.10.255.226):\n%s", rib)
 	}
 	labtest.RunDrills(t, l, top)
 	info, err := l.Inspect(context.Background())
