@@ -27,8 +27,9 @@ kernel's own notifications, in every node's namespace); BGP sessions and BFD, MK
 impairments set and cleared (read every 0.5 to 1 s: the event comes when erlab saw the change);
 and what erlab did meanwhile: links pulled, nodes stopped, drills' steps, checks and results.
 The table's header comes once every node and feature is watched: a change made after it is
-reported. --initial-state prints the state of everything first, marked initial; --counters 1s adds each
-moving interface's packet rates at that interval. It runs until interrupted, or for --duration.
+reported. --initial-state prints the state of everything first, marked initial; --counters 1s
+adds each moving interface's packet rates at that interval. It runs until interrupted, or for
+--duration.
 
 --format json writes one JSON object per line (README, "Events": time, node, kind, object,
 state, detail, initial, values).`,
